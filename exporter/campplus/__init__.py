@@ -1,0 +1,1 @@
+"""CosyVoice2 campplus component: model (official state_dict layout), keys, export spec."""

@@ -1,0 +1,299 @@
+"""`sentis-tts`: export CosyVoice2 to Sentis-clean ONNX bundles, check them, run them.
+
+Every user error is printed as one line (`error: …`) with a non-zero exit code.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import SentisTTSError
+
+ALL = "all"
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _max_abs(parity: dict) -> str:
+    if parity.get("skipped"):
+        return "skipped"
+    vals = list(parity.get("max_abs", {}).values())
+    exact = parity.get("exact", {})
+    parts = []
+    if vals:
+        tol = max(parity.get("atol", {}).values() or [0])
+        parts.append(f"{max(vals):.2e} (≤{tol:g})")
+    if exact:
+        parts.append("exact" if all(exact.values()) else "MISMATCH")
+    return ", ".join(parts) or "-"
+
+
+def print_graph_table(manifest: dict, names: list[str] | None = None) -> None:
+    rows = [("graph", "size", "nodes", "checker", "parity max-abs (tol)")]
+    for name, g in manifest["graphs"].items():
+        if names is not None and name not in names:
+            continue
+        ck = g.get("checker", {})
+        rows.append((
+            name,
+            _fmt_bytes(g.get("bytes", 0)),
+            str(ck.get("nodes", "?")),
+            f"ok ({ck.get('sentis_version')})" if ck.get("ok") else "FAIL",
+            _max_abs(g.get("parity", {})),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sentis-tts")
+def cli() -> None:
+    """Turn a CosyVoice2 text-to-speech model into ONNX graphs that Unity Sentis imports,
+    prove they compute what PyTorch computes, and run them without PyTorch.
+
+    \b
+    Typical use:
+      sentis-tts demo                                   # tiny seeded model, end to end
+      sentis-tts inspect --model-dir CosyVoice2-0.5B    # what is in a model directory
+      sentis-tts export all --model-dir CosyVoice2-0.5B --out bundle/
+      sentis-tts check bundle/*.onnx                    # Sentis compatibility report
+      sentis-tts convert third_party.onnx clean.onnx --input-shape x=1,80,256
+    """
+
+
+# ------------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path), help="Official CosyVoice2 model directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the parsed configuration as JSON.")
+def inspect(model_dir: Path, as_json: bool) -> None:
+    """Read a model directory (safely: nothing in the yaml is imported or executed) and show
+    its hyper-parameters and which files are present."""
+    import json
+
+    from .modeldir import ModelDir
+
+    md = ModelDir.open(model_dir)
+    if as_json:
+        click.echo(json.dumps({"config": md.config.to_dict(), "files": md.inventory()}, indent=2))
+        return
+    c = md.config
+    q = c.llm.qwen
+    click.echo(f"model dir: {md.root}")
+    click.echo(f"  llm : Qwen2 {q.num_hidden_layers} layers, hidden {q.hidden_size}, heads {q.num_attention_heads}/{q.num_key_value_heads} kv, "
+               f"text vocab {q.vocab_size}, speech vocab {c.llm.speech_vocab}")
+    e, s = c.flow.encoder, c.flow.estimator
+    click.echo(f"  flow: encoder {e.num_blocks}+{e.num_up_blocks} blocks × {e.output_size}, estimator channels {list(s.channels)}, "
+               f"{s.n_blocks} blocks/level, {s.num_mid_blocks} mid, {s.num_heads} heads")
+    h = c.hift
+    click.echo(f"  hift: base {h.base_channels}, upsample {list(h.upsample_rates)}, istft {h.istft_n_fft}/{h.istft_hop_len}, "
+               f"{h.sampling_rate} Hz ({h.hop_samples} samples per mel frame)")
+    for name, state in md.inventory().items():
+        click.echo(f"  {name:32s} {state}")
+
+
+# ------------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@click.option("--size", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
+              help="tiny: small dims for tests; full: real CosyVoice2-0.5B dims (≈3 GB) for benchmarks.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["pt", "safetensors"]), default="pt", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing directory.")
+def fixture(out: Path, size: str, seed: int, fmt: str, overwrite: bool) -> None:
+    """Write a model directory in the official layout with seeded random weights
+    (weights cannot be downloaded here; this exercises the real loading path)."""
+    from .fixtures import build_model_dir
+
+    if out.exists() and not overwrite:
+        raise SentisTTSError(f"{out} exists; pass --overwrite to replace it")
+    t0 = time.perf_counter()
+    build_model_dir(out, size=size, seed=seed, fmt=fmt, overwrite=overwrite)
+    click.echo(f"wrote {size} model dir {out} in {time.perf_counter() - t0:.1f} s")
+
+
+# ------------------------------------------------------------------------------------------------
+def _export_options(fp16, opset, sentis_version, no_parity, seed, threads, flow_len, max_cache_len, prefill_chunk, hift_frames):
+    from .spec import ExportOptions
+
+    return ExportOptions(fp16=fp16, opset=opset, sentis_version=sentis_version, parity=not no_parity, seed=seed,
+                         threads=threads, flow_lens=tuple(flow_len), max_cache_len=max_cache_len,
+                         prefill_chunk=prefill_chunk, hift_frames=hift_frames)
+
+
+def run_export(model_dir: Path, out: Path, components: list[str], options, *, overwrite: bool, quiet: bool = False) -> dict:
+    from .export import export_components
+    from .modeldir import ModelDir
+
+    md = ModelDir.open(model_dir)
+    state = {"bar": None, "t0": time.perf_counter()}
+
+    def on_graph(comp, name, res):
+        if quiet:
+            return
+        if res is None:
+            click.echo(f"[{comp}] exporting {name} …", nl=False)
+            state["t0"] = time.perf_counter()
+        else:
+            click.echo(f" done in {res.seconds:.1f} s")
+
+    mode = "create" if overwrite else "update"
+    manifest = export_components(md, out, components, options, mode=mode, overwrite=overwrite, on_graph=on_graph)
+    if not quiet:
+        click.echo("")
+        print_graph_table(manifest)
+        click.echo(f"\nbundle: {out}")
+    return manifest
+
+
+_COMPONENT_HELP = "Component(s) to export: all, llm, flow, hift, speech_tokenizer, campplus."
+
+
+@cli.command()
+@click.argument("components", nargs=-1, required=True)
+@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path), help="Official CosyVoice2 model directory.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Bundle folder (created, or updated in place atomically).")
+@click.option("--fp16", is_flag=True, help="Store weights as float16 (graph inputs/outputs stay float32).")
+@click.option("--opset", type=click.IntRange(15, 17), default=17, show_default=True, help="ONNX opset (Sentis-safe range 15-17).")
+@click.option("--sentis-version", default="2.1", show_default=True, help="Oldest Sentis version the graphs must import in.")
+@click.option("--flow-len", type=int, multiple=True, help="Fixed mel length(s) of the flow graphs; repeat for buckets (e.g. --flow-len 256 --flow-len 512).")
+@click.option("--max-cache-len", type=int, default=None, help="LLM KV-cache capacity in positions (default from the component).")
+@click.option("--prefill-chunk", type=int, default=None, help="LLM prefill chunk length (default from the component).")
+@click.option("--hift-frames", type=int, default=None, help="Mel frames per HiFT chunk graph (default from the component).")
+@click.option("--no-parity", is_flag=True, help="Skip the PyTorch-vs-ONNX parity measurement (not recommended).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the parity inputs.")
+@click.option("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), show_default=True, help="CPU threads for parity runs.")
+@click.option("--overwrite", is_flag=True, help="Replace the bundle instead of updating it.")
+def export(components, model_dir, out, fp16, opset, sentis_version, flow_len, max_cache_len, prefill_chunk, hift_frames,
+           no_parity, seed, threads, overwrite) -> None:
+    """Export COMPONENTS of a model directory into a bundle: every graph is traced, run through
+    the graph passes, checked for Sentis, and compared with its PyTorch module (max-abs error
+    and tolerance are written to manifest.json).
+
+    \b
+    Examples:
+      sentis-tts export all  --model-dir CosyVoice2-0.5B --out bundle/
+      sentis-tts export llm  --model-dir CosyVoice2-0.5B --out bundle/ --fp16
+      sentis-tts export flow --model-dir CosyVoice2-0.5B --out bundle/ --flow-len 256 --flow-len 512
+    """
+    from .export import COMPONENTS, available_components
+
+    comps = list(components)
+    if ALL in comps:
+        comps = available_components()
+    unknown = [c for c in comps if c not in COMPONENTS]
+    if unknown:
+        raise SentisTTSError(f"unknown component(s) {', '.join(unknown)}; choose from: all, {', '.join(COMPONENTS)}")
+    opts = _export_options(fp16, opset, sentis_version, no_parity, seed, threads, flow_len, max_cache_len, prefill_chunk, hift_frames)
+    run_export(model_dir, out, comps, opts, overwrite=overwrite)
+
+
+# ------------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--bundle", "-b", required=True, type=click.Path(path_type=Path), help="Bundle folder.")
+@click.option("--sentis-version", default=None, help="Re-check the graphs for this Sentis version (default: the one recorded).")
+def verify(bundle: Path, sentis_version: str | None) -> None:
+    """Verify a bundle: every file's sha256 matches the manifest and every graph passes the
+    Sentis checker again."""
+    from graph_passes.sentis import check_model
+    from runtime_ref.bundle import Bundle
+
+    b = Bundle.open(bundle, verify=True)
+    bad = 0
+    for name, g in b.manifest["graphs"].items():
+        ver = sentis_version or g.get("checker", {}).get("sentis_version", "2.1")
+        rep = check_model(bundle / g["file"], ver, allowed_symbolic_dims=g.get("symbolic_dims", {}).keys())
+        click.echo(f"{name:28s} sha256 ok  checker {'ok' if rep.ok else 'FAIL'} ({ver})")
+        if not rep.ok:
+            bad += 1
+            click.echo(rep.format())
+    if bad:
+        raise SentisTTSError(f"{bad} graph(s) failed the Sentis checker")
+    click.echo(f"{len(b.manifest['graphs'])} graph(s) verified")
+
+
+# ------------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
+              help="Folder for the demo model dir, bundle and outputs (replaced if it exists).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), show_default=True)
+def demo(out: Path, seed: int, threads: int) -> None:
+    """Run the main job on the built-in tiny model: build a seeded tiny model directory in the
+    official layout, export every available component, check every graph for Sentis and
+    measure parity against PyTorch."""
+    import shutil
+
+    from .export import available_components
+    from .fixtures import build_model_dir
+    from .spec import ExportOptions
+
+    t0 = time.perf_counter()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    md_path = build_model_dir(out / "model", size="tiny", seed=seed)
+    click.echo(f"[1/3] tiny model dir (seed {seed}): {md_path}")
+    comps = available_components()
+    if not comps:
+        raise SentisTTSError("no exportable component is installed")
+    click.echo(f"[2/3] exporting {', '.join(comps)}")
+    manifest = run_export(md_path, out / "bundle", comps, ExportOptions(seed=seed, threads=threads), overwrite=True)
+    click.echo("[3/3] re-checking the bundle")
+    from runtime_ref.bundle import Bundle
+
+    Bundle.open(out / "bundle", verify=True)
+    n = len(manifest["graphs"])
+    click.echo(f"demo finished in {time.perf_counter() - t0:.1f} s: {n} graph(s), all Sentis-clean, parity within tolerance")
+
+
+def _add_graph_commands() -> None:
+    try:
+        from .cli_graph import check_command, convert_command
+    except ImportError:  # pragma: no cover - during development only
+        return
+    cli.add_command(check_command, "check")
+    cli.add_command(convert_command, "convert")
+
+
+_add_graph_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from runtime_ref.errors import RuntimeRefError
+
+    try:
+        rv = cli.main(args=argv, prog_name="sentis-tts", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (SentisTTSError, RuntimeRefError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    else:
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""The export driver: trace a GraphSpec with the TorchScript exporter, run graph_passes, (fp16
+weights), run the Sentis checker, measure parity against the PyTorch module, write to a bundle.
+
+Every graph we write goes through `export_graph`, so every graph is checked and every graph has
+measured parity figures in the manifest.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import onnx
+import torch
+
+from .errors import ExportError, SentisTTSError
+from .spec import ComponentExport, ExportOptions, GraphSpec
+
+# component name -> module providing `build(model_dir: ModelDir, options: ExportOptions) -> ComponentExport`
+COMPONENTS: dict[str, str] = {
+    "llm": "exporter.llm.export",
+    "flow": "exporter.flow.export",
+    "hift": "exporter.hift.export",
+    "speech_tokenizer": "exporter.speech_tokenizer.export",
+    "campplus": "exporter.campplus.export",
+}
+
+
+def available_components() -> list[str]:
+    """Components whose export module exists in this installation."""
+    out = []
+    for name, mod in COMPONENTS.items():
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        out.append(name)
+    return out
+
+
+def component_builder(name: str) -> Callable:
+    if name not in COMPONENTS:
+        raise SentisTTSError(f"unknown component {name!r}; one of: {', '.join(COMPONENTS)}")
+    try:
+        mod = importlib.import_module(COMPONENTS[name])
+    except ModuleNotFoundError as e:
+        if e.name == COMPONENTS[name]:
+            raise SentisTTSError(f"component {name!r} is not implemented in this version of sentis-tts") from None
+        raise
+    return mod.build
+
+
+@dataclass
+class GraphResult:
+    name: str
+    entry: dict  # the manifest entry (without sha256/bytes, which the BundleWriter adds)
+    seconds: float
+
+
+def _run_torch(spec: GraphSpec, case: int) -> list[np.ndarray]:
+    with torch.inference_mode():
+        out = spec.module(*spec.torch_inputs(case))
+    if isinstance(out, torch.Tensor):
+        out = (out,)
+    return [o.detach().cpu().numpy() for o in out]
+
+
+def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dict:
+    """Run the ONNX file in onnxruntime and the PyTorch module on the same inputs; max-abs per
+    output over all cases. Raises ExportError if any output exceeds its tolerance."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    worst: dict[str, float] = {o.name: 0.0 for o in spec.outputs}
+    mismatched: dict[str, int] = {}
+    for case in range(spec.parity_cases):
+        feeds = {k: np.ascontiguousarray(v) for k, v in spec.make_inputs(case).items() if k in {i.name for i in spec.inputs}}
+        ref = _run_torch(spec, case)
+        got = sess.run([o.name for o in spec.outputs], feeds)
+        for o, r, g in zip(spec.outputs, ref, got):
+            if r.shape != g.shape:
+                raise ExportError(f"{spec.name}: output {o.name} has shape {g.shape} in ONNX but {r.shape} in PyTorch (case {case})")
+            if o.name in spec.exact_outputs:
+                mismatched[o.name] = mismatched.get(o.name, 0) + int(np.sum(r != g))
+                continue
+            err = float(np.max(np.abs(r.astype(np.float64) - g.astype(np.float64)))) if r.size else 0.0
+            worst[o.name] = max(worst[o.name], err)
+    failures = []
+    for name, err in worst.items():
+        tol = spec.atol_per_output.get(name, spec.atol)
+        if name not in spec.exact_outputs and not err <= tol:
+            failures.append(f"{name} max-abs {err:.3g} > {tol:g}")
+    for name, n in mismatched.items():
+        if n:
+            failures.append(f"{name}: {n} element(s) differ (exact match required)")
+    result = {
+        "reference": "torch",
+        "cases": spec.parity_cases,
+        "max_abs": {k: v for k, v in worst.items() if k not in spec.exact_outputs},
+        "atol": {o.name: spec.atol_per_output.get(o.name, spec.atol) for o in spec.outputs if o.name not in spec.exact_outputs},
+    }
+    if spec.exact_outputs:
+        result["exact"] = {k: mismatched.get(k, 0) == 0 for k in spec.exact_outputs}
+    if failures:
+        raise ExportError(f"{spec.name}: parity vs PyTorch failed: " + "; ".join(failures))
+    return result
+
+
+def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions) -> GraphResult:
+    """Trace, pass, check and measure one graph; writes out_dir/<name>.onnx."""
+    from graph_passes import run_pipeline
+    from graph_passes.precision import weights_to_fp16
+    from graph_passes.sentis import check_model
+
+    t0 = time.perf_counter()
+    path = out_dir / spec.file
+    raw = out_dir / f".{spec.name}.raw.onnx"
+    spec.module.eval()
+    dynamic_axes: dict[str, dict[int, str]] = {}
+    for t in list(spec.inputs) + list(spec.outputs):
+        axes = {i: d for i, d in enumerate(t.shape) if isinstance(d, str)}
+        undeclared = [d for d in axes.values() if d not in spec.symbolic_dims]
+        if undeclared:
+            raise ExportError(f"{spec.name}: symbolic dim(s) {undeclared} of {t.name} are not declared with a justification")
+        if axes:
+            dynamic_axes[t.name] = axes
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                spec.module,
+                spec.torch_inputs(0),
+                str(raw),
+                input_names=[t.name for t in spec.inputs],
+                output_names=[t.name for t in spec.outputs],
+                opset_version=options.opset,
+                dynamic_axes=dynamic_axes or None,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    except Exception as e:  # noqa: BLE001 - re-raised as a one-line export error
+        raw.unlink(missing_ok=True)
+        raise ExportError(f"{spec.name}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
+    model = onnx.load(str(raw))
+    raw.unlink(missing_ok=True)
+    model, applied = run_pipeline(model, spec.passes, input_shapes=spec.static_shapes(), target_opset=options.opset)
+    weights_dtype = "float32"
+    if options.fp16 and not spec.fp16_exempt:
+        model = weights_to_fp16(model)
+        applied = list(applied) + ["weights_to_fp16"]
+        weights_dtype = "float16"
+    onnx.save(model, str(path))
+    report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys())
+    if not report.ok:
+        lines = "; ".join(f"{v.rule} {v.node or ''}({v.op or ''}) {v.message}" for v in report.violations[:5])
+        raise ExportError(f"{spec.name}: Sentis checker found {len(report.violations)} violation(s): {lines}")
+    parity = measure_parity(spec, path, threads=options.threads) if options.parity else {"skipped": True}
+    if options.fp16 and not spec.fp16_exempt:
+        parity["note"] = "float16 weights vs float32 PyTorch module"
+    entry = {
+        "file": spec.file,
+        "component": spec.component,
+        "description": spec.description,
+        "opset": options.opset,
+        "inputs": [t.to_dict() for t in spec.inputs],
+        "outputs": [t.to_dict() for t in spec.outputs],
+        "fixed_dims": dict(spec.fixed_dims),
+        "symbolic_dims": dict(spec.symbolic_dims),
+        "passes": list(applied),
+        "weights_dtype": weights_dtype,
+        "checker": {"sentis_version": options.sentis_version, "ok": report.ok, "nodes": report.n_nodes,
+                    "op_counts": dict(sorted(report.op_counts.items()))},
+        "parity": parity,
+    }
+    if spec.metadata:
+        entry["metadata"] = spec.metadata
+    return GraphResult(spec.name, entry, time.perf_counter() - t0)
+
+
+def export_components(
+    model_dir,
+    out: str | Path,
+    components: Iterable[str],
+    options: ExportOptions,
+    *,
+    mode: str = "update",
+    overwrite: bool = False,
+    on_graph: Callable[[str, str, GraphResult | None], None] | None = None,
+) -> dict:
+    """Export `components` of `model_dir` into the bundle `out` (atomically). Returns the manifest.
+    `on_graph(component, graph_name, result_or_None)` is called before (None) and after each graph."""
+    from .bundle import BundleWriter, sha256_file
+
+    components = list(components)
+    builders = {c: component_builder(c) for c in components}
+    torch.manual_seed(options.seed)
+    with BundleWriter(out, mode=mode, overwrite=overwrite) as bw:
+        m = bw.manifest
+        m["source"]["model_dir"] = str(Path(model_dir.root).resolve())
+        m["constants"].update({
+            "sample_rate": model_dir.config.sample_rate,
+            "token_frame_rate": model_dir.config.token_frame_rate,
+            "token_mel_ratio": model_dir.config.token_mel_ratio,
+            "chunk_size": model_dir.config.chunk_size,
+        })
+        m.setdefault("export_options", {})
+        for comp in components:
+            ce: ComponentExport = builders[comp](model_dir, options)
+            bw.drop_component(comp)
+            if comp in ("llm", "flow", "hift"):
+                ck = model_dir.checkpoint_path(comp)
+                m["source"].setdefault("checkpoints", {})[comp] = {"file": ck.name, "sha256": sha256_file(ck)}
+            for spec in ce.graphs:
+                if on_graph:
+                    on_graph(comp, spec.name, None)
+                res = export_graph(spec, bw.path, options)
+                bw.add_graph(spec.name, res.entry)
+                if on_graph:
+                    on_graph(comp, spec.name, res)
+            for rel, content in ce.files.items():
+                bw.add_file(rel, content, component=comp)
+            m["components"][comp] = ce.manifest
+            m["export_options"][comp] = {"fp16": options.fp16, "opset": options.opset, "sentis_version": options.sentis_version}
+        return m

@@ -1,0 +1,90 @@
+"""Export specs: each graph declares, in one place, its inputs, outputs, fixed and symbolic dims,
+dummy/parity inputs and tolerance (like Optimum's per-model ONNX configs). The CLI, the export
+driver and the tests all read these.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+DTYPES = {"float32": np.float32, "int32": np.int32, "int64": np.int64, "float16": np.float16}
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    shape: tuple[int | str, ...]  # a str is a symbolic dim, declared in GraphSpec.symbolic_dims
+    dtype: str = "float32"
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        if self.description:
+            d["description"] = self.description
+        return d
+
+
+@dataclass
+class ExportOptions:
+    """What the user asked for on the command line (components read what concerns them)."""
+
+    fp16: bool = False  # float16 weights (graph I/O stays float32)
+    opset: int = 17
+    sentis_version: str = "2.1"
+    parity: bool = True
+    seed: int = 0
+    threads: int = 2
+    flow_lens: tuple[int, ...] = ()  # empty = component default
+    max_cache_len: int | None = None
+    prefill_chunk: int | None = None
+    hift_frames: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GraphSpec:
+    name: str  # graph name; file is f"{name}.onnx"
+    component: str
+    module: torch.nn.Module  # export wrapper: forward(*inputs) in the order of `inputs`
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    # parity/dummy inputs: case index -> {input name: array}; case 0 is also the trace input
+    make_inputs: Callable[[int], dict[str, np.ndarray]]
+    atol: float  # max-abs tolerance vs PyTorch (per output unless `atol_per_output` has it)
+    parity_cases: int = 3
+    atol_per_output: dict[str, float] = field(default_factory=dict)
+    fixed_dims: dict[str, int] = field(default_factory=dict)  # named fixed lengths for the manifest
+    symbolic_dims: dict[str, str] = field(default_factory=dict)  # dim name -> why it must stay dynamic
+    passes: list[str] | None = None  # None = graph_passes.DEFAULT_PASSES
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # outputs compared with a custom metric instead of max-abs (e.g. integer token ids: exact)
+    exact_outputs: tuple[str, ...] = ()
+    fp16_exempt: bool = False  # keep fp32 weights even in an fp16 bundle (precision-sensitive)
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.onnx"
+
+    def torch_inputs(self, case: int = 0) -> tuple[torch.Tensor, ...]:
+        arrays = self.make_inputs(case)
+        missing = [t.name for t in self.inputs if t.name not in arrays]
+        if missing:
+            raise KeyError(f"{self.name}: make_inputs({case}) lacks {missing}")
+        return tuple(torch.from_numpy(np.ascontiguousarray(arrays[t.name])) for t in self.inputs)
+
+    def static_shapes(self) -> dict[str, list[int]]:
+        return {t.name: list(t.shape) for t in self.inputs if all(isinstance(d, int) for d in t.shape)}
+
+
+@dataclass
+class ComponentExport:
+    """What a component contributes to a bundle."""
+
+    component: str
+    graphs: list[GraphSpec]
+    manifest: dict[str, Any] = field(default_factory=dict)  # goes to manifest["components"][component]
+    files: dict[str, bytes | np.ndarray] = field(default_factory=dict)  # extra files (relative path -> content)
