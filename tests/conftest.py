@@ -1,0 +1,29 @@
+"""Shared fixtures: model directories in the official layout with seeded random weights.
+
+Built once per test session (they go through exactly the loading path a real download does).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Reproducible numbers: torch results change in the last bits with the thread count.
+torch.set_num_threads(int(os.environ.get("SENTIS_TTS_TEST_THREADS", "2")))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Path to a tiny CosyVoice2 model dir (seed 0, .pt checkpoints)."""
+    from exporter.fixtures import build_model_dir
+
+    return build_model_dir(tmp_path_factory.mktemp("models") / "tiny", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_md(tiny_model_dir):
+    """The opened ModelDir of `tiny_model_dir`."""
+    from exporter.modeldir import ModelDir
+
+    return ModelDir.open(tiny_model_dir)
