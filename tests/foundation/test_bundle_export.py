@@ -1,0 +1,172 @@
+"""The export driver and bundle contract on a toy component (trace → passes → checker → parity →
+atomic bundle), and the runtime_ref reader."""
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from exporter.errors import ExportError, SentisTTSError
+from exporter.export import export_components
+from exporter.spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
+from runtime_ref.bundle import Bundle
+from runtime_ref.errors import BundleError
+
+
+class Toy(torch.nn.Module):
+    def __init__(self, scale=1.0):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv1d(8, 16, 3, padding=1)
+        self.norm = torch.nn.LayerNorm(16)
+        self.scale = scale
+
+    def forward(self, x, length):
+        # x (1, 8, 32), length (1,) int32 -> y (1, 32, 16) masked beyond length
+        y = self.norm(torch.nn.functional.gelu(self.conv(x)).transpose(1, 2)) * self.scale
+        mask = (torch.arange(32).unsqueeze(0) < length.unsqueeze(1)).to(y.dtype)
+        return y * mask.unsqueeze(-1)
+
+
+def _inputs(case):
+    rng = np.random.default_rng(case)
+    return {"x": rng.standard_normal((1, 8, 32)).astype(np.float32), "length": np.array([20 + case], np.int32)}
+
+
+def toy_build():
+    def build(md, options):
+        module = Toy()
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.m = module
+
+            def forward(self, x, length):
+                return self.m(x, length)
+
+        spec = GraphSpec(
+            name="toy_graph", component="toy", module=Wrapper(),
+            inputs=[TensorSpec("x", (1, 8, 32)), TensorSpec("length", (1,), "int32")],
+            outputs=[TensorSpec("y", (1, 32, 16))], make_inputs=_inputs, atol=1e-5,
+            fixed_dims={"frames": 32},
+        )
+        return ComponentExport("toy", [spec], manifest={"frames": 32}, files={"toy/table.npy": np.arange(5, dtype=np.float32)})
+
+    return build
+
+
+@pytest.fixture
+def toy_component(monkeypatch):
+    mod = types.ModuleType("toy_component_for_tests")
+    mod.build = toy_build()
+    monkeypatch.setitem(sys.modules, "toy_component_for_tests", mod)
+    import exporter.export as ex
+
+    monkeypatch.setitem(ex.COMPONENTS, "toy", "toy_component_for_tests")
+    return mod
+
+
+def test_export_writes_a_checked_bundle_with_parity(tmp_path, tiny_md, toy_component):
+    out = tmp_path / "bundle"
+    m = export_components(tiny_md, out, ["toy"], ExportOptions(), mode="create")
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["manifest.json", "toy", "toy_graph.onnx"]
+    man = json.loads((out / "manifest.json").read_text())
+    assert man == m
+    g = man["graphs"]["toy_graph"]
+    assert g["checker"]["ok"] and g["opset"] == 17 and g["fixed_dims"] == {"frames": 32}
+    assert g["inputs"][1] == {"name": "length", "shape": [1], "dtype": "int32"}
+    assert g["parity"]["max_abs"]["y"] < 1e-5 and g["parity"]["atol"]["y"] == 1e-5
+    assert g["passes"] and len(g["sha256"]) == 64
+    assert man["components"]["toy"] == {"frames": 32}
+    assert man["constants"]["sample_rate"] == 24000
+    # the runtime reads it back, verifies hashes, and runs the graph
+    b = Bundle.open(out)
+    y = b.run("toy_graph", _inputs(0))["y"]
+    ref = Toy()(*(torch.from_numpy(v) for v in _inputs(0).values())).detach().numpy()
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+    np.testing.assert_array_equal(b.load_array("toy/table.npy"), np.arange(5, dtype=np.float32))
+
+
+def test_fp16_weights_bundle(tmp_path, tiny_md, toy_component):
+    m = export_components(tiny_md, tmp_path / "b16", ["toy"], ExportOptions(fp16=True), mode="create")
+    g = m["graphs"]["toy_graph"]
+    assert g["weights_dtype"] == "float16" and "weights_to_fp16" in g["passes"]
+    assert g["inputs"][0]["dtype"] == "float32"
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path, tiny_md, toy_component, monkeypatch):
+    out = tmp_path / "bundle"
+    export_components(tiny_md, out, ["toy"], ExportOptions(), mode="create")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def boom(md, options):
+        raise ExportError("simulated failure")
+
+    monkeypatch.setattr(toy_component, "build", boom)
+    with pytest.raises(ExportError):
+        export_components(tiny_md, out, ["toy"], ExportOptions(), mode="update")
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before  # the existing bundle is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no temp dirs left
+
+
+def test_parity_failure_is_an_error(tmp_path, tiny_md, toy_component, monkeypatch):
+    def bad_build(md, options):
+        ce = toy_build()(md, options)
+        spec = ce.graphs[0]
+
+        # compare the traced module against a changed one after tracing
+        class Drift(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+                self.calls = 0
+
+            def forward(self, x, length):
+                self.calls += 1
+                out = self.inner(x, length)
+                return out if self.calls == 1 else out + 1e-3
+
+        spec.module = Drift(spec.module)
+        return ce
+
+    monkeypatch.setattr(toy_component, "build", bad_build)
+    with pytest.raises(ExportError, match=r"parity vs PyTorch failed: y max-abs 0.001 > 1e-05"):
+        export_components(tiny_md, tmp_path / "x", ["toy"], ExportOptions(), mode="create")
+    assert not (tmp_path / "x").exists()
+
+
+def test_create_refuses_to_overwrite(tmp_path, tiny_md, toy_component):
+    out = tmp_path / "bundle"
+    export_components(tiny_md, out, ["toy"], ExportOptions(), mode="create")
+    with pytest.raises(SentisTTSError, match="--overwrite"):
+        export_components(tiny_md, out, ["toy"], ExportOptions(), mode="create")
+    export_components(tiny_md, out, ["toy"], ExportOptions(), mode="create", overwrite=True)
+
+
+def test_bundle_reader_errors(tmp_path, tiny_md, toy_component):
+    out = tmp_path / "bundle"
+    export_components(tiny_md, out, ["toy"], ExportOptions(), mode="create")
+    with pytest.raises(BundleError, match="no manifest.json"):
+        Bundle.open(tmp_path)
+    b = Bundle.open(out)
+    with pytest.raises(BundleError, match="expects"):
+        b.run("toy_graph", {"x": np.zeros((1, 8, 31), np.float32), "length": np.array([3], np.int32)})
+    with pytest.raises(BundleError, match="no graph"):
+        b.graph("nope")
+    with pytest.raises(BundleError, match="no 'llm' component"):
+        b.component("llm")
+    data = bytearray((out / "toy_graph.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (out / "toy_graph.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256"):
+        Bundle.open(out)
+    man = json.loads((out / "manifest.json").read_text())
+    man["schema_version"] = 99
+    (out / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(BundleError, match="schema_version 99"):
+        Bundle.open(out, verify=False)
