@@ -177,8 +177,11 @@ _COMPONENT_HELP = "Component(s) to export: all, llm, flow, hift, speech_tokenize
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the parity inputs.")
 @click.option("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), show_default=True, help="CPU threads for parity runs.")
 @click.option("--overwrite", is_flag=True, help="Replace the bundle instead of updating it.")
-def export(components, model_dir, out, fp16, opset, sentis_version, flow_len, max_cache_len, prefill_chunk, hift_frames,
-           no_parity, seed, threads, overwrite) -> None:
+@click.option("--profile", default=None, help="Export profile: a yaml file or a name from configs/ (e.g. 'full', 'tiny'). "
+              "Options given on the command line win over the profile.")
+@click.pass_context
+def export(ctx, components, model_dir, out, fp16, opset, sentis_version, flow_len, max_cache_len, prefill_chunk, hift_frames,
+           no_parity, seed, threads, overwrite, profile) -> None:
     """Export COMPONENTS of a model directory into a bundle: every graph is traced, run through
     the graph passes, checked for Sentis, and compared with its PyTorch module (max-abs error
     and tolerance are written to manifest.json).
@@ -198,6 +201,14 @@ def export(components, model_dir, out, fp16, opset, sentis_version, flow_len, ma
     if unknown:
         raise SentisTTSError(f"unknown component(s) {', '.join(unknown)}; choose from: all, {', '.join(COMPONENTS)}")
     opts = _export_options(fp16, opset, sentis_version, no_parity, seed, threads, flow_len, max_cache_len, prefill_chunk, hift_frames)
+    if profile:
+        from click.core import ParameterSource
+
+        from .profiles import apply_profile, load_profile
+
+        param_to_field = {"flow_len": "flow_lens", "no_parity": "parity"}
+        explicit = {param_to_field.get(n, n) for n in ctx.params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+        apply_profile(opts, load_profile(profile), explicit)
     run_export(model_dir, out, comps, opts, overwrite=overwrite)
 
 
