@@ -27,6 +27,7 @@ COMPONENTS: dict[str, str] = {
     "hift": "exporter.hift.export",
     "speech_tokenizer": "exporter.speech_tokenizer.export",
     "campplus": "exporter.campplus.export",
+    "text": "exporter.text_export",
 }
 
 
