@@ -282,6 +282,9 @@ def _add_graph_commands() -> None:
 
 _add_graph_commands()
 
+from .cli_voice import voice_group  # noqa: E402  (prompt voices: `sentis-tts voice add|import-spk2info`)
+cli.add_command(voice_group, "voice")
+
 
 def main(argv: list[str] | None = None) -> None:
     from runtime_ref.errors import RuntimeRefError

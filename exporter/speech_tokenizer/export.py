@@ -69,6 +69,8 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
     return ComponentExport(COMPONENT, [spec], manifest={
         "graph": spec.name, "sample_rate": SAMPLE_RATE, "max_samples": spec.fixed_dims["max_samples"],
         "max_tokens": spec.fixed_dims["max_tokens"], "path": "re-export (weights mapped from the official ONNX)",
+        # the flow's 24 kHz prompt mel parameters (voice baking reads them from here)
+        "prompt_mel": {k: getattr(model_dir.config.mel, k) for k in ("n_fft", "hop_size", "num_mels", "sampling_rate", "fmin", "fmax")},
     })
 
 
