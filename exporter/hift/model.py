@@ -139,22 +139,27 @@ class HiFT(nn.Module):
         self.register_buffer("harmonics", torch.arange(1, self.n_harm + 1, dtype=torch.float64), persistent=False)
 
     # -- source -------------------------------------------------------------------------------
-    def frame_phase(self, f0: torch.Tensor, phase_in: torch.Tensor):
+    def frame_phase(self, f0: torch.Tensor, phase_in: torch.Tensor, phase_ref: torch.Tensor):
         """f0 (1, T) Hz -> (phase (1, T, H) cumulative phase of each frame in cycles, wrapped to
         [0,1); step (1, T, H) per-frame phase advance 480*rad in cycles, unwrapped).
         Official: rad = (f0*h/sr) % 1 per sample (constant within a frame), phase = 2 pi * 480 *
-        cumsum_frames(rad); the same modulo 1 cycle."""
+        cumsum_frames(rad); the same modulo 1 cycle.
+        phase_ref (1, T, 1) is zero or one-hot: with a one at frame r, phase[r] == phase_in
+        (chunked vocoding pins the phase at the last frame the previous chunk emitted);
+        all zeros: phase_in is the phase before frame 0."""
         rad = f0[:, :, None] * self.harmonics.to(f0.dtype) / self.cfg.sampling_rate  # (1, T, H)
         rad = rad - torch.floor(rad)  # % 1 (f0 >= 0)
         step = rad * self.hop  # cycles per frame, [0, 480)
         frac = step - torch.floor(step)
         if self.phase_bits is None:
             cum = torch.cumsum(frac, dim=1)
+            cum = cum - (cum * phase_ref).sum(dim=1, keepdim=True)
         else:  # exact integer cumsum of increments rounded to 2^-bits cycles (no fp32 drift)
             q = 1 << self.phase_bits
             n = torch.round(frac * q).to(torch.int32)
-            cum_i = torch.remainder(torch.cumsum(n, dim=1, dtype=torch.int32), q)
-            cum = cum_i.to(f0.dtype) * (1.0 / q)
+            cum_i = torch.remainder(torch.cumsum(n, dim=1, dtype=torch.int32), q)  # < 2^20
+            ref_i = (cum_i * phase_ref.to(torch.int32)).sum(dim=1, keepdim=True, dtype=torch.int32)
+            cum = torch.remainder(cum_i - ref_i + q, q).to(f0.dtype) * (1.0 / q)
         phase = cum + phase_in.to(f0.dtype)  # (1, T, H) + (1, 1, H)
         phase = phase - torch.floor(phase)
         return phase, step
@@ -174,12 +179,12 @@ class HiFT(nn.Module):
         half = self.hop // 2
         return seg[:, half: half + T * self.hop]
 
-    def source(self, f0, noise, phase_in):
+    def source(self, f0, noise, phase_in, phase_ref):
         """f0 (1, T), noise (1, 480T, H) ~ N(0,1), phase_in (1, 1, H) cycles ->
         (s (1, 1, 480T) merged excitation, phase (1, T, H))."""
         cfg = self.cfg
         B, T = f0.shape
-        phase, step = self.frame_phase(f0, phase_in)
+        phase, step = self.frame_phase(f0, phase_in, phase_ref)
         sines = cfg.nsf_alpha * torch.sin(2 * math.pi * self.sample_phase(phase, step))  # (1, 480T, H)
         uv = (f0 > cfg.nsf_voiced_threshold).to(f0.dtype)  # (1, T)
         uv = uv[:, :, None, None].expand(B, T, self.hop, 1).reshape(B, T * self.hop, 1)  # nearest ×480
@@ -210,12 +215,13 @@ class HiFT(nn.Module):
         wav = self.istft(mag * torch.cos(ph), mag * torch.sin(ph))
         return torch.clamp(wav, -cfg.audio_limit, cfg.audio_limit)
 
-    def forward(self, mel, noise, phase_in, cache_source, cache_weight):
-        """mel (1, 80, T); noise (1, 480T, 9); phase_in (1, 1, 9) cycles; cache_source (1, 1, S);
+    def forward(self, mel, noise, phase_in, phase_ref, cache_source, cache_weight):
+        """mel (1, 80, T); noise (1, 480T, 9); phase_in (1, 1, 9) cycles; phase_ref (1, T, 1) zero
+        or one-hot (see frame_phase); cache_source (1, 1, S);
         cache_weight (1, 1, 1) in {0, 1}: 1 overwrites source[:, :, :S] with cache_source.
         -> waveform (1, 480T), source (1, 1, 480T), phase (1, T, 9) (cumulative, cycles)."""
         f0 = self.f0_predictor(mel)
-        s, phase = self.source(f0, noise, phase_in)
+        s, phase = self.source(f0, noise, phase_in, phase_ref)
         S = cache_source.shape[-1]
         head = cache_weight * cache_source + (1 - cache_weight) * s[:, :, :S]
         s = torch.cat([head, s[:, :, S:]], dim=-1)
@@ -230,7 +236,8 @@ class HiFT(nn.Module):
             cache_source, w = torch.zeros(1, 1, 0, dtype=mel.dtype), torch.zeros(1, 1, 1, dtype=mel.dtype)
         else:
             w = torch.ones(1, 1, 1, dtype=mel.dtype)
-        return self.forward(mel, noise, phase_in, cache_source, w)
+        phase_ref = torch.zeros(1, mel.shape[-1], 1, dtype=mel.dtype)
+        return self.forward(mel, noise, phase_in, phase_ref, cache_source, w)
 
 
 def build_hift(cfg: HiFTConfig, state_dict: Mapping[str, torch.Tensor], *, source: str = "hift.pt") -> HiFT:

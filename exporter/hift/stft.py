@@ -95,9 +95,9 @@ class ConvISTFT(nn.Module):
         spec = torch.cat([real, imag], dim=1)  # (B, 2K, F)
         y = F.conv_transpose1d(spec, self.kernel.to(spec.dtype), stride=self.hop)  # (B, 1, hop*(F-1)+n_fft)
         half = self.n_fft // 2
-        y = y[:, 0, half: y.shape[-1] - half]  # (B, hop*(F-1))
+        y = y[:, 0, half:-half]  # (B, hop*(F-1)) (negative ends: constant Slice parameters)
         e = self.env_head.shape[0]  # small edge tables stay exact; the rest divides by one scalar
         head = y[:, :e] / self.env_head.to(y.dtype)
-        mid = y[:, e: y.shape[-1] - e] / self.env_mid
-        tail = y[:, y.shape[-1] - e:] / self.env_tail.to(y.dtype)
+        mid = y[:, e:-e] / self.env_mid
+        tail = y[:, -e:] / self.env_tail.to(y.dtype)
         return torch.cat([head, mid, tail], dim=-1)
