@@ -57,6 +57,14 @@ def voice_from_spk2info_entry(entry: dict) -> dict[str, np.ndarray]:
     return voice
 
 
+def _ascii_name(spk: str) -> str:
+    """Non-ASCII speaker ids (e.g. '中文女') -> 'spk_<ascii part>_<6 hex of sha1>' (stable, distinct)."""
+    import hashlib
+
+    part = "".join(c if c.isascii() and c.isalnum() else "_" for c in spk)[:40].strip("_")
+    return f"spk_{part + '_' if part else ''}{hashlib.sha1(spk.encode()).hexdigest()[:6]}"
+
+
 def import_spk2info(bundle_path: str | Path, spk2info: str | Path, *, names: list[str] | None = None,
                     overwrite: bool = False) -> list[str]:
     import torch
@@ -75,7 +83,7 @@ def import_spk2info(bundle_path: str | Path, spk2info: str | Path, *, names: lis
         raise SentisTTSError(f"{spk2info}: no speaker(s) {', '.join(missing)}; known: {', '.join(map(str, list(data)[:10]))}")
     done = []
     for spk in wanted:
-        name = str(spk) if VOICE_NAME.match(str(spk)) else "spk_" + "".join(c if c.isalnum() else "_" for c in str(spk))[:60]
+        name = str(spk) if VOICE_NAME.match(str(spk)) else _ascii_name(str(spk))
         add_voice_to_bundle(bundle_path, name, voice_from_spk2info_entry(data[spk]), source=f"spk2info:{spk}",
                             overwrite=overwrite)
         done.append(name)
