@@ -55,9 +55,12 @@ def _cut_after(text: str, is_cut: Callable[[list[str], int], bool]) -> list[str]
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences with their end punctuation ('.' ends one only before a blank or the end)."""
+    """Sentences with their end punctuation ('.' ends one only before a blank or the end; a run
+    of marks such as '?!' stays together)."""
     def is_end(a: list[str], i: int) -> bool:
         c = a[i]
+        if i + 1 < len(a) and a[i + 1] in SENTENCE_ENDS and a[i + 1] != "\n" and c in SENTENCE_ENDS + ".":
+            return False  # a run such as "?!" or "!!!" ends at its last mark
         if c == ".":
             return i + 1 == len(a) or a[i + 1].isspace() or a[i + 1] in CLOSING
         return c in SENTENCE_ENDS
@@ -133,8 +136,11 @@ def split_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, *
     low = min(min_tokens if min_tokens is not None else 60, target)
     units: list[str] = []
     for s in split_sentences(text):
+        if units and is_only_punctuation(s) and count_tokens(units[-1] + s) <= max_tokens:
+            units[-1] += s  # a stray '...' or '!!!' stays with the sentence before it
+            continue
         units.extend(_fit(s, count_tokens, max_tokens))
-    pieces = _pack(units, count_tokens, max_tokens, target, low)
+    pieces = [p for p in _pack(units, count_tokens, max_tokens, target, low) if not is_only_punctuation(p)]
     if len(pieces) > 1 and count_tokens(pieces[-1]) < merge_tokens and count_tokens(pieces[-2] + pieces[-1]) <= max_tokens:
         pieces[-2:] = [pieces[-2] + pieces[-1]]
     pieces = [p.strip() for p in pieces]
