@@ -1,0 +1,38 @@
+"""ONNX graph passes that make models importable by Unity Sentis, and the Sentis checker.
+
+Each pass is a pure function ``ModelProto -> ModelProto`` (the input is never mutated). Passes are
+registered by name in :data:`PASSES`; :func:`run_pipeline` runs a list of them in order.
+This package knows nothing about CosyVoice.
+"""
+
+from .cleanup import constant_value_attrs, remove_dead_nodes, remove_identity
+from .control_flow import fold_if, unroll_loop
+from .dtypes import check_int64, fix_cast_to_bool
+from .errors import GraphPassError, ModelLoadError
+from .folding import fold_constants, simplify
+from .opset import convert_opset, normalize_default_domain
+from .pipeline import DEFAULT_PASSES, PASSES, run_pipeline
+from .precision import weights_to_fp16
+from .shapes import fix_input_shapes, infer_shapes
+
+__all__ = [
+    "DEFAULT_PASSES",
+    "GraphPassError",
+    "ModelLoadError",
+    "PASSES",
+    "check_int64",
+    "constant_value_attrs",
+    "convert_opset",
+    "fix_cast_to_bool",
+    "fix_input_shapes",
+    "fold_constants",
+    "fold_if",
+    "infer_shapes",
+    "normalize_default_domain",
+    "remove_dead_nodes",
+    "remove_identity",
+    "run_pipeline",
+    "simplify",
+    "unroll_loop",
+    "weights_to_fp16",
+]

@@ -1,0 +1,159 @@
+"""Small helpers shared by the passes: copying, name maps, opset lookup, loading."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Iterable, Iterator
+
+import onnx
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto
+
+from .errors import ModelLoadError
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+PROTOBUF_LIMIT = 2**31  # 2 GiB: protobuf cannot serialize a message this large
+
+
+def copy_model(model: ModelProto) -> ModelProto:
+    """Deep copy, so that passes never mutate their input."""
+    out = ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
+def load_model(model_or_path, *, load_external_data: bool = True) -> ModelProto:
+    """Accept a ModelProto, a path or bytes; raise ModelLoadError with one line on failure."""
+    if isinstance(model_or_path, ModelProto):
+        return model_or_path
+    if isinstance(model_or_path, (bytes, bytearray)):
+        try:
+            return onnx.load_from_string(bytes(model_or_path))
+        except Exception as exc:  # noqa: BLE001 - protobuf raises several types
+            raise ModelLoadError(f"cannot parse ONNX bytes: {exc}") from None
+    path = os.fspath(model_or_path)
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"{path}: no such file")
+    try:
+        model = onnx.load(path, load_external_data=load_external_data)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
+        raise ModelLoadError(f"{path}: not a readable ONNX model (no graph)")
+    return model
+
+
+def default_opset(model: ModelProto) -> int | None:
+    """Version of the default ONNX domain ("" or the misspelled "ai.onnx"), None if absent."""
+    for imp in model.opset_import:
+        if imp.domain in DEFAULT_DOMAINS:
+            return int(imp.version)
+    return None
+
+
+def subgraphs(node: NodeProto) -> Iterator[tuple[str, GraphProto]]:
+    for attr in node.attribute:
+        if attr.type == AttributeProto.GRAPH:
+            yield attr.name, attr.g
+        elif attr.type == AttributeProto.GRAPHS:
+            for g in attr.graphs:
+                yield attr.name, g
+
+
+def has_subgraph(node: NodeProto) -> bool:
+    return any(True for _ in subgraphs(node))
+
+
+def graph_defined_names(graph: GraphProto) -> set[str]:
+    names = {i.name for i in graph.input}
+    names |= {i.name for i in graph.initializer}
+    names |= {i.values.name for i in graph.sparse_initializer}
+    for n in graph.node:
+        names |= {o for o in n.output if o}
+    return names
+
+
+def outer_references(graph: GraphProto) -> set[str]:
+    """Names a subgraph reads from enclosing scopes (implicit inputs)."""
+    defined = graph_defined_names(graph)
+    used: set[str] = set()
+    for n in graph.node:
+        used |= node_reads(n)
+    used |= {o.name for o in graph.output}
+    return {u for u in used if u and u not in defined}
+
+
+def node_reads(node: NodeProto) -> set[str]:
+    """Explicit inputs plus every outer-scope name its subgraphs read."""
+    reads = {i for i in node.input if i}
+    for _, g in subgraphs(node):
+        reads |= outer_references(g)
+    return reads
+
+
+def producers(graph: GraphProto) -> dict[str, NodeProto]:
+    out = {}
+    for n in graph.node:
+        for o in n.output:
+            if o:
+                out[o] = n
+    return out
+
+
+def consumers(graph: GraphProto) -> dict[str, list[tuple[NodeProto, int]]]:
+    """name -> [(node, input index)]; index -1 means read implicitly by a subgraph."""
+    out: dict[str, list[tuple[NodeProto, int]]] = defaultdict(list)
+    for n in graph.node:
+        for idx, i in enumerate(n.input):
+            if i:
+                out[i].append((n, idx))
+        for _, g in subgraphs(n):
+            for name in outer_references(g):
+                out[name].append((n, -1))
+    return out
+
+
+def node_label(node: NodeProto) -> str:
+    return f"'{node.name}' ({node.op_type})" if node.name else f"<unnamed {node.op_type}>"
+
+
+def unique_namer(used: Iterable[str]):
+    """Return f(base) -> a name not in `used` (and remember it)."""
+    taken = set(used)
+
+    def make(base: str) -> str:
+        name = base
+        k = 1
+        while name in taken or not name:
+            name = f"{base}_{k}"
+            k += 1
+        taken.add(name)
+        return name
+
+    return make
+
+
+def all_names(graph: GraphProto) -> set[str]:
+    """Every value and node name in a graph and its subgraphs (to avoid collisions)."""
+    names = graph_defined_names(graph) | {n.name for n in graph.node if n.name}
+    for n in graph.node:
+        names |= {i for i in n.input if i}
+        for _, g in subgraphs(n):
+            names |= all_names(g)
+    return names
+
+
+def set_opset(model: ModelProto, version: int) -> None:
+    """Set the default-domain opset, spelled "" (Sentis ignores "ai.onnx")."""
+    keep = [imp for imp in model.opset_import if imp.domain not in DEFAULT_DOMAINS]
+    del model.opset_import[:]
+    model.opset_import.append(onnx.helper.make_opsetid("", version))
+    model.opset_import.extend(keep)
+
+
+def iter_graphs(graph: GraphProto) -> Iterator[GraphProto]:
+    """The graph and all nested subgraphs, outermost first."""
+    yield graph
+    for n in graph.node:
+        for _, g in subgraphs(n):
+            yield from iter_graphs(g)

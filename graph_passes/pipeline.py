@@ -1,0 +1,106 @@
+"""Named passes and the pipeline that runs them in order."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Mapping, Sequence
+
+import onnx
+from onnx import ModelProto
+
+from ._graph import PROTOBUF_LIMIT
+from .cleanup import constant_value_attrs, remove_dead_nodes, remove_identity
+from .control_flow import fold_if, unroll_loop
+from .dtypes import check_int64, fix_cast_to_bool
+from .errors import GraphPassError
+from .folding import fold_constants, simplify
+from .opset import DEFAULT_TARGET_OPSET, convert_opset, normalize_default_domain
+from .precision import weights_to_fp16
+from .shapes import fix_input_shapes, infer_shapes
+
+PASSES: dict[str, Callable[..., ModelProto]] = {
+    "fix_input_shapes": fix_input_shapes,
+    "fold_if": fold_if,
+    "unroll_loop": unroll_loop,
+    "fold_constants": fold_constants,
+    "simplify": simplify,
+    "convert_opset": convert_opset,
+    "normalize_default_domain": normalize_default_domain,
+    "check_int64": check_int64,
+    "fix_cast_to_bool": fix_cast_to_bool,
+    "constant_value_attrs": constant_value_attrs,
+    "remove_identity": remove_identity,
+    "remove_dead_nodes": remove_dead_nodes,
+    "infer_shapes": infer_shapes,
+    "weights_to_fp16": weights_to_fp16,
+}
+
+DEFAULT_PASSES: list[str] = [
+    "fix_input_shapes",
+    "fold_if",
+    "unroll_loop",
+    "fold_constants",
+    "convert_opset",
+    "check_int64",
+    "fix_cast_to_bool",
+    "constant_value_attrs",
+    "remove_identity",
+    "remove_dead_nodes",
+    "infer_shapes",
+]
+
+
+def _validation_error(model: ModelProto) -> str | None:
+    if model.ByteSize() >= PROTOBUF_LIMIT:
+        return None
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
+def run_pipeline(
+    model: ModelProto,
+    passes: Sequence[str] | None = None,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    target_opset: int = DEFAULT_TARGET_OPSET,
+    validate: bool = True,
+) -> tuple[ModelProto, list[str]]:
+    """Run named passes in order (None = DEFAULT_PASSES).
+
+    Returns the new model (the input is never modified) and the names of the passes applied.
+    `fix_input_shapes` is skipped (and not listed) when no `input_shapes` are given.
+    `input_shapes` and `target_opset` reach the passes that take them. With `validate`, the
+    result must pass `onnx.checker.check_model` (if the input did). Raises GraphPassError (one line, prefixed with
+    the pass name) on any failure.
+    """
+    names = list(DEFAULT_PASSES if passes is None else passes)
+    unknown = [n for n in names if n not in PASSES]
+    if unknown:
+        raise GraphPassError(f"unknown pass(es): {', '.join(unknown)}; known: {', '.join(PASSES)}")
+    options = {"input_shapes": dict(input_shapes) if input_shapes else None, "target_opset": int(target_opset)}
+    applied: list[str] = []
+    current = model
+    for name in names:
+        fn = PASSES[name]
+        if name == "fix_input_shapes" and not input_shapes:
+            continue
+        params = inspect.signature(fn).parameters
+        kwargs = {k: v for k, v in options.items() if k in params}
+        try:
+            current = fn(current, **kwargs)
+        except GraphPassError as exc:
+            raise GraphPassError(f"{name}: {exc}") from None
+        applied.append(name)
+    if validate and current.ByteSize() < PROTOBUF_LIMIT:
+        problem = _validation_error(current)
+        # only our own breakage is an error; a model that was already invalid stays the user's call
+        if problem is not None and _validation_error(model) is None:
+            raise GraphPassError(f"pipeline produced an invalid model: {problem}")
+    if current is model:  # no pass ran: still honour "never return the input"
+        from ._graph import copy_model
+
+        current = copy_model(model)
+    return current, applied
