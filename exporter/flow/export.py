@@ -14,6 +14,8 @@ See docs/components/flow.md for the decisions and the measured figures.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -45,6 +47,32 @@ def load_flows(model_dir, lens) -> dict[int, Flow]:
     return flows
 
 
+class PreTransposedLinear(nn.Module):
+    """y = x @ W^T + b with W^T stored as the parameter: the TorchScript exporter folds the
+    Transpose of an nn.Linear weight separately at every call site, so the 10 unrolled Euler steps
+    would carry 10 copies of each estimator matrix; a pre-transposed parameter stays one shared
+    initializer."""
+
+    def __init__(self, lin: nn.Linear):
+        super().__init__()
+        self.weight_t = nn.Parameter(lin.weight.detach().t().contiguous(), requires_grad=False)
+        self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x):
+        y = torch.matmul(x, self.weight_t)
+        return y if self.bias is None else y + self.bias
+
+
+def pretranspose_linears(module: nn.Module) -> nn.Module:
+    """A copy of `module` with every nn.Linear replaced by PreTransposedLinear (export only)."""
+    module = copy.deepcopy(module)
+    for name, child in list(module.named_modules()):
+        for cname, c in list(child.named_children()):
+            if isinstance(c, nn.Linear):
+                setattr(child, cname, PreTransposedLinear(c))
+    return module
+
+
 class EncoderGraph(nn.Module):
     def __init__(self, flow: Flow):
         super().__init__()
@@ -57,7 +85,7 @@ class EncoderGraph(nn.Module):
 class SolveGraph(nn.Module):
     def __init__(self, flow: Flow):
         super().__init__()
-        self.flow = flow
+        self.flow = pretranspose_linears(flow)
 
     def forward(self, noise, mu, cond, spks, mel_mask, streaming):
         return self.flow.solve(noise, mu, cond, spks, mel_mask, streaming)

@@ -435,3 +435,37 @@ class Flow(nn.Module):
             tt = torch.full((1,), t, dtype=torch.float32)
             x = x + dt * self.velocity(x, tt, mu, cond, spks, mel_mask, streaming)
         return x
+
+    def resized(self, n_frames: int) -> "Flow":
+        """The same weights built for another mel length."""
+        other = Flow(self.cfg, n_frames).eval()
+        other.load_state_dict(self.state_dict(), strict=True)
+        return other
+
+
+@torch.inference_mode()
+def token2mel_torch(flow: Flow, prompt_tokens, tokens, prompt_mel, xvec, *, streaming=False, finalize=True) -> torch.Tensor:
+    """Our PyTorch path, like the official `CausalMaskedDiffWithXvec.inference` (batch 1): built for
+    exactly P+N tokens (no padding when finalize=True). prompt_tokens (1,P), tokens (1,N) int;
+    prompt_mel (1,F,80); xvec (1,192) -> mel (1,80,frames) of the new tokens."""
+    cfg = flow.cfg
+    all_tokens = torch.cat([torch.as_tensor(prompt_tokens), torch.as_tensor(tokens)], 1).to(torch.int32)
+    n_all = all_tokens.shape[1]
+    n_enc = n_all if finalize else n_all - cfg.pre_lookahead_len
+    n = n_all * cfg.token_mel_ratio
+    f = flow if flow.n_frames == n else flow.resized(n)
+    M = n_enc * cfg.token_mel_ratio
+    token_mask = torch.zeros(1, n_all)
+    token_mask[:, :n_enc] = 1
+    conv_mask = torch.ones(1, n_all)
+    st = torch.tensor([1.0 if streaming else 0.0])
+    mu = f.encode(all_tokens, token_mask, conv_mask, st)
+    spks = f.speaker(torch.as_tensor(xvec, dtype=torch.float32).reshape(1, -1))
+    prompt_mel = torch.as_tensor(prompt_mel, dtype=torch.float32)
+    F_ = prompt_mel.shape[1]
+    cond = torch.zeros(1, cfg.output_size, n)
+    cond[:, :, :F_] = prompt_mel[0].T
+    mel_mask = torch.zeros(1, 1, n)
+    mel_mask[..., :M] = 1
+    mel = f.solve(official_noise(n), mu, cond, spks, mel_mask, st)
+    return mel[:, :, F_:M]
