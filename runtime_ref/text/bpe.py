@@ -80,8 +80,8 @@ class Qwen2Tokenizer:
         self._added_re = self._added_pattern()
 
     # -- construction ---------------------------------------------------------------------------
-    @classmethod
-    def from_files(cls, vocab_json: Path, merges_txt: Path, added_tokens: list[AddedToken] = ()) -> "Qwen2Tokenizer":
+    @staticmethod
+    def read_files(vocab_json: Path, merges_txt: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
         for p in (vocab_json, merges_txt):
             if not Path(p).is_file():
                 raise TextFrontendError(f"{p}: missing tokenizer file (a Qwen2 tokenizer needs vocab.json and merges.txt)")
@@ -89,7 +89,12 @@ class Qwen2Tokenizer:
             vocab = json.loads(Path(vocab_json).read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise TextFrontendError(f"{vocab_json}: not valid JSON (line {e.lineno}): {e.msg}") from None
-        return cls(vocab, read_merges(Path(merges_txt)), list(added_tokens))
+        return vocab, read_merges(Path(merges_txt))
+
+    @classmethod
+    def from_files(cls, vocab_json: Path, merges_txt: Path, added_tokens: list[AddedToken] = ()) -> "Qwen2Tokenizer":
+        vocab, merges = cls.read_files(vocab_json, merges_txt)
+        return cls(vocab, merges, list(added_tokens))
 
     @classmethod
     def from_dir(cls, path: str | Path, *, cosyvoice2: bool = True) -> "Qwen2Tokenizer":
@@ -103,18 +108,21 @@ class Qwen2Tokenizer:
         if (d / SPECIAL_TOKENS_TABLE).is_file():
             added = read_special_tokens_table(d / SPECIAL_TOKENS_TABLE)
             return cls.from_files(d / "vocab.json", d / "merges.txt", added)
-        tok = cls.from_files(d / "vocab.json", d / "merges.txt")
+        vocab, merges = cls.read_files(d / "vocab.json", d / "merges.txt")
         added = read_added_tokens(d / "tokenizer_config.json") if (d / "tokenizer_config.json").is_file() else []
         if cosyvoice2:
-            added = add_special_tokens(tok.vocab, added, cosyvoice2_special_tokens())
-        return cls(tok.vocab, [p for p, _ in sorted(tok.ranks.items(), key=lambda kv: kv[1])], added)
+            added = add_special_tokens(vocab, added, cosyvoice2_special_tokens())
+        return cls(vocab, merges, added)
 
     def _added_pattern(self) -> re.Pattern | None:
+        """One alternative (one group) per added token, longest first: at a given position the
+        longest token wins; group k of a match is self._added_by_length[k - 1]."""
+        self._added_by_length = sorted(self.added_tokens, key=lambda t: -len(t.content))
         if not self.added_tokens:
             return None
         ws = unicode_classes()[2]
         alts = []
-        for t in sorted(self.added_tokens, key=lambda t: -len(t.content)):  # longest first at one position
+        for t in self._added_by_length:
             alts.append((f"[{ws}]*" if t.lstrip else "") + re.escape(t.content) + (f"[{ws}]*" if t.rstrip else ""))
         return re.compile("|".join(f"({a})" for a in alts))
 
@@ -139,13 +147,12 @@ class Qwen2Tokenizer:
         """Text segments and added tokens, in order: [(segment, None) | (matched, token)]."""
         if self._added_re is None or not text:
             return [(text, None)] if text else []
-        sorted_by_len = sorted(self.added_tokens, key=lambda t: -len(t.content))
         out: list[tuple[str, AddedToken | None]] = []
         pos = 0
         for m in self._added_re.finditer(text):
             if m.start() > pos:
                 out.append((text[pos:m.start()], None))
-            out.append((m.group(0), sorted_by_len[m.lastindex - 1]))
+            out.append((m.group(0), self._added_by_length[m.lastindex - 1]))
             pos = m.end()
         if pos < len(text):
             out.append((text[pos:], None))
