@@ -70,8 +70,10 @@ def build(model_dir: ModelDir, options: ExportOptions) -> ComponentExport:
             TensorSpec("phase", (1, T, H), description="cumulative sine phase at each frame, cycles in [0,1)"),
         ],
         make_inputs=make_inputs,
-        atol=1e-4,
-        atol_per_output={"phase": 1e-4},
+        # fp16 weights: the figure that matters is the waveform SNR vs fp32 (tests, docs); the
+        # wrapped phase may differ by a whole cycle at the wrap point, so it is not bounded there
+        atol=5e-2 if options.fp16 else 1e-4,
+        atol_per_output={"phase": 1.0 if options.fp16 else 1e-4},
         parity_cases=3,
         fixed_dims={"frames": T, "samples": hop * T, "source_cache_len": SOURCE_CACHE_LEN},
         description=f"HiFT vocoder: {T} mel frames -> {hop * T} samples at {cfg.sampling_rate} Hz, in-graph sine source, STFT and iSTFT",

@@ -1,0 +1,127 @@
+"""The exported `hift` graph (tiny, T=64): Sentis checker, parity vs PyTorch, runtime_ref
+whole-utterance and streaming vocoding, fp16-weight SNR."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from exporter.export import export_components
+from exporter.hift.export import example_mel
+from exporter.spec import ExportOptions
+from runtime_ref.bundle import Bundle
+from runtime_ref.hift import HiFTVocoder, mel2wav
+
+from .conftest import FRAMES, snr_db, torch_runner
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_md, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hift") / "bundle"
+    export_components(tiny_md, out, ["hift"], ExportOptions(hift_frames=FRAMES))
+    return Bundle.open(out)
+
+
+@pytest.fixture(scope="module")
+def bundle_fp16(tiny_md, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hift16") / "bundle"
+    export_components(tiny_md, out, ["hift"], ExportOptions(hift_frames=FRAMES, fp16=True))
+    return Bundle.open(out)
+
+
+def test_graph_contract_and_checker(bundle):
+    g = bundle.graph("hift")
+    assert [i["name"] for i in g.inputs] == ["mel", "noise", "phase_in", "phase_ref", "cache_source", "cache_weight"]
+    assert g.input("mel")["shape"] == [1, 80, FRAMES] and g.input("noise")["shape"] == [1, 480 * FRAMES, 9]
+    assert [o["shape"] for o in g.outputs] == [[1, 480 * FRAMES], [1, 1, 480 * FRAMES], [1, FRAMES, 9]]
+    e = g.entry
+    assert e["checker"]["ok"] and not e["symbolic_dims"]
+    ops = e["checker"]["op_counts"]
+    for banned in ("If", "Loop", "Resize", "RandomNormal", "RandomNormalLike", "RandomUniformLike", "STFT", "DFT"):
+        assert banned not in ops
+    assert e["parity"]["max_abs"]["waveform"] <= 1e-4
+    c = bundle.component("hift")
+    assert c["frames"] == FRAMES and c["chunking"]["context_frames"] == 12
+
+
+@pytest.mark.parametrize("n", [FRAMES, 40, 150])
+def test_runtime_mel2wav_vs_pytorch_whole(bundle, hift_model, n):
+    """runtime_ref (ORT) vs one whole-utterance PyTorch call with the same noise."""
+    mel = example_mel(n, 100 + n)
+    noise = np.random.default_rng(n).standard_normal((1, 480 * n, 9)).astype(np.float32)
+    with torch.no_grad():
+        ref = hift_model.vocode(torch.from_numpy(mel), torch.from_numpy(noise))[0].numpy()
+    got = mel2wav(bundle, mel, noise)
+    assert got.shape == ref.shape == (1, 480 * n)
+    err = np.abs(got - ref)
+    print(f"N={n}: max-abs {err.max():.3g}, SNR {snr_db(ref, got):.1f} dB")
+    if n == FRAMES:
+        assert err.max() <= 1e-4  # exactly one graph call
+    elif n < FRAMES:  # right-padded: inexact only in the last frames
+        bad = np.nonzero(err[0] > 1e-3)[0]
+        print(f"  right-padded: samples off by > 1e-3 start {(480 * n - bad[0]) / 480 if bad.size else 0:.1f} frames before the end")
+        assert err[:, : 480 * (n - 12)].max() <= 1e-4
+    else:
+        assert err.max() <= 1e-3 and snr_db(ref, got) >= 40
+
+
+def official_stream_reference(model, mel, sizes, noises):
+    """CosyVoice2Model.token2wav's HiFT cache scheme on our PyTorch module, exact call lengths."""
+    win = np.hamming(2 * 3840).astype(np.float32)
+    out, cache, pos = [], None, 0
+    for i, n in enumerate(sizes):
+        cur = mel[:, :, pos: pos + n]
+        pos += n
+        m = cur if cache is None else np.concatenate([cache[0], cur], axis=2)
+        with torch.no_grad():
+            w, s, _ = model.vocode(torch.from_numpy(m), torch.from_numpy(noises[i]),
+                                   cache_source=None if cache is None else torch.from_numpy(cache[1]))
+        w, s = w.numpy().copy(), s.numpy()
+        if cache is not None:
+            w[:, :3840] = w[:, :3840] * win[:3840] + cache[2] * win[3840:]
+        if i == len(sizes) - 1:
+            out.append(w)
+        else:
+            cache = (m[:, :, -8:], s[:, :, -3840:], w[:, -3840:])
+            out.append(w[:, :-3840])
+    return np.concatenate(out, axis=1)
+
+
+def test_stream_official_scheme(bundle, hift_model):
+    sizes = [50, 100, 80]  # official hop growth 25 -> 50 tokens (x2 mel frames), then the final rest
+    N = sum(sizes)
+    mel = example_mel(N, 42)
+    calls = [n + (8 if i else 0) for i, n in enumerate(sizes)]
+    rng = np.random.default_rng(0)
+    noises = [rng.standard_normal((1, 480 * c, 9)).astype(np.float32) for c in calls]
+    ref = official_stream_reference(hift_model, mel, sizes, noises)
+    it = iter(noises)
+    v = HiFTVocoder.from_bundle(bundle)
+    pieces = list(v.stream_official([mel[:, :, sum(sizes[:i]): sum(sizes[:i + 1])] for i in range(len(sizes))],
+                                    noise_fn=lambda n: next(it)))
+    got = np.concatenate(pieces, axis=1)
+    assert got.shape == ref.shape == (1, 480 * N)
+    err = np.abs(got - ref)[0]
+    # the 50-frame first call is shorter than the graph (right-padded): its last frames, i.e. the
+    # held-back tail and the cached source, differ; everything before them is exact
+    first_exact = 480 * (50 - 12)
+    print(f"stream vs official-scheme PyTorch: max-abs {err.max():.3g} overall, "
+          f"{err[:first_exact].max():.3g} before the first cross-fade, SNR {snr_db(ref, got):.1f} dB")
+    assert err[:first_exact].max() <= 1e-4
+    assert snr_db(ref, got) >= 30
+    with torch.no_grad():  # and vs the whole-utterance call with the first call's noise
+        whole = hift_model.vocode(torch.from_numpy(mel), torch.from_numpy(np.random.default_rng(1).standard_normal((1, 480 * N, 9)).astype(np.float32)))[0].numpy()
+    print(f"official streaming scheme vs whole utterance (different noise): SNR {snr_db(whole, ref):.1f} dB")
+
+
+def test_fp16_weights_snr(bundle, bundle_fp16, hift_model):
+    assert bundle_fp16.graph("hift").entry["weights_dtype"] in ("float16", "float32")
+    n = FRAMES
+    mel = example_mel(n, 9)
+    noise = np.random.default_rng(9).standard_normal((1, 480 * n, 9)).astype(np.float32)
+    ref = mel2wav(bundle, mel, noise)
+    got = mel2wav(bundle_fp16, mel, noise)
+    snr = snr_db(ref, got)
+    print(f"fp16 weights vs fp32: SNR {snr:.1f} dB, max-abs {np.abs(ref - got).max():.3g}; manifest "
+          f"{json.dumps(bundle_fp16.component('hift')['precision'])}")
+    assert snr >= 30
