@@ -30,7 +30,7 @@ def _openjtalk():
     except ImportError:
         raise TextFrontendError(
             "Japanese reading mode needs pyopenjtalk-plus: pip install 'sentis-tts[ja]' "
-            "(or turn the reading mode off: japanese_reading=False / --no-japanese-reading)") from None
+            "(or turn the reading mode off: japanese_reading=False)") from None
     return pyopenjtalk
 
 
