@@ -1,0 +1,339 @@
+"""Golden traces of runtime_ref, replayed by the C# Core of the Unity package (tests/unity).
+
+    python -m tests.unity.golden_writer --out tests/golden          # rewrite every golden file
+
+Trace format `sentis-tts-trace/1` (one JSON file per scenario, see docs/unity.md):
+
+    {"format": "sentis-tts-trace/1", "kind": "<scenario kind>", "description": "...",
+     "manifest": {"graphs": {...}, "components": {...}, "constants": {...}},   # subset of the bundle's
+     "params":   {...},                                                         # scenario inputs
+     "outputs":  "recorded" | "synthetic",
+     "calls":    [{"graph": name,
+                   "inputs":  [{"name", "dtype", "shape", "sha256"}],
+                   "outputs": [{"name", "dtype", "shape", "sha256", "data"?: base64 little-endian}]}],
+     "result":   {...}}                                                         # what the host produced
+
+Every input hash is the sha256 of the little-endian bytes the graph receives (after the bundle's
+dtype cast). `recorded` traces hold real onnxruntime outputs of the tiny bundle; `data` is stored
+only for the outputs the host reads back (embeddings during prefill, the logprobs it samples from),
+the KV-cache outputs are hashes only (they never leave the backend in the C# runner). `synthetic`
+traces (HiFT) replace every graph output by `synth(n, seed)` below — the orchestration around the
+graph (chunk plan, slicing, phase carry, source cache, cross-fade) is what they pin, and a replay
+runner in any language computes the same outputs without storing megabytes of audio.
+
+Adding a scenario (e.g. a full-pipeline mode once runtime_ref/pipeline.py exists) is a new
+`kind` written here plus, on the C# side, one entry in the scenario table of the test program.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "sentis-tts-trace/1"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+CORPUS = Path(__file__).resolve().parents[1] / "text" / "corpus.jsonl"
+_NP = {"float32": np.float32, "int32": np.int32}
+
+
+# -- helpers shared with the replay ---------------------------------------------------------------
+def sha256(arr: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()).hexdigest()
+
+
+def b64(arr: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()).decode("ascii")
+
+
+def dtype_name(arr: np.ndarray) -> str:
+    return {np.dtype(np.float32): "float32", np.dtype(np.int32): "int32"}[arr.dtype]
+
+
+def synth(n: int, seed: int) -> np.ndarray:
+    """n float32 values in [-0.5, 0.5), exactly representable: ((i*1103515245 + seed*2654435761 + 12345)
+    mod 2^24) / 2^24 - 0.5. The C# replay computes the same bits with 64-bit integers."""
+    i = np.arange(n, dtype=np.int64)
+    v = (i * 1103515245 + seed * 2654435761 + 12345) % (1 << 24)
+    return v.astype(np.float32) / np.float32(1 << 24) - np.float32(0.5)
+
+
+def tensor_entry(name: str, arr: np.ndarray, *, data: bool = False) -> dict:
+    e = {"name": name, "dtype": dtype_name(arr), "shape": [int(d) for d in arr.shape], "sha256": sha256(arr)}
+    if data:
+        e["data"] = b64(arr)
+    return e
+
+
+def manifest_subset(manifest: dict, components: list[str]) -> dict:
+    graphs = {}
+    comps = {c: manifest["components"][c] for c in components}
+    for n, g in manifest["graphs"].items():
+        if g.get("component") in components:
+            graphs[n] = {k: g[k] for k in ("component", "file", "inputs", "outputs") if k in g}
+    return {"schema_version": manifest.get("schema_version"), "constants": manifest["constants"],
+            "components": comps, "graphs": graphs}
+
+
+def write_json(path: Path, obj: dict) -> None:
+    """Top-level keys one per line, list items (cases, calls) one per line: small, diffable."""
+    def dump(v):
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+    lines = []
+    for k, v in obj.items():
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            body = ",\n  ".join(dump(x) for x in v)
+            lines.append(f"{dump(k)}:[\n  {body}]")
+        else:
+            lines.append(f"{dump(k)}:{dump(v)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{\n" + ",\n".join(lines) + "\n}\n", encoding="utf-8")
+
+
+# -- the bundle ------------------------------------------------------------------------------------
+def build_tiny_bundle(work: Path) -> Path:
+    """Tiny model dir (seed 0) -> bundle with the llm, hift and text components."""
+    from exporter.export import export_components
+    from exporter.fixtures import build_model_dir
+    from exporter.modeldir import ModelDir
+    from exporter.spec import ExportOptions
+
+    md = build_model_dir(work / "model", size="tiny", seed=0)
+    out = work / "bundle"
+    export_components(ModelDir.open(md), out, ["llm", "hift", "text"], ExportOptions(parity=False))
+    return out
+
+
+class RecordingBundle:
+    """Proxy of runtime_ref.bundle.Bundle whose `run` records every call (names, shapes, hashes)."""
+
+    def __init__(self, bundle, host_read: set[str]):
+        self._b = bundle
+        self.calls: list[dict] = []
+        self.host_read = host_read
+
+    def __getattr__(self, name):
+        return getattr(self._b, name)
+
+    def run(self, name, feeds, outputs=None):
+        g = self._b.graph(name)
+        cast = {}
+        for spec in g.inputs:
+            a = np.asarray(feeds[spec["name"]])
+            cast[spec["name"]] = np.ascontiguousarray(a.astype(_NP[spec["dtype"]], copy=False))
+        res = self._b.run(name, dict(cast), outputs)
+        self.calls.append({"graph": name,
+                           "inputs": [tensor_entry(s["name"], cast[s["name"]]) for s in g.inputs],
+                           "outputs": [tensor_entry(o, np.ascontiguousarray(v), data=o in self.host_read)
+                                       for o, v in res.items()]})
+        return res
+
+
+def _drop_unread_logprobs(calls: list[dict], step_graph: str) -> None:
+    """A step's logprobs are read only when the next call is not another prefill chunk."""
+    for k, c in enumerate(calls):
+        if c["graph"] != step_graph:
+            continue
+        nxt = calls[k + 1]["graph"] if k + 1 < len(calls) else None
+        if nxt == step_graph:
+            for o in c["outputs"]:
+                o.pop("data", None)
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+def tokenizer_golden(bundle_dir: Path, out: Path) -> None:
+    from runtime_ref.text import Qwen2Tokenizer
+
+    tok = Qwen2Tokenizer.from_dir(bundle_dir / "text")
+    lines = [json.loads(s) for s in CORPUS.read_text(encoding="utf-8").splitlines() if s.strip()]
+    lines += ["<|endofprompt|>Hello[breath] there.", "You are a helpful assistant.<|endofprompt|>希望你以后能够做的比我还好呦。",
+              "[laughter]ha[laughter] <strong>loud</strong>[noise][noise]", "<|im_start|><|im_end|><|endoftext|>",
+              "[breath [breath]] <|endofprompt|", ""]
+    tdir = out / "tokenizer_tiny"
+    tdir.mkdir(parents=True, exist_ok=True)
+    for f in ("vocab.json", "merges.txt", "special_tokens.json"):
+        shutil.copyfile(bundle_dir / "text" / f, tdir / f)
+    write_json(out / "tokenizer_ids.json", {
+        "format": FORMAT, "kind": "tokenizer",
+        "description": "runtime_ref.text.Qwen2Tokenizer.encode of tests/text/corpus.jsonl (+ special-token lines) "
+                       "with the tiny bundle's tokenizer (files in tokenizer_tiny/)",
+        "tokenizer_dir": "tokenizer_tiny",
+        "cases": [{"text": s, "ids": tok.encode(s)} for s in lines]})
+
+
+def sampler_golden(out: Path) -> None:
+    from runtime_ref.sampling import RasParams, ReplayUniforms, nucleus_sampling, ras_sampling, random_sampling
+
+    rng = np.random.default_rng(1234)
+    cases = []
+    for k in range(48):
+        v = 6564 if k in (5, 30) else [7, 25, 64, 300, 1000][k % 5]
+        scores = (rng.standard_normal(v) * [0.5, 2.0, 6.0][k % 3]).astype(np.float32)
+        scores = (scores - np.log(np.exp(scores.astype(np.float64)).sum())).astype(np.float32)  # log-probs
+        if k % 4 == 1:
+            scores[int(rng.integers(v))] = -np.inf
+        if k % 7 == 3:  # ties
+            scores[: v // 2] = scores[0]
+        params = RasParams(top_p=[0.8, 0.5, 0.95, 1.0][k % 4], top_k=[25, 3, 1, 50][(k // 4) % 4], win_size=10, tau_r=0.1)
+        top = int(np.argmax(scores))
+        decoded = [int(x) for x in rng.integers(0, v, size=int(rng.integers(0, 14)))]
+        if k % 3 == 0:
+            decoded += [top] * int(rng.integers(1, 4))  # provoke the repetition-aware redraw
+        # 53-bit uniforms u = m / 2^53 (exact in JSON as integers)
+        mants = [int(x) for x in rng.integers(0, 1 << 53, size=4, dtype=np.int64)]
+        us = [m / float(1 << 53) for m in mants]
+        method = ["ras", "nucleus", "random"][0 if k % 6 else (k // 6) % 3]
+        r = ReplayUniforms(us)
+        if method == "ras":
+            tok = ras_sampling(scores, decoded, params, r)
+        elif method == "nucleus":
+            tok = nucleus_sampling(scores, params.top_p, params.top_k, r)
+        else:
+            tok = random_sampling(scores, r)
+        cases.append({"method": method, "scores": b64(scores), "n": v, "decoded": decoded,
+                      "top_p": params.top_p, "top_k": params.top_k, "win_size": params.win_size, "tau_r": params.tau_r,
+                      "uniforms_2p53": mants, "uniforms_used": r.i, "token": int(tok)})
+    write_json(out / "sampler_draws.json", {
+        "format": FORMAT, "kind": "sampler",
+        "description": "runtime_ref.sampling draws for given log-probs (float32 base64) and uniforms (u = m / 2^53)",
+        "cases": cases})
+
+
+class _CountingUniforms:
+    def __init__(self, seed: int):
+        self.gen = np.random.Generator(np.random.PCG64(seed))
+        self.drawn: list[int] = []
+
+    def uniform(self) -> float:
+        m = int(self.gen.integers(0, 1 << 53, dtype=np.int64))
+        self.drawn.append(m)
+        return m / float(1 << 53)
+
+
+def llm_golden(bundle, out: Path) -> None:
+    from runtime_ref.llm import LLM
+    from runtime_ref.text import Qwen2Tokenizer
+
+    tok = Qwen2Tokenizer.from_dir(Path(bundle.root) / "text")
+    c = bundle.component("llm")
+    host_read = {o["name"] for gname in (c["graphs"]["text_embedding"], c["graphs"]["speech_embedding"],
+                                         c["graphs"]["special_embedding"]) for o in bundle.graph(gname).outputs}
+    host_read.add("logprobs")
+    scenarios = [
+        ("llm_generate_sft", dict(text="Hello, this is a test.", prompt_text="", prompt_speech=[], seed=1, max_new_tokens=6)),
+        ("llm_generate_zero_shot", dict(text="It speaks words.", prompt_text="A tiny text to speech model, offline, in a game.",
+                                        prompt_speech=[int(x) for x in np.random.default_rng(7).integers(0, 6561, 24)],
+                                        seed=2, max_new_tokens=4)),
+    ]
+    for name, p in scenarios:
+        rec = RecordingBundle(bundle, host_read)
+        llm = LLM(rec)
+        text_ids, prompt_ids = tok.encode(p["text"]), tok.encode(p["prompt_text"])
+        rng = _CountingUniforms(p["seed"])
+        gen = llm.generate(text_ids, prompt_ids, p["prompt_speech"], rng=rng, max_new_tokens=p["max_new_tokens"])
+        _drop_unread_logprobs(rec.calls, c["graphs"]["step"])
+        write_json(out / f"{name}.json", {
+            "format": FORMAT, "kind": "llm_generate",
+            "description": "runtime_ref.llm.LLM.generate on the tiny bundle (onnxruntime), RAS sampling",
+            "manifest": manifest_subset(bundle.manifest, ["llm"]),
+            "params": {"text_ids": [int(x) for x in text_ids], "prompt_text_ids": [int(x) for x in prompt_ids],
+                       "prompt_speech_tokens": p["prompt_speech"], "max_new_tokens": p["max_new_tokens"],
+                       "sampler": "ras", "uniforms_2p53": rng.drawn},
+            "outputs": "recorded", "calls": rec.calls,
+            "result": {"tokens": gen.tokens, "stop_reason": gen.stop_reason, "prompt_len": gen.prompt_len}})
+
+
+class SyntheticHiFT:
+    """The `run` callable of runtime_ref.hift.HiFTVocoder: records the call, returns synth outputs."""
+
+    def __init__(self, graph: dict):
+        self.graph = graph
+        self.calls: list[dict] = []
+
+    def __call__(self, feeds: dict) -> dict:
+        k = len(self.calls)
+        ins = [tensor_entry(s["name"], np.ascontiguousarray(feeds[s["name"]], dtype=_NP[s["dtype"]]))
+               for s in self.graph["inputs"]]
+        outs, entries = {}, []
+        for j, o in enumerate(self.graph["outputs"]):
+            shape = tuple(int(d) for d in o["shape"])
+            outs[o["name"]] = synth(int(np.prod(shape)), 1000 + 3 * k + j).reshape(shape)
+            entries.append(tensor_entry(o["name"], outs[o["name"]]))
+        self.calls.append({"graph": self.graph["name"], "inputs": ins, "outputs": entries})
+        return outs
+
+
+def hift_golden(bundle, out: Path) -> None:
+    from runtime_ref.hift import HiFTVocoder
+
+    c = bundle.component("hift")
+    gname = c.get("graph", "hift")
+    g = dict(bundle.graph(gname).entry, name=gname)
+    n_mels, hop, H = g["inputs"][0]["shape"][1], c["hop_samples"], c["harmonics"]
+
+    def vocoder(rec):
+        v = HiFTVocoder.from_bundle(bundle)
+        v._run = rec
+        return v
+
+    def mel_of(n, seed):
+        return (synth(n_mels * n, seed) * np.float32(8.0)).reshape(1, n_mels, n)
+
+    def noise_of(n, seed):
+        return synth(hop * n * H, seed).reshape(1, hop * n, H)
+
+    for name, frames, with_cache in (("hift_mel2wav_short", 50, False), ("hift_mel2wav_long", 300, False),
+                                     ("hift_mel2wav_cache", 231, True)):
+        rec = SyntheticHiFT(g)
+        cache = synth(c["streaming"]["source_cache_len"], 77).reshape(1, 1, -1) if with_cache else None
+        wav, src = vocoder(rec).mel2wav(mel_of(frames, 11), noise_of(frames, 12), cache_source=cache)
+        write_json(out / f"{name}.json", {
+            "format": FORMAT, "kind": "hift_mel2wav",
+            "description": "runtime_ref.hift.HiFTVocoder.mel2wav (whole utterance, overlapping chunks, phase carry); "
+                           "graph outputs synthetic",
+            "manifest": manifest_subset(bundle.manifest, ["hift"]),
+            "params": {"frames": frames, "mel_seed": 11, "mel_scale": 8.0, "noise_seed": 12,
+                       "cache_source_seed": 77 if with_cache else None},
+            "outputs": "synthetic", "synthetic_seed_base": 1000, "calls": rec.calls,
+            "result": {"waveform": tensor_entry("waveform", wav), "source": tensor_entry("source", src)}})
+
+    for name, sizes in (("hift_stream", [40, 50, 50, 37]), ("hift_stream_single", [30])):
+        rec = SyntheticHiFT(g)
+        counter = iter(range(100, 200))
+        pieces = list(vocoder(rec).stream_official([mel_of(n, 20 + i) for i, n in enumerate(sizes)],
+                                                   noise_fn=lambda n: noise_of(n, next(counter))))
+        write_json(out / f"{name}.json", {
+            "format": FORMAT, "kind": "hift_stream",
+            "description": "runtime_ref.hift.HiFTVocoder.stream_official (official mel/source cache + Hamming "
+                           "cross-fade); graph outputs synthetic",
+            "manifest": manifest_subset(bundle.manifest, ["hift"]),
+            "params": {"chunk_frames": sizes, "mel_seed_base": 20, "mel_scale": 8.0, "noise_seed_base": 100},
+            "outputs": "synthetic", "synthetic_seed_base": 1000, "calls": rec.calls,
+            "result": {"pieces": [tensor_entry(f"piece{i}", p) for i, p in enumerate(pieces)]}})
+
+
+def write_all(out: Path, work: Path) -> None:
+    from runtime_ref.bundle import Bundle
+
+    bundle_dir = build_tiny_bundle(work)
+    bundle = Bundle.open(bundle_dir)
+    tokenizer_golden(bundle_dir, out)
+    sampler_golden(out)
+    llm_golden(bundle, out)
+    hift_golden(bundle, out)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=GOLDEN)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as t:
+        write_all(a.out, Path(t))
+    print(f"golden traces written to {a.out}")
