@@ -204,7 +204,9 @@ class Qwen2LM(nn.Module):
     def from_state_dict(cls, cfg: LLMConfig, sd, source: str = "llm.pt") -> "Qwen2LM":
         from ..checkpoint import load_into
 
-        m = cls(cfg)
+        with torch.device("meta"):  # no random init: every parameter is overwritten by the strict load
+            m = cls(cfg)
+        m = m.to_empty(device="cpu")
         # lm_head is HF's tied text-vocabulary head: CosyVoice2 never uses it (see module docstring)
         load_into(m, sd, source=source, ignore_unexpected=[LM_HEAD_KEY])
         return m.eval()
