@@ -25,7 +25,7 @@ from ..errors import ExportError
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .model import Flow, official_noise
 
-DEFAULT_FLOW_LENS = (512, 1024)  # mel frames; 1024 = 20.5 s prompt + speech
+DEFAULT_FLOW_LENS = (512, 768, 1024)  # mel frames (50 per s) of prompt + speech: 10.24 / 15.36 / 20.48 s
 SOLVERS = ("unrolled", "step", "both")
 ATOL_ENCODER = 1e-4
 ATOL_STEP = 1e-4

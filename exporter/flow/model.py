@@ -361,13 +361,13 @@ class CausalConditionalDecoder(nn.Module):
 
 
 def cosine_t_span(n_steps: int) -> torch.Tensor:
-    t = torch.linspace(0, 1, n_steps + 1, dtype=torch.float32)
+    t = torch.linspace(0, 1, n_steps + 1, dtype=torch.float32, device="cpu")
     return 1 - torch.cos(t * 0.5 * torch.pi)
 
 
 def euler_schedule(n_steps: int) -> tuple[list[float], list[float]]:
     """(t_k, dt_k) for k = 0..n-1 with the official float32 recurrence (t += dt; dt = t_span[k+1] - t)."""
-    span = cosine_t_span(n_steps)
+    span = cosine_t_span(n_steps)  # on CPU even under a meta-device context
     t, dt = span[0].clone(), span[1] - span[0]
     ts, dts = [], []
     for k in range(1, n_steps + 1):
