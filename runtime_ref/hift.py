@@ -115,26 +115,44 @@ class HiFTVocoder:
                         rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
         """CosyVoice2Model streaming: yields waveform pieces (1, n) as mel chunks (1, n_mels, n_i)
         arrive; the last chunk is final. noise_fn(n_frames) -> (1, 480 n_frames, H) noise for one
-        call (default: fresh standard normal from rng, as the official code draws per call)."""
-        rng = rng or np.random.default_rng()
-        noise_fn = noise_fn or (lambda n: rng.standard_normal((1, self.hop * n, self.H)).astype(np.float32))
-        window = np.hamming(2 * self.S).astype(np.float32)
-        cache = None  # (mel, source, speech)
+        call (default: fresh standard normal from rng, as the official code draws per call).
+        (Needs one chunk of look-ahead to know which is final; callers that know it use
+        `OfficialStream.push(mel, final)` directly.)"""
+        state = OfficialStream(self, noise_fn=noise_fn, rng=rng)
         chunks = iter(mel_chunks)
         nxt = next(chunks, None)
         while nxt is not None:
             cur, nxt = nxt, next(chunks, None)
-            final = nxt is None
-            mel = cur if cache is None else np.concatenate([cache[0], cur], axis=2)
-            wav, src = self.mel2wav(mel, noise_fn(mel.shape[2]), cache_source=None if cache is None else cache[1])
-            if cache is not None:
-                wav = wav.copy()
-                wav[:, : self.S] = wav[:, : self.S] * window[: self.S] + cache[2] * window[self.S:]
-            if final:
-                yield wav
-            else:
-                cache = (mel[:, :, -self.mel_cache_len:], src[:, :, -self.S:], wav[:, -self.S:])
-                yield wav[:, : -self.S]
+            yield state.push(cur, final=nxt is None)
+
+
+class OfficialStream:
+    """State of CosyVoice2Model.token2wav's HiFT streaming for one utterance: the last 8 mel
+    frames, the last 3840 source samples (overwriting the start of the next call's source) and
+    the last 3840 output samples (cross-faded with a symmetric Hamming window of 2x3840 into the
+    next call). `push(mel, final)` returns the samples that are ready: all but the held-back
+    3840 for a non-final chunk, everything for the final one."""
+
+    def __init__(self, vocoder: HiFTVocoder, *, noise_fn: Callable[[int], np.ndarray] | None = None,
+                 rng: np.random.Generator | None = None):
+        self.v = vocoder
+        rng = rng or np.random.default_rng()
+        self.noise_fn = noise_fn or (lambda n: rng.standard_normal((1, vocoder.hop * n, vocoder.H)).astype(np.float32))
+        self.window = np.hamming(2 * vocoder.S).astype(np.float32)
+        self.cache = None  # (mel, source, speech)
+
+    def push(self, mel_chunk: np.ndarray, *, final: bool) -> np.ndarray:
+        v, S = self.v, self.v.S
+        mel = mel_chunk if self.cache is None else np.concatenate([self.cache[0], mel_chunk], axis=2)
+        wav, src = v.mel2wav(mel, self.noise_fn(mel.shape[2]), cache_source=None if self.cache is None else self.cache[1])
+        if self.cache is not None:
+            wav = wav.copy()
+            wav[:, :S] = wav[:, :S] * self.window[:S] + self.cache[2] * self.window[S:]
+        if final:
+            self.cache = None
+            return wav
+        self.cache = (mel[:, :, -v.mel_cache_len:], src[:, :, -S:], wav[:, -S:])
+        return wav[:, :-S]
 
 
 def mel2wav(bundle, mel: np.ndarray, noise: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
