@@ -147,23 +147,27 @@ def _drop_unread_logprobs(calls: list[dict], step_graph: str) -> None:
 
 # -- scenarios ----------------------------------------------------------------------------------
 def tokenizer_golden(bundle_dir: Path, out: Path) -> None:
+    import unicodedata
+
     from runtime_ref.text import Qwen2Tokenizer
+    from runtime_ref.text.pretokenize import pretokenize
 
     tok = Qwen2Tokenizer.from_dir(bundle_dir / "text")
     lines = [json.loads(s) for s in CORPUS.read_text(encoding="utf-8").splitlines() if s.strip()]
     lines += ["<|endofprompt|>Hello[breath] there.", "You are a helpful assistant.<|endofprompt|>希望你以后能够做的比我还好呦。",
               "[laughter]ha[laughter] <strong>loud</strong>[noise][noise]", "<|im_start|><|im_end|><|endoftext|>",
-              "[breath [breath]] <|endofprompt|", ""]
+              "[breath [breath]] <|endofprompt|", "",
+              "'Sam 'Stop' 'LLama 'REd 'VEry 'Dog 'Tom 'Max I'Mx we'ſs", "a\u3000\u3000b\u2028\n \n\t x  \r\n", "x\U0001F600y 1\u0663\u00bd"]
     tdir = out / "tokenizer_tiny"
     tdir.mkdir(parents=True, exist_ok=True)
     for f in ("vocab.json", "merges.txt", "special_tokens.json"):
         shutil.copyfile(bundle_dir / "text" / f, tdir / f)
     write_json(out / "tokenizer_ids.json", {
         "format": FORMAT, "kind": "tokenizer",
-        "description": "runtime_ref.text.Qwen2Tokenizer.encode of tests/text/corpus.jsonl (+ special-token lines) "
+        "description": "runtime_ref.text.Qwen2Tokenizer.encode (ids) and pretokenize(NFC(text)) (pieces) of tests/text/corpus.jsonl (+ special-token lines) "
                        "with the tiny bundle's tokenizer (files in tokenizer_tiny/)",
         "tokenizer_dir": "tokenizer_tiny",
-        "cases": [{"text": s, "ids": tok.encode(s)} for s in lines]})
+        "cases": [{"text": s, "ids": tok.encode(s), "pieces": pretokenize(unicodedata.normalize("NFC", s))} for s in lines]})
 
 
 def sampler_golden(out: Path) -> None:
@@ -317,6 +321,25 @@ def hift_golden(bundle, out: Path) -> None:
             "result": {"pieces": [tensor_entry(f"piece{i}", p) for i, p in enumerate(pieces)]}})
 
 
+def voice_golden(out: Path) -> None:
+    """A voice file in the layout of runtime_ref.prompt (np.savez: embedding, speech_tokens, prompt_mel,
+    prompt_text, prompt_text_ids) and what the C# reader must find in it."""
+    from runtime_ref.prompt import voice_bytes
+
+    rng = np.random.default_rng(5)
+    voice = {"embedding": rng.standard_normal(192).astype(np.float32),
+             "speech_tokens": rng.integers(0, 6561, 13).astype(np.int32),
+             "prompt_mel": rng.standard_normal((26, 80)).astype(np.float32),
+             "prompt_text": np.array("Prompt text, façade 希望."),
+             "prompt_text_ids": np.arange(7, dtype=np.int32)}
+    (out / "voice_tiny.npz").write_bytes(voice_bytes(voice))
+    write_json(out / "voice_tiny.json", {
+        "format": FORMAT, "kind": "voice", "description": "voice_tiny.npz written with runtime_ref.prompt.voice_bytes",
+        "expect": {"embedding_sha256": sha256(voice["embedding"]), "speech_tokens": voice["speech_tokens"].tolist(),
+                   "prompt_mel_frames": 26, "prompt_mel_channels": 80, "prompt_mel_sha256": sha256(voice["prompt_mel"]),
+                   "prompt_text": str(voice["prompt_text"]), "prompt_text_ids": voice["prompt_text_ids"].tolist()}})
+
+
 def write_all(out: Path, work: Path) -> None:
     from runtime_ref.bundle import Bundle
 
@@ -324,6 +347,7 @@ def write_all(out: Path, work: Path) -> None:
     bundle = Bundle.open(bundle_dir)
     tokenizer_golden(bundle_dir, out)
     sampler_golden(out)
+    voice_golden(out)
     llm_golden(bundle, out)
     hift_golden(bundle, out)
 

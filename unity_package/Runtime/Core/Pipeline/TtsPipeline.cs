@@ -1,0 +1,157 @@
+// End-to-end orchestration: text -> token ids -> LLM speech tokens -> flow mel -> HiFT audio,
+// whole-utterance or streaming, over one IGraphRunner.
+//
+// Status: the LLM and HiFT parts mirror runtime_ref (llm.py, hift.py) and are pinned by golden
+// traces. runtime_ref has no flow host loop / pipeline module yet, so the flow stage is an
+// interface (IFlowStage) and the streaming schedule below follows the official
+// CosyVoice2Model.tts (token hop = constants.chunk_size, pre-lookahead 3 tokens, mel frames =
+// 2 x tokens); per-mode pipeline traces will be added as data once runtime_ref/pipeline.py exists.
+using System;
+using System.Collections.Generic;
+using SentisTts.Core.Audio;
+using SentisTts.Core.Llm;
+using SentisTts.Core.Sampling;
+using SentisTts.Core.Text;
+
+namespace SentisTts.Core.Pipeline
+{
+    public enum SynthesisMode { Sft, ZeroShot, CrossLingual, Instruct }
+
+    /// <summary>Speech tokens -> mel. `tokens` are the generated tokens so far (no prompt tokens);
+    /// returns the mel (1, 80, 2 x tokens) of all of them (the pipeline keeps the new frames).</summary>
+    public interface IFlowStage
+    {
+        Mel TokensToMel(IList<int> tokens, Voice voice, bool finalize);
+    }
+
+    public sealed class SynthesisRequest
+    {
+        public string Text;
+        public Voice Voice;
+        public SynthesisMode Mode = SynthesisMode.ZeroShot;
+        public string InstructText = "";
+        public bool Streaming;
+        public int MaxNewTokens = -1;
+        public IUniformSource Uniforms;     // sampling randomness (default: seeded by Seed)
+        public NoiseSource Noise;           // HiFT noise (default: seeded standard normal)
+        public int Seed;
+    }
+
+    /// <summary>Standard-normal noise from a seeded System.Random (Box-Muller), for HiFT.</summary>
+    public sealed class GaussianNoise
+    {
+        readonly Random rng;
+        readonly int hop, harmonics;
+        public GaussianNoise(int seed, int hop, int harmonics) { rng = new Random(seed); this.hop = hop; this.harmonics = harmonics; }
+        public float[] Next(int frames)
+        {
+            var x = new float[hop * frames * harmonics];
+            for (int i = 0; i < x.Length; i += 2)
+            {
+                double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+                double r = Math.Sqrt(-2.0 * Math.Log(u1));
+                x[i] = (float)(r * Math.Cos(2 * Math.PI * u2));
+                if (i + 1 < x.Length) x[i + 1] = (float)(r * Math.Sin(2 * Math.PI * u2));
+            }
+            return x;
+        }
+    }
+
+    public sealed class TtsPipeline
+    {
+        public readonly BundleManifest Manifest;
+        public readonly Qwen2Tokenizer Tokenizer;
+        public readonly LlmGenerator Llm;
+        public readonly HiftVocoder Hift;
+        public readonly IFlowStage Flow;
+        public readonly int SampleRate, TokenHop, TokenMelRatio, PreLookahead;
+        public readonly int EndOfPromptId;
+
+        public TtsPipeline(BundleManifest manifest, IGraphRunner runner, Qwen2Tokenizer tokenizer, IFlowStage flow)
+        {
+            Manifest = manifest;
+            Tokenizer = tokenizer;
+            Llm = new LlmGenerator(manifest, runner);
+            Hift = new HiftVocoder(manifest, runner);
+            Flow = flow;
+            var k = manifest.Constants;
+            SampleRate = k.ContainsKey("sample_rate") ? k.Int("sample_rate") : 24000;
+            TokenHop = k.ContainsKey("chunk_size") ? k.Int("chunk_size") : 25;
+            TokenMelRatio = k.ContainsKey("token_mel_ratio") ? k.Int("token_mel_ratio") : 2;
+            var flowC = manifest.Components.Obj("flow");
+            PreLookahead = flowC != null && flowC.ContainsKey("pre_lookahead_len") ? flowC.Int("pre_lookahead_len") : 3;
+            var text = manifest.Components.Obj("text");
+            EndOfPromptId = text != null && text.ContainsKey("endofprompt_id") ? text.Int("endofprompt_id") : tokenizer.TokenToId("<|endofprompt|>");
+        }
+
+        /// <summary>LLM inputs per mode (official CosyVoice2 front-end): zero-shot gets the voice's
+        /// prompt text and speech tokens; cross-lingual neither; instruct gets instruct text +
+        /// &lt;|endofprompt|&gt; and no prompt speech; sft neither.</summary>
+        public void AssemblePrompt(SynthesisRequest r, out List<int> textIds, out List<int> promptTextIds, out List<int> promptSpeech)
+        {
+            textIds = Tokenizer.Encode(r.Text);
+            promptTextIds = new List<int>();
+            promptSpeech = new List<int>();
+            switch (r.Mode)
+            {
+                case SynthesisMode.ZeroShot:
+                    if (r.Voice == null) throw new SentisTtsException("zero-shot synthesis needs a voice");
+                    promptTextIds.AddRange(r.Voice.PromptTextIds ?? Tokenizer.Encode(r.Voice.PromptText).ToArray());
+                    promptSpeech.AddRange(r.Voice.SpeechTokens);
+                    break;
+                case SynthesisMode.Instruct:
+                    promptTextIds.AddRange(Tokenizer.Encode(r.InstructText));
+                    promptTextIds.Add(EndOfPromptId);
+                    break;
+            }
+        }
+
+        /// <summary>Synthesize; `onAudio` receives float samples at SampleRate (several calls when streaming).</summary>
+        public Generation Synthesize(SynthesisRequest r, Action<float[]> onAudio, Func<bool> cancel = null)
+        {
+            if (Flow == null) throw new SentisTtsException("this pipeline has no flow stage (the bundle needs the flow component)");
+            List<int> textIds, promptText, promptSpeech;
+            AssemblePrompt(r, out textIds, out promptText, out promptSpeech);
+            var uniforms = r.Uniforms ?? new SeededUniforms(r.Seed);
+            NoiseSource noise = r.Noise ?? new GaussianNoise(r.Seed + 1, Hift.Hop, Hift.H).Next;
+            var sampler = new RasSampler(Llm.Ras);
+            if (!r.Streaming)
+            {
+                var gen = Llm.Generate(textIds, promptText, promptSpeech, sampler, uniforms, r.MaxNewTokens, null, cancel);
+                if (gen.StopReason == "cancelled" || gen.Tokens.Count == 0) return gen;
+                var mel = Flow.TokensToMel(gen.Tokens, r.Voice, true);
+                float[] wav, src;
+                Hift.Mel2Wav(mel, noise(mel.Frames), null, out wav, out src);
+                onAudio(wav);
+                return gen;
+            }
+            // streaming: vocode every TokenHop new tokens once PreLookahead more are available
+            var stream = Hift.BeginStream(noise);
+            var tokens = new List<int>();
+            int offset = 0;
+            Mel pending = null;  // mel chunk waiting to be pushed (the last push must be final)
+            Action<Mel> push = m =>
+            {
+                if (pending != null) { var a = stream.Push(pending, false); if (a.Length > 0) onAudio(a); }
+                pending = m;
+            };
+            var result = Llm.Generate(textIds, promptText, promptSpeech, sampler, uniforms, r.MaxNewTokens, tok =>
+            {
+                tokens.Add(tok);
+                if (tokens.Count - offset >= TokenHop + PreLookahead)
+                {
+                    var mel = Flow.TokensToMel(tokens.GetRange(0, offset + TokenHop + PreLookahead), r.Voice, false);
+                    push(mel.Slice(offset * TokenMelRatio, Math.Min(mel.Frames, (offset + TokenHop) * TokenMelRatio)));
+                    offset += TokenHop;
+                }
+            }, cancel);
+            if (result.StopReason != "cancelled" && tokens.Count > offset)
+            {
+                var mel = Flow.TokensToMel(tokens, r.Voice, true);
+                push(mel.Slice(offset * TokenMelRatio, mel.Frames));
+            }
+            if (pending != null && result.StopReason != "cancelled") onAudio(stream.Push(pending, true));
+            return result;
+        }
+    }
+}

@@ -1,0 +1,193 @@
+// CosyVoice2's speech-token sampling (`ras_sampling`) as a deterministic function of
+// (log-probs, decoded history, uniforms). Mirrors runtime_ref/sampling.py operation by operation
+// (float32 softmax with numpy's pairwise sum, stable descending sort, float32 running sum for the
+// top-p cut, float64 inverse-CDF draw), so the same uniforms give the same tokens.
+using System;
+using System.Collections.Generic;
+
+namespace SentisTts.Core.Sampling
+{
+    /// <summary>Source of uniforms in [0, 1); each multinomial draw consumes exactly one.</summary>
+    public interface IUniformSource
+    {
+        double NextUniform();
+    }
+
+    /// <summary>Uniforms from System.Random (seeded), 53-bit resolution.</summary>
+    public sealed class SeededUniforms : IUniformSource
+    {
+        readonly Random rng;
+        public SeededUniforms(int seed) { rng = new Random(seed); }
+        public double NextUniform()
+        {
+            long hi = rng.Next(1 << 26), lo = rng.Next(1 << 27);
+            return ((hi << 27) | lo) / 9007199254740992.0;
+        }
+    }
+
+    /// <summary>A fixed list of uniforms (replaying recorded randomness).</summary>
+    public sealed class ReplayUniforms : IUniformSource
+    {
+        readonly IList<double> values;
+        public int Used { get; private set; }
+        public ReplayUniforms(IList<double> values) { this.values = values; }
+        public double NextUniform()
+        {
+            if (Used >= values.Count) throw new InvalidOperationException("ReplayUniforms: all " + values.Count + " uniforms used");
+            return values[Used++];
+        }
+    }
+
+    public sealed class RasParams
+    {
+        public float TopP = 0.8f;
+        public int TopK = 25;
+        public int WinSize = 10;
+        public double TauR = 0.1;
+
+        public static RasParams FromManifest(JsonObject s)
+        {
+            return new RasParams { TopP = (float)s.Double("top_p"), TopK = s.Int("top_k"), WinSize = s.Int("win_size"), TauR = s.Double("tau_r") };
+        }
+    }
+
+    public interface ITokenSampler
+    {
+        int Sample(float[] scores, IList<int> decoded, IUniformSource rng);
+    }
+
+    public sealed class RasSampler : ITokenSampler
+    {
+        public readonly RasParams Params;
+        public RasSampler(RasParams p) { Params = p; }
+        public int Sample(float[] scores, IList<int> decoded, IUniformSource rng) { return Sampler.Ras(scores, decoded, Params, rng); }
+    }
+
+    public sealed class GreedySampler : ITokenSampler
+    {
+        public int Sample(float[] scores, IList<int> decoded, IUniformSource rng) { return Sampler.ArgMax(scores); }
+    }
+
+    public static class Sampler
+    {
+        /// <summary>numpy's float32 pairwise summation (npy_pairwise_sum, blocks of 128, 8 accumulators).</summary>
+        public static float PairwiseSum(float[] a, int start, int n)
+        {
+            if (n < 8)
+            {
+                float res = -0.0f;  // numpy starts the short loop from -0.0 (keeps the sign of a sum of -0.0)
+                for (int i = 0; i < n; i++) res += a[start + i];
+                return res;
+            }
+            if (n <= 128)
+            {
+                float r0 = a[start], r1 = a[start + 1], r2 = a[start + 2], r3 = a[start + 3];
+                float r4 = a[start + 4], r5 = a[start + 5], r6 = a[start + 6], r7 = a[start + 7];
+                int i;
+                for (i = 8; i < n - (n % 8); i += 8)
+                {
+                    r0 += a[start + i]; r1 += a[start + i + 1]; r2 += a[start + i + 2]; r3 += a[start + i + 3];
+                    r4 += a[start + i + 4]; r5 += a[start + i + 5]; r6 += a[start + i + 6]; r7 += a[start + i + 7];
+                }
+                float res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7));
+                for (; i < n; i++) res += a[start + i];
+                return res;
+            }
+            int n2 = n / 2;
+            n2 -= n2 % 8;
+            return PairwiseSum(a, start, n2) + PairwiseSum(a, start + n2, n - n2);
+        }
+
+        public static float[] Softmax(float[] s)
+        {
+            float max = float.NegativeInfinity;
+            foreach (var x in s) if (x > max) max = x;
+            var e = new float[s.Length];
+            for (int i = 0; i < s.Length; i++) e[i] = (float)Math.Exp((float)(s[i] - max));
+            float sum = PairwiseSum(e, 0, e.Length);
+            for (int i = 0; i < e.Length; i++) e[i] = e[i] / sum;
+            return e;
+        }
+
+        /// <summary>Inverse-CDF draw over unnormalised probs p[0..n) (float64 running sum).</summary>
+        public static int Draw(float[] p, int n, double u)
+        {
+            var cdf = new double[n];
+            double acc = 0;
+            for (int i = 0; i < n; i++) { acc += p[i]; cdf[i] = acc; }
+            double target = u * cdf[n - 1];
+            // searchsorted(side="right"): first i with cdf[i] > target
+            int lo = 0, hi = n;
+            while (lo < hi) { int mid = (lo + hi) >> 1; if (cdf[mid] <= target) lo = mid + 1; else hi = mid; }
+            return Math.Min(lo, n - 1);
+        }
+
+        public static int Nucleus(float[] scores, float topP, int topK, IUniformSource rng)
+        {
+            var probs = Softmax(scores);
+            var order = new int[probs.Length];
+            for (int i = 0; i < order.Length; i++) order[i] = i;
+            // stable descending sort (ties keep index order)
+            StableSortDescending(order, probs);
+            var sorted = new float[probs.Length];
+            for (int i = 0; i < sorted.Length; i++) sorted[i] = probs[order[i]];
+            int count = 0;
+            float before = 0f;  // float32 cumulative probability before each token
+            for (int i = 0; i < sorted.Length; i++)
+            {
+                if (before < topP) count++;
+                before += sorted[i];
+            }
+            int n = Math.Max(1, Math.Min(count, topK));
+            return order[Draw(sorted, n, rng.NextUniform())];
+        }
+
+        static void StableSortDescending(int[] order, float[] probs)
+        {
+            // merge sort on indices by -probs (NaN-free input)
+            var tmp = new int[order.Length];
+            MergeSort(order, tmp, 0, order.Length, probs);
+        }
+
+        static void MergeSort(int[] a, int[] tmp, int lo, int hi, float[] key)
+        {
+            if (hi - lo < 2) return;
+            int mid = (lo + hi) >> 1;
+            MergeSort(a, tmp, lo, mid, key);
+            MergeSort(a, tmp, mid, hi, key);
+            int i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) tmp[k++] = key[a[j]] > key[a[i]] ? a[j++] : a[i++];
+            while (i < mid) tmp[k++] = a[i++];
+            while (j < hi) tmp[k++] = a[j++];
+            Array.Copy(tmp, lo, a, lo, hi - lo);
+        }
+
+        public static int Random(float[] scores, IUniformSource rng)
+        {
+            var p = Softmax(scores);
+            return Draw(p, p.Length, rng.NextUniform());
+        }
+
+        public static int Ras(float[] scores, IList<int> decoded, RasParams p, IUniformSource rng)
+        {
+            int top = Nucleus(scores, p.TopP, p.TopK, rng);
+            int rep = 0;
+            if (p.WinSize > 0)
+                for (int i = Math.Max(0, decoded.Count - p.WinSize); i < decoded.Count; i++) if (decoded[i] == top) rep++;
+            if (rep >= p.WinSize * p.TauR)
+            {
+                var s = (float[])scores.Clone();
+                s[top] = float.NegativeInfinity;
+                top = Random(s, rng);
+            }
+            return top;
+        }
+
+        public static int ArgMax(float[] s)
+        {
+            int best = 0;
+            for (int i = 1; i < s.Length; i++) if (s[i] > s[best]) best = i;
+            return best;
+        }
+    }
+}

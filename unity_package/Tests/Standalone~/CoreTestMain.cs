@@ -1,0 +1,342 @@
+// Standalone test program of the Core assembly (no Unity, no NUnit): compiled with Mono's mcs by
+// tests/unity/test_csharp_core.py. Usage: CoreTests.exe <golden dir> [<scratch dir>]
+// The last line of the output is "N passed, M failed".
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text;
+using SentisTts.Core;
+using SentisTts.Core.Audio;
+using SentisTts.Core.Llm;
+using SentisTts.Core.Pipeline;
+using SentisTts.Core.Sampling;
+using SentisTts.Core.Text;
+
+namespace SentisTts.Tests
+{
+    public static class CoreTestMain
+    {
+        static int passed, failed;
+        static string golden, scratch;
+
+        static void Check(bool ok, string what)
+        {
+            if (!ok) throw new Exception(what);
+        }
+
+        static void Run(string name, Action test)
+        {
+            try
+            {
+                test();
+                passed++;
+                Console.WriteLine("PASS " + name);
+            }
+            catch (Exception e)
+            {
+                failed++;
+                Console.WriteLine("FAIL " + name + ": " + e.Message.Replace("\n", "\n    "));
+            }
+        }
+
+        static JsonObject Load(string file) { return Json.ParseObject(File.ReadAllText(Path.Combine(golden, file), Encoding.UTF8)); }
+
+        static float[] FloatsB64(string b64)
+        {
+            var b = Convert.FromBase64String(b64);
+            var f = new float[b.Length / 4];
+            Buffer.BlockCopy(b, 0, f, 0, b.Length);
+            return f;
+        }
+
+        static string Sha(float[] x, int[] shape) { return new HostTensor(shape, x).Sha256(); }
+
+        public static int Main(string[] args)
+        {
+            if (args.Length < 1) { Console.WriteLine("usage: CoreTests.exe <golden dir> [<scratch dir>]"); return 2; }
+            golden = args[0];
+            scratch = args.Length > 1 ? args[1] : Path.GetTempPath();
+            var files = new List<string>(Directory.GetFiles(golden, "*.json"));
+            files.Sort(StringComparer.Ordinal);
+
+            Run("json: parser", TestJson);
+            Run("manifest: parse + hash verification", TestManifestVerify);
+            Run("tokenizer: pre-tokenizer pieces", TestPretokenizer);
+            Run("wav: pcm16 round trip", TestWav);
+            Run("npz: voice file", TestNpz);
+            Run("llm: capacity error", TestCapacity);
+            Run("hift: chunk plan", TestPlan);
+            foreach (var f in files)
+            {
+                var trace = Json.ParseObject(File.ReadAllText(f, Encoding.UTF8));
+                var kind = trace.Str("kind");
+                var label = Path.GetFileName(f);
+                Action t;
+                switch (kind)
+                {
+                    case "tokenizer": t = () => TestTokenizerGolden(trace); break;
+                    case "sampler": t = () => TestSamplerGolden(trace); break;
+                    case "llm_generate": t = () => TestLlmTrace(trace); break;
+                    case "hift_mel2wav": t = () => TestHiftMel2Wav(trace); break;
+                    case "hift_stream": t = () => TestHiftStream(trace); break;
+                    case "voice": continue;
+                    default: t = () => { throw new Exception("unknown trace kind '" + kind + "' (add it to the scenario table)"); }; break;
+                }
+                Run("golden " + label + " (" + kind + ")", t);
+            }
+            Console.WriteLine(passed + " passed, " + failed + " failed");
+            return failed == 0 ? 0 : 1;
+        }
+
+        // -- unit tests ---------------------------------------------------------------------------
+        static void TestJson()
+        {
+            var o = Json.ParseObject("{\"a\": [1, -2.5e3, \"x\\u00e9\\n\"], \"b\": {\"c\": true, \"d\": null}, \"e\": NaN}");
+            Check(((JsonNumber)o.Arr("a")[0]).AsLong() == 1, "int");
+            Check(((JsonNumber)o.Arr("a")[1]).AsDouble() == -2500.0, "float");
+            Check((string)o.Arr("a")[2] == "x\u00e9\n", "escapes");
+            Check(o.Obj("b").Bool("c") && o.Obj("b").Get("d") == null, "nested");
+            Check(double.IsNaN(((JsonNumber)o.Get("e")).AsDouble()), "NaN");
+            Check(o.Order[0] == "a" && o.Order[2] == "e", "key order");
+            bool threw = false;
+            try { Json.Parse("{\"a\": 1,}"); } catch (SentisTtsException) { threw = true; }
+            Check(threw, "trailing comma must be rejected");
+        }
+
+        static void TestManifestVerify()
+        {
+            var dir = Path.Combine(scratch, "bundle_ok");
+            if (!Directory.Exists(dir)) { Console.WriteLine("  (no scratch bundle; parse-only)"); }
+            foreach (var f in new[] { "llm_generate_sft.json", "hift_stream.json" })
+            {
+                var m = BundleManifest.Parse(Load(f).Obj("manifest").ToJsonText(), f);
+                Check(m.Graphs.Count > 0, f + ": graphs");
+            }
+            var llm = BundleManifest.Parse(Load("llm_generate_sft.json").Obj("manifest").ToJsonText());
+            var step = llm.Graph(llm.Component("llm").Obj("graphs").Str("step"));
+            Check(step.Input("inputs_embeds").Shape[1] == -1 && step.Input("inputs_embeds").DimNames[1] == "query_len", "symbolic dim");
+            Check(step.Input("position").DType == DType.Int32, "dtype");
+            if (Directory.Exists(dir))
+            {
+                var ok = BundleManifest.Load(dir);
+                var p = ok.Verify(dir);
+                Check(p.Count == 0, "valid bundle reported: " + (p.Count > 0 ? p[0] : ""));
+                var bad = Path.Combine(scratch, "bundle_bad");
+                var pb = BundleManifest.Load(bad).Verify(bad);
+                Check(pb.Count == 2, "corrupt bundle: expected 2 problems, got " + pb.Count + ": " + string.Join("; ", pb.ToArray()));
+                Check(pb[0].Contains("sha256") || pb[1].Contains("sha256"), "hash mismatch reported");
+                Check(pb[0].Contains("missing") || pb[1].Contains("missing"), "missing file reported");
+                bool threw = false;
+                try { BundleManifest.Parse("{\"schema_version\": 99, \"graphs\": {}}"); } catch (SentisTtsException e) { threw = e.Message.Contains("schema_version 99"); }
+                Check(threw, "unsupported schema must be rejected with a one-line message");
+            }
+        }
+
+        static void TestPretokenizer()
+        {
+            var pieces = Pretokenizer.Split("Hello world's  12 \u00e9t\u00e9!!\n\n  x");
+            var expect = new[] { "Hello", " world", "'s", " ", " ", "1", "2", " \u00e9t\u00e9", "!!\n\n", " ", " x" };
+            Check(string.Join("|", pieces.ToArray()) == string.Join("|", expect), "pieces: " + string.Join("|", pieces.ToArray()));
+            Check(string.Join("", Pretokenizer.Split("\ud83d\ude00 emoji \ud83d\ude00").ToArray()) == "\ud83d\ude00 emoji \ud83d\ude00", "surrogates kept");
+        }
+
+        static void TestWav()
+        {
+            var x = new float[] { 0f, 0.5f, -0.5f, 1.2f, -1.2f, 0.25f };
+            var bytes = Pcm.WavBytes(x, 24000);
+            Check(bytes.Length == 44 + 2 * x.Length, "wav size");
+            int sr, ch;
+            var y = Pcm.ReadWav(bytes, out sr, out ch);
+            Check(sr == 24000 && ch == 1 && y.Length == x.Length, "header");
+            for (int i = 0; i < x.Length; i++) Check(Math.Abs(y[i] - Math.Max(-1f, Math.Min(1f, x[i]))) < 1e-4, "sample " + i);
+            var fl = Pcm.ReadWav(Pcm.WavBytes(x, 16000, 1, true), out sr, out ch);
+            for (int i = 0; i < x.Length; i++) Check(fl[i] == x[i], "float32 wav sample " + i);
+        }
+
+        static void TestNpz()
+        {
+            var spec = Load("voice_tiny.json").Obj("expect");
+            Voice v;
+            using (var s = File.OpenRead(Path.Combine(golden, "voice_tiny.npz"))) v = Voice.FromNpz("tiny", s);
+            Check(Sha(v.Embedding, new[] { v.Embedding.Length }) == spec.Str("embedding_sha256"), "embedding bytes");
+            Check(string.Join(",", Array.ConvertAll(v.SpeechTokens, t => t.ToString())) == string.Join(",", Array.ConvertAll(Json.IntArray(spec.Get("speech_tokens")), t => t.ToString())), "speech tokens");
+            Check(v.PromptMelFrames == spec.Int("prompt_mel_frames") && v.PromptMelChannels == spec.Int("prompt_mel_channels"), "mel shape");
+            Check(Sha(v.PromptMel, new[] { v.PromptMel.Length }) == spec.Str("prompt_mel_sha256"), "mel bytes");
+            Check(v.PromptText == spec.Str("prompt_text"), "prompt text '" + v.PromptText + "'");
+            Check(string.Join(",", Array.ConvertAll(v.PromptTextIds, t => t.ToString())) == string.Join(",", Array.ConvertAll(Json.IntArray(spec.Get("prompt_text_ids")), t => t.ToString())), "prompt text ids");
+        }
+
+        static void TestCapacity()
+        {
+            var trace = Load("llm_generate_sft.json");
+            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
+            var gen = new LlmGenerator(m, new ReplayRunner(trace));
+            int fit = gen.MaxTextTokens(0, 0);
+            Check(gen.NeededSlots(fit, 0, 0) <= gen.Capacity && gen.NeededSlots(fit + 1, 0, 0) > gen.Capacity, "max text tokens");
+            bool threw = false;
+            try { gen.CheckCapacity(fit + 1, 0, 0); }
+            catch (LlmCapacityException e) { threw = e.Message.Contains("at most " + fit + " text tokens fit"); }
+            Check(threw, "capacity error names the limit");
+        }
+
+        static void TestPlan()
+        {
+            var m = BundleManifest.Parse(Load("hift_stream.json").Obj("manifest").ToJsonText());
+            var v = new HiftVocoder(m, null);
+            foreach (var n in new[] { v.T + 1, 2 * v.T, 300, 1000 })
+            {
+                var plan = v.Plan(n);
+                int e = 0;
+                foreach (var p in plan)
+                {
+                    Check(p[1] == e, "contiguous emission");
+                    Check(p[0] >= 0 && p[0] + v.T <= n && p[0] <= p[1] && p[2] <= p[0] + v.T, "chunk inside the mel");
+                    e = p[2];
+                }
+                Check(e == n && plan[0][0] == 0 && plan[plan.Count - 1][0] + v.T == n, "covers 0.." + n);
+            }
+        }
+
+        // -- golden traces ------------------------------------------------------------------------
+        static void TestTokenizerGolden(JsonObject trace)
+        {
+            var dir = Path.Combine(golden, trace.Str("tokenizer_dir"));
+            var tok = Qwen2Tokenizer.FromDirectory(dir);
+            var bad = new List<string>();
+            int n = 0;
+            foreach (JsonObject c in trace.Arr("cases"))
+            {
+                var text = c.Str("text");
+                var want = Json.IntArray(c.Get("ids"));
+                var got = tok.Encode(text).ToArray();
+                n++;
+                var pieces = c.Arr("pieces");
+                if (pieces != null)
+                {
+                    var mine = Pretokenizer.Split(text.Normalize(NormalizationForm.FormC));
+                    var theirs = pieces.ConvertAll(x => (string)x);
+                    if (string.Join("\u0001", mine.ToArray()) != string.Join("\u0001", theirs.ToArray()))
+                    {
+                        bad.Add(Json.Quote(text) + ": pieces " + Json.Quote(string.Join("|", mine.ToArray())) + " want " + Json.Quote(string.Join("|", theirs.ToArray())));
+                        continue;
+                    }
+                }
+                if (string.Join(",", Array.ConvertAll(got, x => x.ToString())) != string.Join(",", Array.ConvertAll(want, x => x.ToString())))
+                    bad.Add(Json.Quote(text) + ": got [" + string.Join(",", Array.ConvertAll(got, x => x.ToString())) + "] want [" + string.Join(",", Array.ConvertAll(want, x => x.ToString())) + "]");
+                else if (tok.Decode(got, false) != text.Normalize(NormalizationForm.FormC))
+                    bad.Add(Json.Quote(text) + ": decode(encode(text)) differs");
+            }
+            Check(n >= 300, "corpus too small: " + n);
+            Check(bad.Count == 0, bad.Count + "/" + n + " lines differ, e.g.\n" + string.Join("\n", bad.GetRange(0, Math.Min(5, bad.Count)).ToArray()));
+        }
+
+        static void TestSamplerGolden(JsonObject trace)
+        {
+            var bad = new List<string>();
+            int k = 0;
+            foreach (JsonObject c in trace.Arr("cases"))
+            {
+                var scores = FloatsB64(c.Str("scores"));
+                var mants = Json.LongArray(c.Get("uniforms_2p53"));
+                var us = new List<double>();
+                foreach (var m in mants) us.Add(m / 9007199254740992.0);
+                var rng = new ReplayUniforms(us);
+                var p = new RasParams { TopP = (float)c.Double("top_p"), TopK = c.Int("top_k"), WinSize = c.Int("win_size"), TauR = c.Double("tau_r") };
+                var decoded = new List<int>(Json.IntArray(c.Get("decoded")));
+                int tok;
+                switch (c.Str("method"))
+                {
+                    case "ras": tok = Sampler.Ras(scores, decoded, p, rng); break;
+                    case "nucleus": tok = Sampler.Nucleus(scores, p.TopP, p.TopK, rng); break;
+                    default: tok = Sampler.Random(scores, rng); break;
+                }
+                if (tok != c.Int("token") || rng.Used != c.Int("uniforms_used"))
+                    bad.Add("case " + k + " (" + c.Str("method") + ", n=" + scores.Length + "): token " + tok + " want " + c.Int("token") + ", uniforms used " + rng.Used + " want " + c.Int("uniforms_used"));
+                k++;
+            }
+            Check(k >= 40, "too few cases");
+            Check(bad.Count == 0, string.Join("\n", bad.ToArray()));
+        }
+
+        static void ReportReplay(ReplayRunner r)
+        {
+            Check(r.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", r.Failures.ToArray()));
+            Check(r.Next == r.CallCount, "Core made " + r.Next + " graph calls, the trace has " + r.CallCount);
+            Check(r.Leaked == 0, r.Leaked + " graph values were not disposed");
+        }
+
+        static void TestLlmTrace(JsonObject trace)
+        {
+            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
+            var p = trace.Obj("params");
+            var runner = new ReplayRunner(trace);
+            var gen = new LlmGenerator(m, runner);
+            var us = new List<double>();
+            foreach (var x in Json.LongArray(p.Get("uniforms_2p53"))) us.Add(x / 9007199254740992.0);
+            var rng = new ReplayUniforms(us);
+            Generation g;
+            try
+            {
+                g = gen.Generate(Json.IntArray(p.Get("text_ids")), Json.IntArray(p.Get("prompt_text_ids")), Json.IntArray(p.Get("prompt_speech_tokens")),
+                                 new RasSampler(gen.Ras), rng, p.Int("max_new_tokens"));
+            }
+            catch (InvalidOperationException) { ReportReplay(runner); throw; }
+            ReportReplay(runner);
+            var res = trace.Obj("result");
+            var want = Json.IntArray(res.Get("tokens"));
+            Check(string.Join(",", g.Tokens.ConvertAll(x => x.ToString()).ToArray()) == string.Join(",", Array.ConvertAll(want, x => x.ToString())),
+                  "tokens [" + string.Join(",", g.Tokens.ConvertAll(x => x.ToString()).ToArray()) + "], trace [" + string.Join(",", Array.ConvertAll(want, x => x.ToString())) + "]");
+            Check(g.StopReason == res.Str("stop_reason"), "stop reason " + g.StopReason);
+            Check(g.PromptLength == res.Int("prompt_len"), "prompt length " + g.PromptLength);
+            Check(rng.Used == us.Count, "used " + rng.Used + " uniforms, the trace " + us.Count);
+        }
+
+        static Mel SynthMel(int nMels, int frames, long seed, float scale)
+        {
+            var d = ReplayRunner.Synth(nMels * frames, seed);
+            for (int i = 0; i < d.Length; i++) d[i] *= scale;
+            return new Mel(nMels, frames, d);
+        }
+
+        static void TestHiftMel2Wav(JsonObject trace)
+        {
+            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
+            var p = trace.Obj("params");
+            var runner = new ReplayRunner(trace);
+            var v = new HiftVocoder(m, runner);
+            int n = p.Int("frames");
+            var mel = SynthMel(v.NMels, n, p.Long("mel_seed"), (float)p.Double("mel_scale"));
+            var noise = ReplayRunner.Synth(v.Hop * n * v.H, p.Long("noise_seed"));
+            float[] cache = p.Get("cache_source_seed") == null ? null : ReplayRunner.Synth(v.SourceCache, p.Long("cache_source_seed"));
+            float[] wav, src;
+            v.Mel2Wav(mel, noise, cache, out wav, out src);
+            ReportReplay(runner);
+            var res = trace.Obj("result");
+            Check(Sha(wav, new[] { 1, wav.Length }) == res.Obj("waveform").Str("sha256"), "waveform bytes differ");
+            Check(Sha(src, new[] { 1, 1, src.Length }) == res.Obj("source").Str("sha256"), "source bytes differ");
+        }
+
+        static void TestHiftStream(JsonObject trace)
+        {
+            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
+            var p = trace.Obj("params");
+            var runner = new ReplayRunner(trace);
+            var v = new HiftVocoder(m, runner);
+            var sizes = Json.IntArray(p.Get("chunk_frames"));
+            long noiseSeed = p.Long("noise_seed_base");
+            var stream = v.BeginStream(frames => ReplayRunner.Synth(v.Hop * frames * v.H, noiseSeed++));
+            var pieces = trace.Obj("result").Arr("pieces");
+            Check(pieces.Count == sizes.Length, "piece count");
+            for (int i = 0; i < sizes.Length; i++)
+            {
+                var mel = SynthMel(v.NMels, sizes[i], p.Long("mel_seed_base") + i, (float)p.Double("mel_scale"));
+                var wav = stream.Push(mel, i == sizes.Length - 1);
+                var e = (JsonObject)pieces[i];
+                var shape = Json.IntArray(e.Get("shape"));
+                Check(wav.Length == shape[1], "piece " + i + ": " + wav.Length + " samples, trace " + shape[1]);
+                Check(Sha(wav, new[] { 1, wav.Length }) == e.Str("sha256"), "piece " + i + ": bytes differ");
+            }
+            ReportReplay(runner);
+        }
+    }
+}
