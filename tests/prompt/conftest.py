@@ -9,9 +9,22 @@ import numpy as np
 import pytest
 
 
-def placeholder_torchaudio() -> None:
-    """s3tokenizer imports torchaudio at module level; no torchaudio fits torch 2.13 (pitfalls.md)."""
-    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+def import_s3tokenizer():
+    """Import the `s3tokenizer` oracle (or skip). It imports torchaudio at module level and no
+    torchaudio fits torch 2.13 (pitfalls.md): a placeholder module stands in during the import and
+    is removed right after, so other packages (transformers probes `find_spec('torchaudio')`) never
+    see it."""
+    placeholder = None
+    if "torchaudio" not in sys.modules:
+        placeholder = sys.modules["torchaudio"] = types.ModuleType("torchaudio")
+    try:
+        s3tok = pytest.importorskip("s3tokenizer", reason="test-only dependency s3tokenizer (pip install -e .[test])")
+        import s3tokenizer.model_v2  # noqa: F401
+        import s3tokenizer.utils  # noqa: F401
+    finally:
+        if placeholder is not None and sys.modules.get("torchaudio") is placeholder:
+            del sys.modules["torchaudio"]
+    return s3tok
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,12 @@ from exporter.speech_tokenizer.fixture import SIZES, random_tokenizer
 from exporter.speech_tokenizer.model import S3TokenizerV2, WhisperLogMel
 from exporter.speech_tokenizer.onnx_weights import load_tokenizer, state_dict_from_onnx
 
-from .conftest import placeholder_torchaudio
+from .conftest import import_s3tokenizer
 
 
 @pytest.fixture(scope="module")
 def s3tok():
-    placeholder_torchaudio()
-    return pytest.importorskip("s3tokenizer", reason="test-only dependency s3tokenizer (pip install -e .[test])")
+    return import_s3tokenizer()
 
 
 @pytest.fixture(scope="module")
