@@ -99,6 +99,36 @@ def test_sentis_unity_editor_layers_compile_against_stubs(build):
     mcs(editor, sources(PKG / "Editor"), refs=[d / "SentisTts.Core.dll", sentis, unity, stubs])
     samples = d / "Samples.dll"
     mcs(samples, sources(PKG / "Samples~"), refs=[d / "SentisTts.Core.dll", sentis, unity, stubs])
+    tests = d / "EditModeTests.dll"
+    mcs(tests, sources(PKG / "Tests" / "Editor"), refs=[d / "SentisTts.Core.dll", stubs])
+
+
+def test_upm_layout():
+    """package.json / asmdefs follow the UPM conventions (docs: Unity manual, custom package layout)."""
+    pkg = json.loads((PKG / "package.json").read_text(encoding="utf-8"))
+    assert re.fullmatch(r"com(\.[a-z0-9][a-z0-9-]*){2,}", pkg["name"]) and pkg["name"] == pkg["name"].lower()
+    assert re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", pkg["version"])
+    assert pkg["unity"] == "6000.0"
+    dep = pkg["dependencies"]["com.unity.ai.inference"]
+    assert tuple(int(x) for x in dep.split(".")[:2]) >= (2, 2)
+    for s in pkg["samples"]:
+        assert s["path"].startswith("Samples~/") and (PKG / s["path"]).is_dir()
+    for f in ("CHANGELOG.md", "LICENSE.md", "README.md", "Documentation~/index.md"):
+        assert (PKG / f).is_file(), f
+    asmdefs = {p.relative_to(PKG).as_posix(): json.loads(p.read_text()) for p in PKG.rglob("*.asmdef")}
+    names = {a["name"] for a in asmdefs.values()}
+    assert {"SentisTts.Core", "SentisTts.Sentis", "SentisTts.Unity", "SentisTts.Editor", "SentisTts.Editor.Tests"} <= names
+    assert asmdefs["Editor/SentisTts.Editor.asmdef"]["includePlatforms"] == ["Editor"]
+    assert "UNITY_INCLUDE_TESTS" in asmdefs["Tests/Editor/SentisTts.Editor.Tests.asmdef"]["defineConstraints"]
+    for rel, a in asmdefs.items():
+        for r in a.get("references", []):
+            assert r in names or r.startswith("Unity"), f"{rel}: unknown assembly reference {r}"
+    # every non-hidden folder with C# has exactly one asmdef above it (Unity compiles it into that assembly)
+    for cs in PKG.rglob("*.cs"):
+        rel = cs.relative_to(PKG)
+        if any(part.endswith("~") for part in rel.parts):
+            continue
+        assert any((PKG / Path(*rel.parts[:i])).glob("*.asmdef") for i in range(1, len(rel.parts))), f"{rel} has no asmdef"
 
 
 def test_core_has_no_engine_references():
@@ -111,3 +141,22 @@ def test_core_has_no_engine_references():
     assert not bad, f"Core files reference Unity/Sentis: {bad}"
     asm = json.loads((PKG / "Runtime" / "Core" / "SentisTts.Core.asmdef").read_text())
     assert asm["noEngineReferences"] is True and asm["references"] == []
+
+
+def test_package_documentation_matches_docs():
+    assert (PKG / "Documentation~" / "index.md").read_text(encoding="utf-8") == (ROOT / "docs" / "unity.md").read_text(encoding="utf-8"), \
+        "unity_package/Documentation~/index.md must be a copy of docs/unity.md"
+
+
+def test_every_imported_asset_has_a_meta_file():
+    """Git-installed packages are immutable; Unity ignores assets without .meta there."""
+    from .gen_meta import meta_text, wanted
+
+    missing = [p.relative_to(PKG).as_posix() for p in wanted() if not p.with_name(p.name + ".meta").is_file()]
+    assert not missing, f"run `python -m tests.unity.gen_meta`: no .meta for {missing[:5]}"
+    stale = [p.relative_to(PKG).as_posix() for p in wanted() if p.with_name(p.name + ".meta").read_text() != meta_text(p)]
+    assert not stale, f"run `python -m tests.unity.gen_meta`: stale .meta for {stale[:5]}"
+    guids = [p.with_name(p.name + ".meta").read_text().split("guid: ")[1][:32] for p in wanted()]
+    assert len(set(guids)) == len(guids)
+    orphans = [m.relative_to(PKG).as_posix() for m in PKG.rglob("*.meta") if not m.with_name(m.name[:-5]).exists()]
+    assert not orphans, f"orphan .meta files: {orphans}"

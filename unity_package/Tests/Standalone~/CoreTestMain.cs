@@ -66,6 +66,7 @@ namespace SentisTts.Tests
             Run("npz: voice file", TestNpz);
             Run("llm: capacity error", TestCapacity);
             Run("hift: chunk plan", TestPlan);
+            Run("audio: ring buffer + resampler", TestRing);
             foreach (var f in files)
             {
                 var trace = Json.ParseObject(File.ReadAllText(f, Encoding.UTF8));
@@ -177,6 +178,36 @@ namespace SentisTts.Tests
             try { gen.CheckCapacity(fit + 1, 0, 0); }
             catch (LlmCapacityException e) { threw = e.Message.Contains("at most " + fit + " text tokens fit"); }
             Check(threw, "capacity error names the limit");
+        }
+
+        static void TestRing()
+        {
+            var r = new AudioRingBuffer(10);
+            var x = new float[] { 1, 2, 3, 4, 5, 6, 7 };
+            Check(r.Write(x, 0, 7) == 7 && r.Count == 7, "write");
+            var y = new float[5];
+            Check(r.Read(y, 0, 5) == 5 && y[0] == 1 && y[4] == 5, "read");
+            Check(r.Write(x, 0, 7) == 7 && r.Count == 9, "wrap write");
+            Check(r.Write(x, 0, 7) == 1 && r.Free == 0, "full");
+            var z = new float[12];
+            Check(r.Read(z, 0, 12) == 10 && z[0] == 6 && z[1] == 7 && z[2] == 1 && z[8] == 7 && z[9] == 1, "wrap read");
+            // resampler: chunked == whole, constant stays constant, length ratio
+            var sig = new float[2400];
+            for (int i = 0; i < sig.Length; i++) sig[i] = (float)Math.Sin(i * 0.01);
+            var whole = new LinearResampler(24000, 48000).Process(sig);
+            var rs = new LinearResampler(24000, 48000);
+            var parts = new List<float>();
+            for (int s = 0; s < sig.Length; s += 333)
+            {
+                var chunk = new float[Math.Min(333, sig.Length - s)];
+                Array.Copy(sig, s, chunk, 0, chunk.Length);
+                parts.AddRange(rs.Process(chunk));
+            }
+            Check(Math.Abs(whole.Length - 4799) <= 1 && parts.Count == whole.Length, "lengths " + whole.Length + " " + parts.Count);
+            for (int i = 0; i < whole.Length; i++) Check(Math.Abs(whole[i] - parts[i]) < 1e-5, "chunked differs at " + i);
+            for (int i = 0; i < whole.Length; i += 2) Check(whole[i] == sig[i / 2], "even outputs are the input samples");
+            var down = new LinearResampler(24000, 44100).Process(new float[] { 0.25f, 0.25f, 0.25f, 0.25f });
+            foreach (var v in down) Check(Math.Abs(v - 0.25f) < 1e-7, "constant");
         }
 
         static void TestPlan()

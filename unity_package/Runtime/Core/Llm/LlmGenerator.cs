@@ -114,7 +114,7 @@ namespace SentisTts.Core.Llm
         }
 
         // -- the cached step graph ----------------------------------------------------------------------
-        sealed class Cache : IDisposable
+        internal sealed class Cache : IDisposable
         {
             public GraphValue[] Values;
             public void Dispose() { if (Values != null) foreach (var v in Values) v.Dispose(); Values = null; }
@@ -180,34 +180,87 @@ namespace SentisTts.Core.Llm
         public Generation Generate(IList<int> textIds, IList<int> promptTextIds, IList<int> promptSpeech, ITokenSampler sampler,
                                    IUniformSource rng, int maxNewTokens = -1, Action<int> onToken = null, Func<bool> cancel = null)
         {
+            using (var s = Begin(textIds, promptTextIds, promptSpeech, sampler, rng, maxNewTokens))
+            {
+                while (!s.Done)
+                {
+                    if (cancel != null && cancel()) { s.Result.StopReason = "cancelled"; break; }
+                    int tok = s.Step();
+                    if (tok >= 0 && onToken != null) onToken(tok);
+                }
+                return s.Result;
+            }
+        }
+
+        /// <summary>Prefill now; then one decode step per `Step()` call, so a caller can spread
+        /// generation over frames (the Unity speaker does).</summary>
+        public GenerationSession Begin(IList<int> textIds, IList<int> promptTextIds, IList<int> promptSpeech, ITokenSampler sampler,
+                                       IUniformSource rng, int maxNewTokens = -1)
+        {
             int nText = textIds.Count, nPT = promptTextIds.Count, nPS = promptSpeech.Count;
             int minLen = MinLength(nText), maxLen = MaxLength(nText);
             if (maxNewTokens >= 0) maxLen = Math.Min(maxLen, maxNewTokens);
             else CheckCapacity(nText, nPT, nPS);
             if (2 + nPT + nText + nPS + Math.Max(0, maxLen - 1) > Capacity) CheckCapacity(nText, nPT, nPS);
             var seq = LmInput(textIds, promptTextIds, promptSpeech);
-            var res = new Generation { PromptLength = seq.Length / Hidden };
-            if (maxLen <= 0) return res;
-            using (var cache = NewCache())
+            var s = new GenerationSession(this, sampler, rng, minLen, maxLen);
+            s.Result.PromptLength = seq.Length / Hidden;
+            if (maxLen <= 0) { s.Done = true; return s; }
+            s.CacheState = NewCache();
+            int pos = 0;
+            s.Logp = Prefill(seq, s.CacheState, ref pos);
+            s.Position = pos;
+            return s;
+        }
+
+        public sealed class GenerationSession : IDisposable
+        {
+            readonly LlmGenerator g;
+            readonly ITokenSampler sampler;
+            readonly IUniformSource rng;
+            readonly int minLen, maxLen;
+            internal Cache CacheState;
+            internal float[] Logp;
+            internal int Position;
+            int i;
+            public readonly Generation Result = new Generation();
+            public bool Done { get; internal set; }
+
+            internal GenerationSession(LlmGenerator g, ITokenSampler sampler, IUniformSource rng, int minLen, int maxLen)
             {
-                int pos = 0;
-                var logp = Prefill(seq, cache, ref pos);
-                for (int i = 0; i < maxLen; i++)
-                {
-                    if (cancel != null && cancel()) { res.StopReason = "cancelled"; break; }
-                    if (i < minLen) logp[Eos] = float.NegativeInfinity;
-                    int tok = sampler.Sample(logp, res.Tokens, rng);
-                    if (StopIds.Contains(tok)) { res.StopReason = "stop_token"; res.StopToken = tok; break; }
-                    res.Tokens.Add(tok);
-                    if (onToken != null) onToken(tok);
-                    if (i == maxLen - 1) break;
-                    using (var emb = Lookup(SpeechEmbedding, new[] { tok }))
-                    using (var outs = Step(emb[manifest.Graph(SpeechEmbedding).Outputs[0].Name], cache, pos, 1))
-                        logp = ReadLogprobs(outs);
-                    pos++;
-                }
+                this.g = g; this.sampler = sampler; this.rng = rng; this.minLen = minLen; this.maxLen = maxLen;
             }
-            return res;
+
+            /// <summary>Sample one token (and run the next step graph unless finished); returns the
+            /// accepted token, or -1 when generation stopped.</summary>
+            public int Step()
+            {
+                if (Done) return -1;
+                if (i < minLen) Logp[g.Eos] = float.NegativeInfinity;
+                int tok = sampler.Sample(Logp, Result.Tokens, rng);
+                if (g.StopIds.Contains(tok))
+                {
+                    Result.StopReason = "stop_token"; Result.StopToken = tok;
+                    Finish();
+                    return -1;
+                }
+                Result.Tokens.Add(tok);
+                if (i == maxLen - 1) { Finish(); return tok; }
+                using (var emb = g.Lookup(g.SpeechEmbedding, new[] { tok }))
+                using (var outs = g.Step(emb[g.manifest.Graph(g.SpeechEmbedding).Outputs[0].Name], CacheState, Position, 1))
+                    Logp = g.ReadLogprobs(outs);
+                Position++;
+                i++;
+                return tok;
+            }
+
+            void Finish()
+            {
+                Done = true;
+                if (CacheState != null) { CacheState.Dispose(); CacheState = null; }
+            }
+
+            public void Dispose() { Finish(); }
         }
     }
 }

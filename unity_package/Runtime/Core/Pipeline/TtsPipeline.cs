@@ -109,49 +109,104 @@ namespace SentisTts.Core.Pipeline
         /// <summary>Synthesize; `onAudio` receives float samples at SampleRate (several calls when streaming).</summary>
         public Generation Synthesize(SynthesisRequest r, Action<float[]> onAudio, Func<bool> cancel = null)
         {
-            if (Flow == null) throw new SentisTtsException("this pipeline has no flow stage (the bundle needs the flow component)");
-            List<int> textIds, promptText, promptSpeech;
-            AssemblePrompt(r, out textIds, out promptText, out promptSpeech);
-            var uniforms = r.Uniforms ?? new SeededUniforms(r.Seed);
-            NoiseSource noise = r.Noise ?? new GaussianNoise(r.Seed + 1, Hift.Hop, Hift.H).Next;
-            var sampler = new RasSampler(Llm.Ras);
-            if (!r.Streaming)
+            using (var s = Begin(r, onAudio))
             {
-                var gen = Llm.Generate(textIds, promptText, promptSpeech, sampler, uniforms, r.MaxNewTokens, null, cancel);
-                if (gen.StopReason == "cancelled" || gen.Tokens.Count == 0) return gen;
-                var mel = Flow.TokensToMel(gen.Tokens, r.Voice, true);
-                float[] wav, src;
-                Hift.Mel2Wav(mel, noise(mel.Frames), null, out wav, out src);
-                onAudio(wav);
-                return gen;
+                while (!s.Done)
+                {
+                    if (cancel != null && cancel()) { s.Cancel(); break; }
+                    s.Advance(1);
+                }
+                return s.Result;
             }
+        }
+
+        /// <summary>A synthesis that advances a few decode steps per call (to spread work over frames).</summary>
+        public SynthesisSession Begin(SynthesisRequest r, Action<float[]> onAudio)
+        {
+            if (Flow == null) throw new SentisTtsException("this pipeline has no flow stage (the bundle needs the flow component)");
+            return new SynthesisSession(this, r, onAudio);
+        }
+
+        public sealed class SynthesisSession : IDisposable
+        {
+            readonly TtsPipeline p;
+            readonly SynthesisRequest r;
+            readonly Action<float[]> onAudio;
+            readonly NoiseSource noise;
+            readonly LlmGenerator.GenerationSession llm;
+            readonly HiftVocoder.HiftStream stream;
+            int offset;
+            Mel pending;  // mel chunk waiting to be pushed (the last push must be final)
+            public bool Done { get; private set; }
+            public Generation Result { get { return llm.Result; } }
+
+            internal SynthesisSession(TtsPipeline p, SynthesisRequest r, Action<float[]> onAudio)
+            {
+                this.p = p; this.r = r; this.onAudio = onAudio;
+                List<int> textIds, promptText, promptSpeech;
+                p.AssemblePrompt(r, out textIds, out promptText, out promptSpeech);
+                noise = r.Noise ?? new GaussianNoise(r.Seed + 1, p.Hift.Hop, p.Hift.H).Next;
+                llm = p.Llm.Begin(textIds, promptText, promptSpeech, new RasSampler(p.Llm.Ras), r.Uniforms ?? new SeededUniforms(r.Seed), r.MaxNewTokens);
+                if (r.Streaming) stream = p.Hift.BeginStream(noise);
+                if (llm.Done) Finish();
+            }
+
+            /// <summary>Run up to `steps` decode steps (and the flow/HiFT work they trigger).</summary>
+            public void Advance(int steps)
+            {
+                for (int k = 0; k < steps && !Done; k++)
+                {
+                    int tok = llm.Step();
+                    if (tok >= 0 && r.Streaming) OnToken();
+                    if (llm.Done) Finish();
+                }
+            }
+
             // streaming: vocode every TokenHop new tokens once PreLookahead more are available
-            var stream = Hift.BeginStream(noise);
-            var tokens = new List<int>();
-            int offset = 0;
-            Mel pending = null;  // mel chunk waiting to be pushed (the last push must be final)
-            Action<Mel> push = m =>
+            void OnToken()
+            {
+                var tokens = llm.Result.Tokens;
+                if (tokens.Count - offset < p.TokenHop + p.PreLookahead) return;
+                var mel = p.Flow.TokensToMel(tokens.GetRange(0, offset + p.TokenHop + p.PreLookahead), r.Voice, false);
+                Push(mel.Slice(offset * p.TokenMelRatio, Math.Min(mel.Frames, (offset + p.TokenHop) * p.TokenMelRatio)));
+                offset += p.TokenHop;
+            }
+
+            void Push(Mel m)
             {
                 if (pending != null) { var a = stream.Push(pending, false); if (a.Length > 0) onAudio(a); }
                 pending = m;
-            };
-            var result = Llm.Generate(textIds, promptText, promptSpeech, sampler, uniforms, r.MaxNewTokens, tok =>
-            {
-                tokens.Add(tok);
-                if (tokens.Count - offset >= TokenHop + PreLookahead)
-                {
-                    var mel = Flow.TokensToMel(tokens.GetRange(0, offset + TokenHop + PreLookahead), r.Voice, false);
-                    push(mel.Slice(offset * TokenMelRatio, Math.Min(mel.Frames, (offset + TokenHop) * TokenMelRatio)));
-                    offset += TokenHop;
-                }
-            }, cancel);
-            if (result.StopReason != "cancelled" && tokens.Count > offset)
-            {
-                var mel = Flow.TokensToMel(tokens, r.Voice, true);
-                push(mel.Slice(offset * TokenMelRatio, mel.Frames));
             }
-            if (pending != null && result.StopReason != "cancelled") onAudio(stream.Push(pending, true));
-            return result;
+
+            void Finish()
+            {
+                Done = true;
+                var tokens = llm.Result.Tokens;
+                if (tokens.Count == 0 || llm.Result.StopReason == "cancelled") return;
+                if (!r.Streaming)
+                {
+                    var mel = p.Flow.TokensToMel(tokens, r.Voice, true);
+                    float[] wav, src;
+                    p.Hift.Mel2Wav(mel, noise(mel.Frames), null, out wav, out src);
+                    onAudio(wav);
+                    return;
+                }
+                if (tokens.Count > offset)
+                {
+                    var mel = p.Flow.TokensToMel(tokens, r.Voice, true);
+                    Push(mel.Slice(offset * p.TokenMelRatio, mel.Frames));
+                }
+                if (pending != null) onAudio(stream.Push(pending, true));
+            }
+
+            public void Cancel()
+            {
+                llm.Result.StopReason = "cancelled";
+                llm.Dispose();
+                Done = true;
+            }
+
+            public void Dispose() { llm.Dispose(); }
         }
     }
 }

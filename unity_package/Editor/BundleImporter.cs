@@ -1,0 +1,140 @@
+// Imports a sentis-tts bundle folder into the project:
+//   1. reads manifest.json and checks every file's sha256 (Core's BundleManifest.Verify);
+//   2. copies the .onnx graphs under Assets/<target>/ (Sentis' ONNX importer turns each into a
+//      ModelAsset); optionally loads each model, quantizes its weights (ModelQuantizer Float16 or
+//      Uint8) and serializes it to <graph>.sentis with ModelWriter.Save instead;
+//   3. copies the tokenizer files and voices (as .bytes) and writes a TtsBundleAsset that ties
+//      everything together for CosyVoiceSpeaker.
+// Menu: Tools > Sentis TTS > Import Bundle…
+// Batch mode:
+//   Unity -batchmode -quit -projectPath <project> -executeMethod SentisTts.Editor.BundleImporter.ImportFromCommandLine \
+//         -sentisTtsBundle <bundle dir> [-sentisTtsTarget Assets/SentisTts/MyVoice] [-sentisTtsQuantize none|float16|uint8]
+using System;
+using System.Collections.Generic;
+using System.IO;
+using SentisTts.Core;
+using SentisTts.Unity;
+using Unity.InferenceEngine;
+using UnityEditor;
+using UnityEngine;
+
+namespace SentisTts.Editor
+{
+    public enum WeightQuantization { None, Float16, Uint8 }
+
+    public static class BundleImporter
+    {
+        [MenuItem("Tools/Sentis TTS/Import Bundle...")]
+        public static void ImportFromMenu()
+        {
+            var src = EditorUtility.OpenFolderPanel("sentis-tts bundle folder (with manifest.json)", "", "");
+            if (string.IsNullOrEmpty(src)) return;
+            var q = EditorUtility.DisplayDialogComplex("Sentis TTS", "Serialize the graphs with quantized weights?",
+                                                       "No (import .onnx)", "Float16 .sentis", "Uint8 .sentis");
+            var quant = q == 1 ? WeightQuantization.Float16 : q == 2 ? WeightQuantization.Uint8 : WeightQuantization.None;
+            try
+            {
+                var asset = Import(src, "Assets/SentisTts/" + Path.GetFileName(src.TrimEnd('/', '\\')), quant);
+                Selection.activeObject = asset;
+            }
+            catch (SentisTtsException e)
+            {
+                EditorUtility.DisplayDialog("Sentis TTS import failed", e.Message, "OK");
+            }
+        }
+
+        /// <summary>Entry point for `-executeMethod`; exits with code 1 on failure.</summary>
+        public static void ImportFromCommandLine()
+        {
+            var args = Environment.GetCommandLineArgs();
+            string bundle = Arg(args, "-sentisTtsBundle"), target = Arg(args, "-sentisTtsTarget"), quant = Arg(args, "-sentisTtsQuantize");
+            try
+            {
+                if (string.IsNullOrEmpty(bundle)) throw new SentisTtsException("pass -sentisTtsBundle <bundle folder>");
+                var q = WeightQuantization.None;
+                if (!string.IsNullOrEmpty(quant) && !Enum.TryParse(quant, true, out q))
+                    throw new SentisTtsException("-sentisTtsQuantize must be none, float16 or uint8, got '" + quant + "'");
+                Import(bundle, string.IsNullOrEmpty(target) ? "Assets/SentisTts/" + Path.GetFileName(bundle.TrimEnd('/', '\\')) : target, q);
+                Debug.Log("sentis-tts: imported " + bundle);
+            }
+            catch (Exception e)
+            {
+                Debug.LogError("sentis-tts import failed: " + e.Message);
+                EditorApplication.Exit(1);
+            }
+        }
+
+        static string Arg(string[] args, string key)
+        {
+            for (int i = 0; i + 1 < args.Length; i++) if (args[i] == key) return args[i + 1];
+            return null;
+        }
+
+        public static TtsBundleAsset Import(string bundleDir, string targetFolder, WeightQuantization quantization)
+        {
+            var manifest = BundleManifest.Load(bundleDir);
+            manifest.VerifyOrThrow(bundleDir);
+            if (!targetFolder.StartsWith("Assets/")) throw new SentisTtsException("target folder must be under Assets/, got " + targetFolder);
+            Directory.CreateDirectory(targetFolder);
+            var asset = ScriptableObject.CreateInstance<TtsBundleAsset>();
+            asset.manifestJson = File.ReadAllText(Path.Combine(bundleDir, "manifest.json"));
+            asset.quantization = quantization.ToString().ToLowerInvariant();
+
+            // graphs
+            var onnxPaths = new List<KeyValuePair<string, string>>();
+            foreach (var g in manifest.Graphs.Values)
+            {
+                var dst = targetFolder + "/" + Path.GetFileName(g.File);
+                File.Copy(Path.Combine(bundleDir, g.File), dst, true);
+                onnxPaths.Add(new KeyValuePair<string, string>(g.Name, dst));
+            }
+            AssetDatabase.Refresh();
+            foreach (var kv in onnxPaths)
+            {
+                var onnx = AssetDatabase.LoadAssetAtPath<ModelAsset>(kv.Value);
+                if (onnx == null) throw new SentisTtsException(kv.Value + ": Sentis did not import this graph (see the Console for the importer's error)");
+                var model = onnx;
+                if (quantization != WeightQuantization.None)
+                {
+                    var m = ModelLoader.Load(onnx);
+                    ModelQuantizer.QuantizeWeights(quantization == WeightQuantization.Float16 ? QuantizationType.Float16 : QuantizationType.Uint8, ref m);
+                    var sentisPath = Path.ChangeExtension(kv.Value, ".sentis");
+                    ModelWriter.Save(sentisPath, m);
+                    AssetDatabase.DeleteAsset(kv.Value);  // keep only the serialized model
+                    AssetDatabase.ImportAsset(sentisPath);
+                    model = AssetDatabase.LoadAssetAtPath<ModelAsset>(sentisPath);
+                }
+                asset.graphs.Add(new GraphModel { graph = kv.Key, model = model });
+            }
+
+            // tokenizer + voices: copied as .txt/.bytes so they import as TextAssets
+            var text = manifest.Components.Obj("text");
+            if (text != null)
+            {
+                var dir = text.Str("dir") ?? "text";
+                asset.vocabJson = CopyText(bundleDir, dir + "/vocab.json", targetFolder + "/vocab.json.txt");
+                asset.mergesTxt = CopyText(bundleDir, dir + "/merges.txt", targetFolder + "/merges.txt");
+                asset.specialTokensJson = CopyText(bundleDir, dir + "/special_tokens.json", targetFolder + "/special_tokens.json.txt");
+            }
+            var voices = manifest.Root.Obj("voices");
+            if (voices != null)
+                foreach (var vname in voices.Order)
+                {
+                    var rel = voices.Obj(vname).Str("file");
+                    asset.voices.Add(new VoiceBytes { name = vname, npz = CopyText(bundleDir, rel, targetFolder + "/voice_" + vname + ".bytes") });
+                }
+
+            var assetPath = targetFolder + "/TtsBundle.asset";
+            AssetDatabase.CreateAsset(asset, assetPath);
+            AssetDatabase.SaveAssets();
+            return asset;
+        }
+
+        static TextAsset CopyText(string bundleDir, string rel, string dst)
+        {
+            File.Copy(Path.Combine(bundleDir, rel), dst, true);
+            AssetDatabase.ImportAsset(dst);
+            return AssetDatabase.LoadAssetAtPath<TextAsset>(dst);
+        }
+    }
+}
