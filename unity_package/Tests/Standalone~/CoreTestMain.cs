@@ -67,6 +67,7 @@ namespace SentisTts.Tests
             Run("llm: capacity error", TestCapacity);
             Run("hift: chunk plan", TestPlan);
             Run("audio: ring buffer + resampler", TestRing);
+            Run("pipeline: streaming schedule, modes, 100 utterances without leaks", TestPipeline);
             foreach (var f in files)
             {
                 var trace = Json.ParseObject(File.ReadAllText(f, Encoding.UTF8));
@@ -208,6 +209,66 @@ namespace SentisTts.Tests
             for (int i = 0; i < whole.Length; i += 2) Check(whole[i] == sig[i / 2], "even outputs are the input samples");
             var down = new LinearResampler(24000, 44100).Process(new float[] { 0.25f, 0.25f, 0.25f, 0.25f });
             foreach (var v in down) Check(Math.Abs(v - 0.25f) < 1e-7, "constant");
+        }
+
+        static BundleManifest CombinedManifest()
+        {
+            var a = Load("llm_generate_sft.json").Obj("manifest");
+            var b = Load("hift_stream.json").Obj("manifest");
+            foreach (var k in b.Obj("graphs").Order) a.Obj("graphs").Add(k, b.Obj("graphs")[k]);
+            foreach (var k in b.Obj("components").Order) a.Obj("components").Add(k, b.Obj("components")[k]);
+            var text = Json.ParseObject("{\"endofprompt_id\": 509}");
+            a.Obj("components").Add("text", text);
+            return BundleManifest.Parse(a.ToJsonText());
+        }
+
+        static void TestPipeline()
+        {
+            var m = CombinedManifest();
+            var tok = Qwen2Tokenizer.FromDirectory(Path.Combine(golden, "tokenizer_tiny"));
+            var voice = new Voice { Name = "v", PromptText = "A tiny text.", SpeechTokens = new[] { 5, 6, 7 }, Embedding = new float[192] };
+            foreach (var streaming in new[] { false, true })
+            {
+                var runner = new FakeRunner(m);
+                var flow = new FakeFlow();
+                var p = new TtsPipeline(m, runner, tok, flow);
+                var pieces = new List<float[]>();
+                var req = new SynthesisRequest { Text = "Hello, this is a test of the streaming schedule.", Voice = voice, Streaming = streaming,
+                                                 MaxNewTokens = 60, Seed = 3 };
+                var g = p.Synthesize(req, pieces.Add);
+                Check(g.Tokens.Count == 60, "tokens " + g.Tokens.Count + " " + g.StopReason);
+                int total = 0;
+                foreach (var x in pieces) total += x.Length;
+                Check(total == p.Hift.Hop * p.TokenMelRatio * g.Tokens.Count, (streaming ? "streaming" : "whole") + ": " + total + " samples for " + g.Tokens.Count + " tokens");
+                if (streaming)
+                {
+                    Check(pieces.Count == 3 && flow.Calls == 3, "streaming pieces " + pieces.Count + ", flow calls " + flow.Calls);
+                    // official schedule: hop 25 tokens + 3 look-ahead, then the rest with finalize
+                    Check(string.Join(",", flow.Seen.ToArray()) == "28,53,60F", "flow calls on " + string.Join(",", flow.Seen.ToArray()) + " tokens");
+                    Check(pieces[0].Length == 50 * 480 - 3840, "first piece holds back the cross-fade samples");
+                }
+                Check(runner.Leaked == 0, runner.Leaked + " values leaked");
+                if (!streaming) Check(string.Join(",", flow.Seen.ToArray()) == "60F", "whole-utterance flow call");
+            }
+            // prompt assembly per mode
+            var p2 = new TtsPipeline(m, new FakeRunner(m), tok, new FakeFlow());
+            List<int> t, pt, ps;
+            p2.AssemblePrompt(new SynthesisRequest { Text = "Hi.", Voice = voice, Mode = SynthesisMode.ZeroShot }, out t, out pt, out ps);
+            Check(pt.Count == tok.Encode("A tiny text.").Count && ps.Count == 3, "zero-shot prompt");
+            p2.AssemblePrompt(new SynthesisRequest { Text = "Hi.", Voice = voice, Mode = SynthesisMode.CrossLingual }, out t, out pt, out ps);
+            Check(pt.Count == 0 && ps.Count == 0, "cross-lingual prompt");
+            p2.AssemblePrompt(new SynthesisRequest { Text = "Hi.", Mode = SynthesisMode.Instruct, InstructText = "Speak softly." }, out t, out pt, out ps);
+            Check(pt[pt.Count - 1] == 509 && ps.Count == 0, "instruct prompt ends with <|endofprompt|>");
+            // 100 utterances with cancellations: nothing leaks
+            var r100 = new FakeRunner(m);
+            var p3 = new TtsPipeline(m, r100, tok, new FakeFlow());
+            for (int u = 0; u < 100; u++)
+            {
+                int steps = 0;
+                var req = new SynthesisRequest { Text = "Short line " + u + ".", Voice = voice, Streaming = u % 2 == 0, MaxNewTokens = 8 + u % 5, Seed = u };
+                p3.Synthesize(req, x => { }, () => u % 7 == 0 && ++steps > 3);
+            }
+            Check(r100.Leaked == 0, r100.Leaked + " values leaked over 100 utterances");
         }
 
         static void TestPlan()
