@@ -5,6 +5,8 @@
 //   tensor is later bound with SetInput. Nothing is read back unless Core calls Read().
 // - Read() is the only readback: the prefill embeddings once per utterance, each step's logprobs
 //   (speech vocab floats) and HiFT audio.
+// - Disposed output tensors go to a pool and are reused as CopyOutput targets of later calls of the
+//   same size (no per-step allocation for the KV cache).
 // - Host tensors Core hands in are uploaded into tensors owned here and disposed at the next Run
 //   of the same worker (after its previous work was scheduled) or on Dispose.
 // Verified here only as a compile check against stubs (tests/unity/stubs); see docs/unity.md.
@@ -19,9 +21,11 @@ namespace SentisTts.Sentis
     public sealed class SentisValue : GraphValue
     {
         public Tensor Tensor { get; private set; }
+        readonly SentisGraphRunner owner;
 
-        public SentisValue(Tensor t)
+        public SentisValue(Tensor t, SentisGraphRunner owner = null)
         {
+            this.owner = owner;
             Tensor = t;
             var shape = new int[t.shape.rank];
             for (int i = 0; i < shape.Length; i++) shape[i] = t.shape[i];
@@ -31,7 +35,10 @@ namespace SentisTts.Sentis
 
         public override void Dispose()
         {
-            if (Tensor != null) { Tensor.Dispose(); Tensor = null; }
+            if (Tensor == null) return;
+            if (owner != null) owner.Recycle(Tensor);
+            else Tensor.Dispose();
+            Tensor = null;
         }
     }
 
@@ -42,6 +49,12 @@ namespace SentisTts.Sentis
         readonly Dictionary<string, Worker> workers = new Dictionary<string, Worker>();
         readonly Dictionary<string, Model> models = new Dictionary<string, Model>();
         readonly Dictionary<string, List<Tensor>> uploads = new Dictionary<string, List<Tensor>>();
+        // Tensors of disposed values, reused as CopyOutput targets (KV-cache outputs have the same
+        // shape every step, so decoding allocates nothing after the first steps). Reuse is safe:
+        // a recycled tensor was an input of an earlier, already scheduled call, and the backend
+        // executes work in scheduling order.
+        readonly Dictionary<long, Stack<Tensor>> pool = new Dictionary<long, Stack<Tensor>>();
+        public int PoolReuses { get; private set; }
         public int Readbacks { get; private set; }
         public long ReadbackFloats { get; private set; }
 
@@ -98,18 +111,36 @@ namespace SentisTts.Sentis
             var model = models[graph];
             foreach (var o in model.outputs)
             {
-                Tensor copy = null;
-                w.CopyOutput(o.name, ref copy);
-                outs.Set(o.name, new SentisValue(copy));
+                var peek = w.PeekOutput(o.name);
+                Tensor copy = Take(peek.dataType, peek.shape.length);
+                w.CopyOutput(o.name, ref copy);  // reshapes a pooled tensor of the same size
+                outs.Set(o.name, new SentisValue(copy, this));
             }
             return outs;
+        }
+
+        static long Key(DataType dt, int count) { return ((long)count << 1) | (dt == DataType.Int ? 1L : 0L); }
+
+        Tensor Take(DataType dt, int count)
+        {
+            Stack<Tensor> s;
+            if (pool.TryGetValue(Key(dt, count), out s) && s.Count > 0) { PoolReuses++; return s.Pop(); }
+            return null;
+        }
+
+        internal void Recycle(Tensor t)
+        {
+            var k = Key(t.dataType, t.shape.length);
+            Stack<Tensor> s;
+            if (!pool.TryGetValue(k, out s)) pool[k] = s = new Stack<Tensor>();
+            s.Push(t);
         }
 
         public GraphValue Zeros(int[] shape, Core.DType dtype)
         {
             var s = new TensorShape(shape);
             Tensor t = dtype == Core.DType.Float32 ? (Tensor)new Tensor<float>(s) : new Tensor<int>(s);
-            return new SentisValue(t);
+            return new SentisValue(t, this);
         }
 
         public HostTensor Read(GraphValue value)
@@ -127,6 +158,8 @@ namespace SentisTts.Sentis
         {
             foreach (var l in uploads.Values) foreach (var t in l) t.Dispose();
             uploads.Clear();
+            foreach (var st in pool.Values) foreach (var t in st) t.Dispose();
+            pool.Clear();
             foreach (var w in workers.Values) w.Dispose();
             workers.Clear();
             models.Clear();
