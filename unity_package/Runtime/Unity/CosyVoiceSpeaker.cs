@@ -55,8 +55,9 @@ namespace SentisTts.Unity
             outputRate = AudioSettings.outputSampleRate;
             ring = new AudioRingBuffer(Mathf.Max(1, (int)(bufferSeconds * outputRate)));
             var src = GetComponent<AudioSource>();
-            src.playOnAwake = true;
-            src.loop = true;  // OnAudioFilterRead drives the samples; the clip is only a carrier
+            // OnAudioFilterRead writes the samples; a silent looping clip keeps the source playing
+            if (src.clip == null) src.clip = AudioClip.Create("SentisTts carrier", outputRate, 1, outputRate, false);
+            src.loop = true;
             if (!src.isPlaying) src.Play();
         }
 
