@@ -13,7 +13,7 @@ says how many text tokens fit, so results never depend on silent truncation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -159,6 +159,27 @@ class LLM:
         """Speech tokens for `text_ids` (official Qwen2LM.inference). `rng`: a UniformSource or a
         seed for PCG64Uniforms. `sampler`: "ras" (official), "greedy", or f(logp, decoded, params, rng).
         `max_new_tokens` (not official) lowers max_len, e.g. for tests and previews."""
+        res = Generation(tokens=[], stop_reason="max_len", prompt_len=0)
+        for tok in self.iter_tokens(text_ids, prompt_text_ids, prompt_speech_tokens, rng=rng, sampler=sampler,
+                                    max_new_tokens=max_new_tokens, result=res, record_logprobs=record_logprobs):
+            pass
+        return res
+
+    def iter_tokens(
+        self,
+        text_ids,
+        prompt_text_ids=(),
+        prompt_speech_tokens=(),
+        *,
+        rng: UniformSource | int | None = 0,
+        sampler: str | Callable = "ras",
+        max_new_tokens: int | None = None,
+        result: Generation | None = None,
+        record_logprobs: bool = False,
+    ) -> Iterator[int]:
+        """The generation loop as a generator: yields each speech token as soon as it is sampled
+        (streaming consumers), and fills `result` (stop reason, logprobs) if given."""
+        res = result if result is not None else Generation(tokens=[], stop_reason="max_len", prompt_len=0)
         text_ids, prompt_text_ids, prompt_speech = _int(text_ids), _int(prompt_text_ids), _int(prompt_speech_tokens)
         min_len, max_len = self.lengths(text_ids.size)
         if max_new_tokens is not None:
@@ -173,9 +194,9 @@ class LLM:
         if isinstance(sample, str):
             raise RuntimeRefError(f"unknown sampler {sampler!r}; use 'ras' or 'greedy'")
         seq = self.lm_input(text_ids, prompt_text_ids, prompt_speech)
-        res = Generation(tokens=[], stop_reason="max_len", prompt_len=seq.shape[0])
+        res.prompt_len = seq.shape[0]
         if max_len <= 0:
-            return res
+            return
         logp, cache, pos = self.prefill(seq)
         for i in range(max_len):
             scores = logp.astype(np.float32).copy()
@@ -186,10 +207,10 @@ class LLM:
             tok = int(sample(scores, res.tokens, self.ras, rng))
             if tok in self.stop_ids:
                 res.stop_reason, res.stop_token = "stop_token", tok
-                break
+                return
             res.tokens.append(tok)
+            yield tok
             if i == max_len - 1:
-                break
+                return
             logp, cache = self.step(self.embed_speech([tok]), cache, pos)
             pos += 1
-        return res
