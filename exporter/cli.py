@@ -238,6 +238,71 @@ def verify(bundle: Path, sentis_version: str | None) -> None:
 
 # ------------------------------------------------------------------------------------------------
 @cli.command()
+@click.option("--bundle", "-b", required=True, type=click.Path(path_type=Path, file_okay=False), help="Bundle folder.")
+@click.option("--voice", "-v", "voice_name", required=True, help="Voice name in the bundle (sentis-tts voice add / import-spk2info).")
+@click.option("--text", "-t", default=None, help="Text to speak. Use --text-file, or pipe it on stdin, for long text.")
+@click.option("--text-file", type=click.File("r", encoding="utf-8"), default=None, help="Read the text from a file ('-' = stdin).")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Output WAV (16-bit PCM).")
+@click.option("--mode", type=click.Choice(["zero_shot", "cross_lingual", "instruct2", "sft"]), default=None,
+              help="Default: zero_shot when the voice has a transcript, instruct2 with --instruct, else cross_lingual.")
+@click.option("--instruct", default=None, help="Instruction for instruct2 mode, e.g. 'Speak slowly and calmly.'")
+@click.option("--stream", is_flag=True, help="Run the streaming path (official chunk schedule) and report time to first audio.")
+@click.option("--seed", type=int, default=0, show_default=True, help="One seed for every random draw (sampling, vocoder noise).")
+@click.option("--no-normalize", is_flag=True, help="Skip text normalisation (numbers, symbols).")
+@click.option("--no-japanese-reading", is_flag=True, help="Keep kanji as written instead of kana readings (Japanese).")
+@click.option("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), show_default=True)
+def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream, seed, no_normalize, no_japanese_reading, threads) -> None:
+    """Speak TEXT with a voice of the bundle, on onnxruntime + numpy only (no PyTorch), and write
+    a WAV. Same seed, same bundle → same samples.
+
+    \b
+    Examples:
+      sentis-tts synthesize -b bundle/ -v alice -t "Hello there." -o hello.wav
+      cat chapter.txt | sentis-tts synthesize -b bundle/ -v alice --text-file - -o chapter.wav
+      sentis-tts synthesize -b bundle/ -v alice -t "Hi!" --instruct "Speak happily." -o hi.wav --stream
+    """
+    from runtime_ref.audio import write_wav
+    from runtime_ref.pipeline import Pipeline
+
+    if text is not None and text_file is not None:
+        raise SentisTTSError("give the text either with --text or with --text-file, not both")
+    if text is None:
+        if text_file is None:
+            if sys.stdin is None or sys.stdin.isatty():
+                raise SentisTTSError("no text: pass --text \"...\", --text-file FILE, or pipe the text on stdin")
+            text = sys.stdin.read()
+        else:
+            text = text_file.read()
+    if not text.strip():
+        raise SentisTTSError("the text to synthesize is empty")
+    t0 = time.perf_counter()
+    pipe = Pipeline.open(bundle, threads=threads, normalize=not no_normalize, japanese_reading=not no_japanese_reading)
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if stream:
+        import numpy as np
+
+        chunks, first = [], None
+        for chunk in pipe.stream(text, voice_name, mode=mode, instruct=instruct, seed=seed):
+            if first is None:
+                first = time.perf_counter() - t0
+            chunks.append(chunk)
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    else:
+        audio = pipe.synthesize(text, voice_name, mode=mode, instruct=instruct, seed=seed).audio
+        first = None
+    dt = time.perf_counter() - t0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_wav(out, audio, pipe.sample_rate)
+    secs = audio.size / pipe.sample_rate
+    msg = f"wrote {out}: {secs:.2f} s of audio in {dt:.2f} s (RTF {dt / max(secs, 1e-9):.2f}; bundle load {t_load:.1f} s)"
+    if first is not None:
+        msg += f"; first audio after {first:.2f} s"
+    click.echo(msg)
+
+
+# ------------------------------------------------------------------------------------------------
+@cli.command()
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
               help="Folder for the demo model dir, bundle and outputs (replaced if it exists).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -16,10 +16,19 @@ pytestmark = pytest.mark.skipif(not (OFFICIAL / "cosyvoice/hifigan/generator.py"
 @pytest.fixture(scope="module")
 def official(tiny_md):
     pytest.importorskip("scipy", reason="the official generator imports scipy.signal")
-    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+    # placeholder torchaudio only while the official modules import (pitfalls.md); removed again so
+    # later imports (transformers probes find_spec('torchaudio')) do not see a spec-less module
+    placed = "torchaudio" not in sys.modules
+    if placed:
+        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
     sys.path.insert(0, str(OFFICIAL))
-    from cosyvoice.hifigan.f0_predictor import ConvRNNF0Predictor
-    from cosyvoice.hifigan.generator import HiFTGenerator
+    try:
+        from cosyvoice.hifigan.f0_predictor import ConvRNNF0Predictor
+        from cosyvoice.hifigan.generator import HiFTGenerator
+    finally:
+        sys.path.remove(str(OFFICIAL))
+        if placed:
+            sys.modules.pop("torchaudio", None)
 
     c = tiny_md.config.hift
     m = HiFTGenerator(

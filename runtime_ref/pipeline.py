@@ -1,0 +1,238 @@
+"""The whole CosyVoice2 TTS pipeline on onnxruntime + numpy (no torch): text → speech tokens
+(LLM) → mel (flow) → 24 kHz waveform (HiFT), in the modes of the official API, non-streaming and
+streaming. This is the executable specification the C# runtime mirrors.
+
+Modes (official `CosyVoice2.inference_*`):
+  zero_shot      voice with transcript: LLM prompt = transcript ids + voice speech tokens
+  cross_lingual  voice without its transcript: LLM sees only the target text
+  instruct2      LLM prompt text = instruction + '<|endofprompt|>', no LLM prompt speech
+  sft            built-in speaker (spk2info): LLM text only; flow gets only the embedding
+In every mode but sft the flow is prompted with the voice's speech tokens, mel and embedding.
+
+Randomness: one root seed. `np.random.SeedSequence(seed).spawn(2)` gives two child streams —
+[0] the sampling uniforms of the LLM, [1] the vocoder's source noise — so streaming and
+non-streaming runs draw the same tokens and the same noise for the same seed. The flow's noise
+is the fixed table shipped in the bundle.
+
+Streaming follows CosyVoice2Model.tts(stream=True): a chunk is vocoded when hop + 3 lookahead
+tokens are available (the first hop is padded so prompt + hop is a multiple of 25), the flow is
+re-run on all tokens so far with chunk masks and the new 2·hop mel frames are vocoded with the
+official HiFT cache and cross-fade; the hop doubles after each chunk up to 100 tokens (per
+utterance — the official code keeps the grown hop across calls, which we do not copy).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import flow as flow_mod
+from .bundle import Bundle
+from .errors import RuntimeRefError
+from .hift import HiFTVocoder, OfficialStream
+from .llm import LLM
+from .prompt import load_voice
+
+MODES = ("zero_shot", "cross_lingual", "instruct2", "sft")
+ENDOFPROMPT = "<|endofprompt|>"
+
+
+class PipelineError(RuntimeRefError):
+    """A request the pipeline cannot serve (unknown mode, missing voice data, …)."""
+
+
+class GeneratorUniforms:
+    """UniformSource over a numpy Generator (the LLM sampling stream)."""
+
+    def __init__(self, gen: np.random.Generator):
+        self.gen = gen
+
+    def uniform(self) -> float:
+        return float(self.gen.random())
+
+
+def rng_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """(sampling, vocoder noise) child generators of one root seed."""
+    s_sample, s_noise = np.random.SeedSequence(int(seed)).spawn(2)
+    return np.random.Generator(np.random.PCG64(s_sample)), np.random.Generator(np.random.PCG64(s_noise))
+
+
+@dataclass
+class Voice:
+    name: str
+    embedding: np.ndarray  # (192,) float32
+    speech_tokens: np.ndarray  # (P,) int32
+    prompt_mel: np.ndarray  # (2P, 80) float32
+    prompt_text: str = ""
+    prompt_text_ids: np.ndarray | None = None
+
+    @classmethod
+    def from_arrays(cls, name: str, a: dict) -> "Voice":
+        ids = a.get("prompt_text_ids")
+        return cls(
+            name=name,
+            embedding=np.asarray(a["embedding"], np.float32).reshape(-1),
+            speech_tokens=np.asarray(a.get("speech_tokens", np.zeros(0)), np.int32).reshape(-1),
+            prompt_mel=np.asarray(a.get("prompt_mel", np.zeros((0, 80))), np.float32).reshape(-1, 80),
+            prompt_text=str(a.get("prompt_text", "")),
+            prompt_text_ids=None if ids is None else np.asarray(ids, np.int32).reshape(-1),
+        )
+
+
+@dataclass
+class PieceRequest:
+    """What one text piece sends to the LLM and the flow."""
+
+    text: str
+    text_ids: np.ndarray
+    llm_prompt_text_ids: np.ndarray
+    llm_prompt_speech: np.ndarray
+    flow_prompt_tokens: np.ndarray
+    flow_prompt_mel: np.ndarray  # (F, 80)
+    embedding: np.ndarray
+
+
+@dataclass
+class Synthesis:
+    audio: np.ndarray  # (n,) float32 at sample_rate
+    sample_rate: int
+    tokens: list[list[int]] = field(default_factory=list)  # speech tokens per piece
+    mels: list[np.ndarray] = field(default_factory=list)  # (1, 80, frames) per piece
+    pieces: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(self, bundle: Bundle, *, normalize: bool = True, japanese_reading: bool = True):
+        from .text.frontend import TextFrontend
+
+        self.bundle = bundle
+        self.sample_rate = int(bundle.constants.get("sample_rate", 24000))
+        self.llm = LLM(bundle)
+        self.vocoder = HiFTVocoder.from_bundle(bundle)
+        self.text = TextFrontend.load(bundle, normalize=normalize, japanese_reading=japanese_reading)
+        fl = bundle.component("flow")
+        self.flow_meta = fl
+        self.token_mel_ratio = int(fl["token_mel_ratio"])
+        self.lookahead = int(fl["pre_lookahead_len"])
+        self.max_flow_tokens = max(int(n) for n in fl["mel_lens"]) // self.token_mel_ratio
+        self.chunk_size = int(bundle.constants.get("chunk_size", 25))
+
+    @classmethod
+    def open(cls, path: str | Path, *, threads: int = 2, **kw) -> "Pipeline":
+        return cls(Bundle.open(path, threads=threads), **kw)
+
+    # -- requests -------------------------------------------------------------------------------
+    def voice(self, name: str) -> Voice:
+        return Voice.from_arrays(name, load_voice(self.bundle, name))
+
+    def _prompt_text_ids(self, voice: Voice) -> np.ndarray:
+        if voice.prompt_text_ids is not None and voice.prompt_text_ids.size:
+            return voice.prompt_text_ids
+        if not voice.prompt_text:
+            raise PipelineError(f"voice {voice.name!r} has no transcript: use mode cross_lingual, or re-bake it with --text")
+        return np.asarray(self.text.encode(self.text.normalize(voice.prompt_text)), np.int32)
+
+    def requests(self, text: str, voice: Voice, mode: str | None = None, *, instruct: str | None = None) -> list[PieceRequest]:
+        """Split `text` into pieces that fit the bundle and build each piece's LLM/flow inputs."""
+        from .text.split import text_token_budget
+
+        if mode is None:
+            mode = "instruct2" if instruct else ("zero_shot" if (voice.prompt_text or voice.prompt_text_ids is not None) else "cross_lingual")
+        if mode not in MODES:
+            raise PipelineError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+        if mode == "instruct2" and not instruct:
+            raise PipelineError("mode instruct2 needs an instruction text (e.g. 'Speak happily.')")
+        empty_i = np.zeros(0, np.int32)
+        if mode == "zero_shot":
+            llm_text, llm_speech = self._prompt_text_ids(voice), voice.speech_tokens
+        elif mode == "instruct2":
+            llm_text = np.asarray(self.text.encode(instruct.strip() + ENDOFPROMPT), np.int32)
+            llm_speech = empty_i
+        else:
+            llm_text, llm_speech = empty_i, empty_i
+        if mode == "sft":
+            f_tok, f_mel = empty_i, np.zeros((0, 80), np.float32)
+        else:
+            f_tok, f_mel = voice.speech_tokens, voice.prompt_mel
+        budget = text_token_budget(self.llm.capacity, self.max_flow_tokens, prompt_text_tokens=int(llm_text.size),
+                                   prompt_speech_tokens=max(int(llm_speech.size), int(f_tok.size)),
+                                   speech_tokens_per_text_token=self.llm.max_ratio)
+        pieces = self.text.pieces(text, budget)
+        return [PieceRequest(p.text, np.asarray(p.ids, np.int32), llm_text, llm_speech, f_tok, f_mel, voice.embedding)
+                for p in pieces]
+
+    # -- stages ---------------------------------------------------------------------------------
+    def iter_tokens_for(self, req: PieceRequest, sampling: np.random.Generator, *, sampler: str = "ras",
+                        max_new_tokens: int | None = None) -> Iterator[int]:
+        """Speech tokens of one piece, yielded as they are sampled."""
+        return self.llm.iter_tokens(req.text_ids, req.llm_prompt_text_ids, req.llm_prompt_speech,
+                                    rng=GeneratorUniforms(sampling), sampler=sampler, max_new_tokens=max_new_tokens)
+
+    def speech_tokens(self, req: PieceRequest, sampling: np.random.Generator, *, sampler: str = "ras",
+                      max_new_tokens: int | None = None) -> list[int]:
+        return list(self.iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens))
+
+    def token2mel(self, req: PieceRequest, tokens, *, streaming: bool = False, finalize: bool = True) -> np.ndarray:
+        return flow_mod.token2mel(self.bundle, req.flow_prompt_tokens[None], np.asarray(tokens, np.int32)[None],
+                                  req.flow_prompt_mel[None], req.embedding[None], streaming=streaming, finalize=finalize)
+
+    def mel2wav(self, mel: np.ndarray, noise_rng: np.random.Generator) -> np.ndarray:
+        wav, _ = self.vocoder.mel2wav(mel, rng=noise_rng)
+        return wav[0]
+
+    # -- whole utterances -----------------------------------------------------------------------
+    def synthesize(self, text: str, voice: Voice | str, *, mode: str | None = None, instruct: str | None = None,
+                   seed: int = 0, sampler: str = "ras", max_new_tokens: int | None = None) -> Synthesis:
+        """Non-streaming synthesis: each piece is generated, flowed and vocoded whole."""
+        voice = self.voice(voice) if isinstance(voice, str) else voice
+        sampling, noise = rng_streams(seed)
+        out = Synthesis(np.zeros(0, np.float32), self.sample_rate)
+        audio = []
+        for req in self.requests(text, voice, mode, instruct=instruct):
+            toks = self.speech_tokens(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens)
+            out.tokens.append(toks)
+            out.pieces.append(req.text)
+            if not toks:
+                continue
+            mel = self.token2mel(req, toks)
+            out.mels.append(mel)
+            audio.append(self.mel2wav(mel, noise))
+        out.audio = np.concatenate(audio).astype(np.float32) if audio else np.zeros(0, np.float32)
+        return out
+
+    # -- streaming ------------------------------------------------------------------------------
+    def stream(self, text: str, voice: Voice | str, *, mode: str | None = None, instruct: str | None = None,
+               seed: int = 0, sampler: str = "ras", max_new_tokens: int | None = None,
+               first_hop: int | None = None, max_hop: int = 100) -> Iterator[np.ndarray]:
+        """Yields float32 PCM chunks as soon as they are ready (official streaming schedule)."""
+        voice = self.voice(voice) if isinstance(voice, str) else voice
+        sampling, noise = rng_streams(seed)
+        for req in self.requests(text, voice, mode, instruct=instruct):
+            yield from self._stream_piece(req, sampling, noise, sampler=sampler, max_new_tokens=max_new_tokens,
+                                          first_hop=first_hop or self.chunk_size, max_hop=max_hop)
+
+    def _stream_piece(self, req: PieceRequest, sampling, noise, *, sampler, max_new_tokens, first_hop, max_hop):
+        tokens: list[int] = []
+        hop = first_hop
+        offset = 0
+        P = int(req.flow_prompt_tokens.size)
+        prompt_pad = int(np.ceil(P / self.chunk_size) * self.chunk_size - P)
+        streamer = OfficialStream(self.vocoder, rng=noise)
+        look = self.lookahead
+        ratio = self.token_mel_ratio
+        for tok in self.iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens):
+            tokens.append(tok)
+            this_hop = hop + prompt_pad if offset == 0 else hop
+            if len(tokens) - offset >= this_hop + look:
+                mel = self.token2mel(req, tokens[: offset + this_hop + look], streaming=True, finalize=False)
+                chunk = streamer.push(mel[:, :, offset * ratio:], final=False)
+                offset += this_hop
+                hop = min(max_hop, hop * 2)
+                if chunk.size:
+                    yield chunk[0]
+        if not tokens:
+            return
+        mel = self.token2mel(req, tokens, streaming=False, finalize=True)
+        yield streamer.push(mel[:, :, offset * ratio:], final=True)[0]
