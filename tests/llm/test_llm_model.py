@@ -2,6 +2,9 @@
 cross-check of the backbone against transformers' Qwen2 on the same random weights."""
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import pytest
 import torch
 
@@ -44,7 +47,28 @@ def test_cached_steps_equal_full_forward(llm_model, splits):
     assert err <= 1e-5, err
 
 
+@contextlib.contextmanager
+def _without_placeholder_torchaudio():
+    """transformers probes importlib.util.find_spec('torchaudio'); other tests may have put a
+    placeholder torchaudio module (no __spec__) in sys.modules, which makes that probe raise.
+    Hide such a placeholder while transformers is used and put it back afterwards."""
+    placeholder = sys.modules.get("torchaudio")
+    hide = placeholder is not None and getattr(placeholder, "__spec__", None) is None
+    if hide:
+        del sys.modules["torchaudio"]
+    try:
+        yield
+    finally:
+        if hide:
+            sys.modules["torchaudio"] = placeholder
+
+
 def _hf_compare(qcfg: Qwen2Config, sd: dict, L: int) -> float:
+    with _without_placeholder_torchaudio():
+        return _hf_compare_inner(qcfg, sd, L)
+
+
+def _hf_compare_inner(qcfg: Qwen2Config, sd: dict, L: int) -> float:
     transformers = pytest.importorskip("transformers", reason="transformers (test extra) not installed: HF cross-check needs it")
     from exporter.llm.model import Qwen2Model
 
