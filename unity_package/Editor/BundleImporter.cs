@@ -116,6 +116,9 @@ namespace SentisTts.Editor
                 asset.mergesTxt = CopyText(bundleDir, dir + "/merges.txt", targetFolder + "/merges.txt");
                 asset.specialTokensJson = CopyText(bundleDir, dir + "/special_tokens.json", targetFolder + "/special_tokens.json.txt");
             }
+            var flow = manifest.Components.Obj("flow");
+            if (flow != null && flow.Str("noise_file") != null)
+                asset.flowNoise = CopyText(bundleDir, flow.Str("noise_file"), targetFolder + "/flow_noise.bytes");
             var voices = manifest.Root.Obj("voices");
             if (voices != null)
                 foreach (var vname in voices.Order)

@@ -36,8 +36,7 @@ namespace SentisTts.Unity
         [Tooltip("Seconds of audio the playback ring buffer holds")]
         public float bufferSeconds = 30f;
 
-        /// <summary>Set before the first Speak: the flow stage (speech tokens -> mel). The flow host
-        /// loop is not ported yet (it follows runtime_ref's flow module).</summary>
+        /// <summary>Optional: replaces the default flow stage (Core's FlowStage on the bundle's flow graphs).</summary>
         public Func<BundleManifest, IGraphRunner, IFlowStage> flowStageFactory;
 
         public event Action<float[]> AudioProduced;
@@ -67,7 +66,9 @@ namespace SentisTts.Unity
             if (bundle == null) throw new SentisTtsException(name + ": assign a TtsBundleAsset (Tools > Sentis TTS > Import Bundle)");
             manifest = bundle.LoadManifest();
             runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU);
-            var flow = flowStageFactory != null ? flowStageFactory(manifest, runner) : null;
+            IFlowStage flow = null;
+            if (flowStageFactory != null) flow = flowStageFactory(manifest, runner);
+            else if (manifest.HasComponent("flow")) flow = new SentisTts.Core.Flow.FlowStage(manifest, runner, bundle.LoadFlowNoise());
             pipeline = new TtsPipeline(manifest, runner, bundle.LoadTokenizer(), flow);
             resampler = new LinearResampler(pipeline.SampleRate, outputRate);
         }
@@ -78,7 +79,7 @@ namespace SentisTts.Unity
         {
             EnsureLoaded();
             if (pipeline.Flow == null)
-                throw new SentisTtsException("no flow stage: set CosyVoiceSpeaker.flowStageFactory (the flow host loop is not part of this package version)");
+                throw new SentisTtsException("the bundle has no flow component: export it with `sentis-tts export flow` and re-import");
             var v = string.IsNullOrEmpty(voice ?? defaultVoice) ? null : bundle.LoadVoice(voice ?? defaultVoice);
             var req = new SynthesisRequest { Text = text, Voice = v, Mode = mode, Streaming = streaming, Seed = seed,
                                              Uniforms = new SeededUniforms(seed) };

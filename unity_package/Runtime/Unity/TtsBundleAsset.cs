@@ -33,6 +33,8 @@ namespace SentisTts.Unity
         public List<GraphModel> graphs = new List<GraphModel>();
         public TextAsset vocabJson, mergesTxt, specialTokensJson;
         public List<VoiceBytes> voices = new List<VoiceBytes>();
+        [Tooltip("The flow component's fixed noise table (.npy imported as .bytes)")]
+        public TextAsset flowNoise;
         [Tooltip("Weight precision the models were serialized with (informational)")]
         public string quantization = "none";
 
@@ -50,6 +52,12 @@ namespace SentisTts.Unity
             foreach (var g in graphs)
                 if (g.graph == graph && g.model != null) return ModelLoader.Load(g.model);
             throw new SentisTtsException(name + ": no model for graph '" + graph + "' (re-import the bundle)");
+        }
+
+        public NpyArray LoadFlowNoise()
+        {
+            if (flowNoise == null) throw new SentisTtsException(name + ": no flow noise table (re-import a bundle exported with the flow component)");
+            return Npy.Read(flowNoise.bytes);
         }
 
         public Voice LoadVoice(string voiceName)

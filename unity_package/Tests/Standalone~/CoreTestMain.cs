@@ -68,6 +68,7 @@ namespace SentisTts.Tests
             Run("hift: chunk plan", TestPlan);
             Run("audio: ring buffer + resampler", TestRing);
             Run("pipeline: streaming schedule, modes, 100 utterances without leaks", TestPipeline);
+            Run("flow: bucket choice, masks, Euler steps on the runner, new frames only", TestFlowStage);
             foreach (var f in files)
             {
                 var trace = Json.ParseObject(File.ReadAllText(f, Encoding.UTF8));
@@ -226,7 +227,8 @@ namespace SentisTts.Tests
         {
             var m = CombinedManifest();
             var tok = Qwen2Tokenizer.FromDirectory(Path.Combine(golden, "tokenizer_tiny"));
-            var voice = new Voice { Name = "v", PromptText = "A tiny text.", SpeechTokens = new[] { 5, 6, 7 }, Embedding = new float[192] };
+            var voice = new Voice { Name = "v", PromptText = "A tiny text.", SpeechTokens = new[] { 5, 6, 7 }, Embedding = new float[192],
+                                    PromptMel = new float[6 * 80], PromptMelFrames = 6, PromptMelChannels = 80 };
             foreach (var streaming in new[] { false, true })
             {
                 var runner = new FakeRunner(m);
@@ -235,6 +237,7 @@ namespace SentisTts.Tests
                 var pieces = new List<float[]>();
                 var req = new SynthesisRequest { Text = "Hello, this is a test of the streaming schedule.", Voice = voice, Streaming = streaming,
                                                  MaxNewTokens = 60, Seed = 3 };
+                p.MaxHop = 100;
                 var g = p.Synthesize(req, pieces.Add);
                 Check(g.Tokens.Count == 60, "tokens " + g.Tokens.Count + " " + g.StopReason);
                 int total = 0;
@@ -242,10 +245,11 @@ namespace SentisTts.Tests
                 Check(total == p.Hift.Hop * p.TokenMelRatio * g.Tokens.Count, (streaming ? "streaming" : "whole") + ": " + total + " samples for " + g.Tokens.Count + " tokens");
                 if (streaming)
                 {
-                    Check(pieces.Count == 3 && flow.Calls == 3, "streaming pieces " + pieces.Count + ", flow calls " + flow.Calls);
-                    // official schedule: hop 25 tokens + 3 look-ahead, then the rest with finalize
-                    Check(string.Join(",", flow.Seen.ToArray()) == "28,53,60F", "flow calls on " + string.Join(",", flow.Seen.ToArray()) + " tokens");
-                    Check(pieces[0].Length == 50 * 480 - 3840, "first piece holds back the cross-fade samples");
+                    // runtime_ref schedule: first hop 25 padded by 22 (prompt 3 tokens -> 25) + 3 look-ahead,
+                    // then hop 50 (doubled) would need 100 tokens, so the rest comes with finalize
+                    Check(string.Join(",", flow.Seen.ToArray()) == "50S,60F", "flow calls on " + string.Join(",", flow.Seen.ToArray()) + " tokens");
+                    Check(pieces.Count == 2, "streaming pieces " + pieces.Count);
+                    Check(pieces[0].Length == 47 * 2 * 480 - 3840, "first piece holds back the cross-fade samples");
                 }
                 Check(runner.Leaked == 0, runner.Leaked + " values leaked");
                 if (!streaming) Check(string.Join(",", flow.Seen.ToArray()) == "60F", "whole-utterance flow call");
@@ -269,6 +273,50 @@ namespace SentisTts.Tests
                 p3.Synthesize(req, x => { }, () => u % 7 == 0 && ++steps > 3);
             }
             Check(r100.Leaked == 0, r100.Leaked + " values leaked over 100 utterances");
+            // long stream: hops 47 (25 + pad), 50, 100, 100 ... capped at MaxHop
+            var r4 = new FakeRunner(m);
+            var f4 = new FakeFlow();
+            var p4 = new TtsPipeline(m, r4, tok, f4);
+            var got = new List<float[]>();
+            var g4 = p4.Synthesize(new SynthesisRequest { Text = "Hello, this is a test of the streaming schedule.", Voice = voice, Streaming = true,
+                                                          MaxNewTokens = 260, Seed = 3 }, got.Add);
+            Check(g4.Tokens.Count == 260, "260 tokens");
+            Check(string.Join(",", f4.Seen.ToArray()) == "50S,100S,200S,260F", "long stream flow calls " + string.Join(",", f4.Seen.ToArray()));
+            int tot = 0; foreach (var x in got) tot += x.Length;
+            Check(tot == 260 * 2 * 480 && r4.Leaked == 0, "long stream samples " + tot);
+        }
+
+        static void TestFlowStage()
+        {
+            var sb = new StringBuilder("{\"schema_version\":1,\"constants\":{},\"graphs\":{");
+            var comps = new List<string>();
+            foreach (var n in new[] { 64, 128 })
+            {
+                int T = n / 2;
+                sb.Append("\"flow_encoder_" + n + "\":{\"file\":\"e.onnx\",\"inputs\":[{\"name\":\"tokens\",\"shape\":[1," + T + "],\"dtype\":\"int32\"},{\"name\":\"token_mask\",\"shape\":[1," + T + "],\"dtype\":\"float32\"},{\"name\":\"conv_mask\",\"shape\":[1," + T + "],\"dtype\":\"float32\"},{\"name\":\"streaming\",\"shape\":[1],\"dtype\":\"float32\"},{\"name\":\"xvec\",\"shape\":[1,192],\"dtype\":\"float32\"}],\"outputs\":[{\"name\":\"mu\",\"shape\":[1,80," + n + "],\"dtype\":\"float32\"},{\"name\":\"spks\",\"shape\":[1,80],\"dtype\":\"float32\"}]},");
+                sb.Append("\"flow_step_" + n + "\":{\"file\":\"s.onnx\",\"inputs\":[{\"name\":\"x\",\"shape\":[1,80," + n + "],\"dtype\":\"float32\"},{\"name\":\"t\",\"shape\":[1],\"dtype\":\"float32\"},{\"name\":\"dt\",\"shape\":[1],\"dtype\":\"float32\"},{\"name\":\"mu\",\"shape\":[1,80," + n + "],\"dtype\":\"float32\"},{\"name\":\"cond\",\"shape\":[1,80," + n + "],\"dtype\":\"float32\"},{\"name\":\"spks\",\"shape\":[1,80],\"dtype\":\"float32\"},{\"name\":\"mel_mask\",\"shape\":[1,1," + n + "],\"dtype\":\"float32\"},{\"name\":\"streaming\",\"shape\":[1],\"dtype\":\"float32\"}],\"outputs\":[{\"name\":\"x_next\",\"shape\":[1,80," + n + "],\"dtype\":\"float32\"}]}" + (n == 64 ? "," : ""));
+                comps.Add("\"" + n + "\":{\"encoder\":\"flow_encoder_" + n + "\",\"step\":\"flow_step_" + n + "\"}");
+            }
+            sb.Append("},\"components\":{\"flow\":{\"vocab_size\":6561,\"token_mel_ratio\":2,\"pre_lookahead_len\":3,\"n_mels\":80,\"spk_embed_dim\":192,");
+            sb.Append("\"mel_lens\":[128,64],\"t\":[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9],\"dt\":[0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1],\"graphs\":{" + string.Join(",", comps.ToArray()) + "}}}}");
+            var m = BundleManifest.Parse(sb.ToString());
+            var runner = new FakeRunner(m);
+            var noise = new NpyArray { Shape = new[] { 1, 80, 128 }, Floats = new float[80 * 128] };
+            var flow = new SentisTts.Core.Flow.FlowStage(m, runner, noise);
+            var prompt = new FlowPrompt { Tokens = new[] { 1, 2, 3, 4 }, Mel = new float[8 * 80], MelFrames = 8, Embedding = new float[192] };
+            var toks = new List<int>(); for (int i = 0; i < 20; i++) toks.Add(i * 7);
+            var mel = flow.TokensToMel(toks, prompt, true, false);   // 24 tokens -> bucket 64, (24-3)*2 - 8 new frames
+            Check(mel.Frames == 34 && mel.Mels == 80, "streaming chunk frames " + mel.Frames);
+            Check(string.Join(",", runner.Calls.ToArray()) == "flow_encoder_64" + new StringBuilder().Insert(0, ",flow_step_64", 10), "calls " + string.Join(",", runner.Calls.ToArray()));
+            toks.AddRange(new[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 });  // 37 tokens -> 74 frames -> bucket 128
+            mel = flow.TokensToMel(toks, prompt, false, true);
+            Check(mel.Frames == 66, "final frames " + mel.Frames);
+            Check(runner.Calls[11] == "flow_encoder_128", "bucket 128 for 74 frames");
+            Check(runner.Leaked == 0, runner.Leaked + " values leaked");
+            bool threw = false;
+            for (int i = 0; i < 40; i++) toks.Add(1);
+            try { flow.TokensToMel(toks, prompt, false, true); } catch (SentisTtsException e) { threw = e.Message.Contains("largest flow graph takes 128"); }
+            Check(threw, "too long for every bucket -> one-line error");
         }
 
         static void TestPlan()

@@ -1,6 +1,7 @@
 // A runner that answers every graph of the manifest with deterministic synthetic outputs of the
 // declared shapes (symbolic dims taken from the inputs). Used to test the pipeline's schedule and
 // value disposal without a trace.
+using System;
 using System.Collections.Generic;
 using SentisTts.Core;
 using SentisTts.Core.Audio;
@@ -64,18 +65,20 @@ namespace SentisTts.Tests
         public void Dispose() { }
     }
 
-    /// <summary>Flow stand-in: 2 mel frames per token, values from the token ids.</summary>
+    /// <summary>Flow stand-in: 2 mel frames per token after the prompt, values from the token ids;
+    /// with finalize=false the last 3 tokens are look-ahead only (like flow.token2mel).</summary>
     public sealed class FakeFlow : IFlowStage
     {
         public int Calls;
         public readonly List<string> Seen = new List<string>();
-        public Mel TokensToMel(IList<int> tokens, Voice voice, bool finalize)
+        public Mel TokensToMel(IList<int> tokens, FlowPrompt prompt, bool streaming, bool finalize)
         {
             Calls++;
-            Seen.Add(tokens.Count + (finalize ? "F" : ""));
-            int frames = 2 * tokens.Count;
+            Seen.Add(tokens.Count + (finalize ? "F" : "") + (streaming ? "S" : ""));
+            int nEnc = prompt.Tokens.Length + tokens.Count - (finalize ? 0 : 3);
+            int frames = 2 * nEnc - prompt.MelFrames;
             var d = new float[80 * frames];
-            for (int c = 0; c < 80; c++) for (int t = 0; t < frames; t++) d[c * frames + t] = (tokens[t / 2] % 97) / 97f - 0.5f;
+            for (int c = 0; c < 80; c++) for (int t = 0; t < frames; t++) d[c * frames + t] = (tokens[Math.Min(tokens.Count - 1, t / 2)] % 97) / 97f - 0.5f;
             return new Mel(80, frames, d);
         }
     }

@@ -1,11 +1,12 @@
 // End-to-end orchestration: text -> token ids -> LLM speech tokens -> flow mel -> HiFT audio,
 // whole-utterance or streaming, over one IGraphRunner.
 //
-// Status: the LLM and HiFT parts mirror runtime_ref (llm.py, hift.py) and are pinned by golden
-// traces. runtime_ref has no flow host loop / pipeline module yet, so the flow stage is an
-// interface (IFlowStage) and the streaming schedule below follows the official
-// CosyVoice2Model.tts (token hop = constants.chunk_size, pre-lookahead 3 tokens, mel frames =
-// 2 x tokens); per-mode pipeline traces will be added as data once runtime_ref/pipeline.py exists.
+// Mirrors runtime_ref/pipeline.py (modes, streaming schedule): a chunk is vocoded when hop + 3
+// look-ahead tokens exist (the first hop padded so prompt + hop is a multiple of chunk_size), the
+// flow re-runs on all tokens so far with streaming masks, the new 2*hop mel frames go through
+// HiFT with the official cache/cross-fade, and the hop doubles up to 100 tokens. The LLM and HiFT
+// parts are pinned by golden traces; the pipeline schedule by unit tests with a fake runner.
+// Not ported: text normalisation and splitting into pieces (pass one normalised piece).
 using System;
 using System.Collections.Generic;
 using SentisTts.Core.Audio;
@@ -17,11 +18,21 @@ namespace SentisTts.Core.Pipeline
 {
     public enum SynthesisMode { Sft, ZeroShot, CrossLingual, Instruct }
 
-    /// <summary>Speech tokens -> mel. `tokens` are the generated tokens so far (no prompt tokens);
-    /// returns the mel (1, 80, 2 x tokens) of all of them (the pipeline keeps the new frames).</summary>
+    /// <summary>What the flow is prompted with (empty tokens/mel in sft mode).</summary>
+    public sealed class FlowPrompt
+    {
+        public int[] Tokens = new int[0];
+        public float[] Mel = new float[0];  // (frames, n_mels) row-major
+        public int MelFrames;
+        public float[] Embedding = new float[0];
+    }
+
+    /// <summary>Speech tokens -> mel (runtime_ref/flow.py token2mel). `tokens` are the generated
+    /// tokens so far; returns the mel of the new tokens (after the prompt frames); with
+    /// finalize=false the last pre_lookahead tokens are context only.</summary>
     public interface IFlowStage
     {
-        Mel TokensToMel(IList<int> tokens, Voice voice, bool finalize);
+        Mel TokensToMel(IList<int> tokens, FlowPrompt prompt, bool streaming, bool finalize);
     }
 
     public sealed class SynthesisRequest
@@ -65,6 +76,7 @@ namespace SentisTts.Core.Pipeline
         public readonly HiftVocoder Hift;
         public readonly IFlowStage Flow;
         public readonly int SampleRate, TokenHop, TokenMelRatio, PreLookahead;
+        public int MaxHop = 100;
         public readonly int EndOfPromptId;
 
         public TtsPipeline(BundleManifest manifest, IGraphRunner runner, Qwen2Tokenizer tokenizer, IFlowStage flow)
@@ -87,6 +99,20 @@ namespace SentisTts.Core.Pipeline
         /// <summary>LLM inputs per mode (official CosyVoice2 front-end): zero-shot gets the voice's
         /// prompt text and speech tokens; cross-lingual neither; instruct gets instruct text +
         /// &lt;|endofprompt|&gt; and no prompt speech; sft neither.</summary>
+        public FlowPrompt FlowPromptFor(SynthesisRequest r)
+        {
+            var fp = new FlowPrompt();
+            if (r.Voice == null) return fp;
+            fp.Embedding = r.Voice.Embedding;
+            if (r.Mode != SynthesisMode.Sft)
+            {
+                fp.Tokens = r.Voice.SpeechTokens;
+                fp.Mel = r.Voice.PromptMel ?? new float[0];
+                fp.MelFrames = r.Voice.PromptMelFrames;
+            }
+            return fp;
+        }
+
         public void AssemblePrompt(SynthesisRequest r, out List<int> textIds, out List<int> promptTextIds, out List<int> promptSpeech)
         {
             textIds = Tokenizer.Encode(r.Text);
@@ -135,8 +161,8 @@ namespace SentisTts.Core.Pipeline
             readonly NoiseSource noise;
             readonly LlmGenerator.GenerationSession llm;
             readonly HiftVocoder.HiftStream stream;
-            int offset;
-            Mel pending;  // mel chunk waiting to be pushed (the last push must be final)
+            readonly FlowPrompt flowPrompt;
+            int offset, hop, promptPad;
             public bool Done { get; private set; }
             public Generation Result { get { return llm.Result; } }
 
@@ -148,6 +174,10 @@ namespace SentisTts.Core.Pipeline
                 noise = r.Noise ?? new GaussianNoise(r.Seed + 1, p.Hift.Hop, p.Hift.H).Next;
                 llm = p.Llm.Begin(textIds, promptText, promptSpeech, new RasSampler(p.Llm.Ras), r.Uniforms ?? new SeededUniforms(r.Seed), r.MaxNewTokens);
                 if (r.Streaming) stream = p.Hift.BeginStream(noise);
+                flowPrompt = p.FlowPromptFor(r);
+                hop = p.TokenHop;
+                int P = flowPrompt.Tokens.Length;
+                promptPad = (P + p.TokenHop - 1) / p.TokenHop * p.TokenHop - P;
                 if (llm.Done) Finish();
             }
 
@@ -162,20 +192,17 @@ namespace SentisTts.Core.Pipeline
                 }
             }
 
-            // streaming: vocode every TokenHop new tokens once PreLookahead more are available
+            // streaming: vocode when hop (+ prompt padding for the first) + look-ahead tokens exist
             void OnToken()
             {
                 var tokens = llm.Result.Tokens;
-                if (tokens.Count - offset < p.TokenHop + p.PreLookahead) return;
-                var mel = p.Flow.TokensToMel(tokens.GetRange(0, offset + p.TokenHop + p.PreLookahead), r.Voice, false);
-                Push(mel.Slice(offset * p.TokenMelRatio, Math.Min(mel.Frames, (offset + p.TokenHop) * p.TokenMelRatio)));
-                offset += p.TokenHop;
-            }
-
-            void Push(Mel m)
-            {
-                if (pending != null) { var a = stream.Push(pending, false); if (a.Length > 0) onAudio(a); }
-                pending = m;
+                int thisHop = offset == 0 ? hop + promptPad : hop;
+                if (tokens.Count - offset < thisHop + p.PreLookahead) return;
+                var mel = p.Flow.TokensToMel(tokens.GetRange(0, offset + thisHop + p.PreLookahead), flowPrompt, true, false);
+                var a = stream.Push(mel.Slice(offset * p.TokenMelRatio, mel.Frames), false);
+                offset += thisHop;
+                hop = Math.Min(p.MaxHop, hop * 2);
+                if (a.Length > 0) onAudio(a);
             }
 
             void Finish()
@@ -183,20 +210,15 @@ namespace SentisTts.Core.Pipeline
                 Done = true;
                 var tokens = llm.Result.Tokens;
                 if (tokens.Count == 0 || llm.Result.StopReason == "cancelled") return;
+                var mel = p.Flow.TokensToMel(tokens, flowPrompt, false, true);
                 if (!r.Streaming)
                 {
-                    var mel = p.Flow.TokensToMel(tokens, r.Voice, true);
                     float[] wav, src;
                     p.Hift.Mel2Wav(mel, noise(mel.Frames), null, out wav, out src);
                     onAudio(wav);
                     return;
                 }
-                if (tokens.Count > offset)
-                {
-                    var mel = p.Flow.TokensToMel(tokens, r.Voice, true);
-                    Push(mel.Slice(offset * p.TokenMelRatio, mel.Frames));
-                }
-                if (pending != null) onAudio(stream.Push(pending, true));
+                onAudio(stream.Push(mel.Slice(Math.Min(mel.Frames, offset * p.TokenMelRatio), mel.Frames), true));
             }
 
             public void Cancel()
