@@ -126,7 +126,7 @@ namespace SentisTts.Core.Pipeline
                     promptSpeech.AddRange(r.Voice.SpeechTokens);
                     break;
                 case SynthesisMode.Instruct:
-                    promptTextIds.AddRange(Tokenizer.Encode(r.InstructText));
+                    promptTextIds.AddRange(Tokenizer.Encode((r.InstructText ?? "").Trim()));
                     promptTextIds.Add(EndOfPromptId);
                     break;
             }
