@@ -9,6 +9,11 @@ import torch
 
 from exporter.llm.model import Qwen2LM
 
+# bundles exported by tests/llm/conftest.py: small capacity so that "near full capacity" is
+# reachable in a few steps; small chunk so that prompts cross several chunk boundaries
+CAPACITY = 160
+CHUNK = 16
+
 
 def _draw(probs: torch.Tensor, u: float) -> int:
     cdf = torch.cumsum(probs.double(), 0)

@@ -3,11 +3,7 @@ exported once per session through the real export driver (passes + checker + par
 from __future__ import annotations
 
 import pytest
-
-# small capacity so that "near full capacity" is reachable in a few steps; small chunk so that
-# prompts cross several chunk boundaries
-CAPACITY = 160
-CHUNK = 16
+from _llm_reference import CAPACITY, CHUNK
 
 
 @pytest.fixture(scope="session")

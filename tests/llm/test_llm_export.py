@@ -9,8 +9,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import CAPACITY, CHUNK
-from _llm_reference import torch_generate, torch_ras
+from _llm_reference import CAPACITY, CHUNK, torch_generate, torch_ras
 from runtime_ref.llm import LLM, LLMCapacityError
 from runtime_ref.sampling import PCG64Uniforms, RasParams, ReplayUniforms, ras_sampling
 
