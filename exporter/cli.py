@@ -309,31 +309,18 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
 @click.option("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), show_default=True)
 def demo(out: Path, seed: int, threads: int) -> None:
     """Run the main job on the built-in tiny model: build a seeded tiny model directory in the
-    official layout, export every available component, check every graph for Sentis and
-    measure parity against PyTorch."""
-    import shutil
-
-    from .export import available_components
-    from .fixtures import build_model_dir
-    from .spec import ExportOptions
+    official layout, export every component (Sentis checker + parity vs PyTorch per graph), bake a
+    voice from a synthetic prompt with onnxruntime only, synthesize a sentence with runtime_ref and
+    with the PyTorch reference (non-streaming and streaming), and write OUT/report.md with the
+    parity table and PNG plots, plus OUT/demo.wav."""
+    from .demo import run_demo
 
     t0 = time.perf_counter()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    md_path = build_model_dir(out / "model", size="tiny", seed=seed)
-    click.echo(f"[1/3] tiny model dir (seed {seed}): {md_path}")
-    comps = available_components()
-    if not comps:
-        raise SentisTTSError("no exportable component is installed")
-    click.echo(f"[2/3] exporting {', '.join(comps)}")
-    manifest = run_export(md_path, out / "bundle", comps, ExportOptions(seed=seed, threads=threads), overwrite=True)
-    click.echo("[3/3] re-checking the bundle")
-    from runtime_ref.bundle import Bundle
-
-    Bundle.open(out / "bundle", verify=True)
-    n = len(manifest["graphs"])
-    click.echo(f"demo finished in {time.perf_counter() - t0:.1f} s: {n} graph(s), all Sentis-clean, parity within tolerance")
+    res = run_demo(out, seed=seed, threads=threads, log=click.echo)
+    click.echo(f"report: {out / 'report.md'}   audio: {out / 'demo.wav'}")
+    if not res["ok"]:
+        raise SentisTTSError("end-to-end parity is outside its targets; see report.md")
+    click.echo(f"demo finished in {time.perf_counter() - t0:.1f} s: every graph Sentis-clean, parity within tolerance")
 
 
 def _add_graph_commands() -> None:
