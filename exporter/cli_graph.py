@@ -67,6 +67,26 @@ _OPSET_RANGE_OPT = click.option(
 )
 
 
+def _declared_symbolic_dims(path: str) -> list[str]:
+    """Symbolic dims that the manifest.json next to a bundle graph declares (with their
+    justification) for that file; a file outside a bundle declares none."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    mpath = p.parent / "manifest.json"
+    if not mpath.is_file():
+        return []
+    try:
+        graphs = json.loads(mpath.read_text(encoding="utf-8")).get("graphs", {})
+    except (OSError, ValueError):
+        return []
+    for g in graphs.values():
+        if isinstance(g, dict) and g.get("file") == p.name:
+            return list(g.get("symbolic_dims", {}) or {})
+    return []
+
+
 @click.command(
     "check",
     epilog="Examples:\n\n\b\n  sentis-tts check flow.onnx hift.onnx --sentis-version 2.4\n"
@@ -86,6 +106,9 @@ def check_command(files, sentis_version, allow_dynamic, opset_range, as_json):
     that do not fail (e.g. NonZero runs on CPU only), and a summary (opset, node count, op
     counts, file size).
 
+    A graph inside a sentis-tts bundle may keep the symbolic dims its manifest.json declares
+    (each with a written justification); they are allowed automatically and listed.
+
     Exit status: 0 if every file is clean, 1 if any file has a violation, 2 if a file cannot be
     read as ONNX.
     """
@@ -93,8 +116,12 @@ def check_command(files, sentis_version, allow_dynamic, opset_range, as_json):
     status = 0
     results = []
     for path in files:
+        declared = _declared_symbolic_dims(path)
+        if declared and not as_json:
+            click.echo(f"{path}: symbolic dims declared in the bundle manifest: {', '.join(sorted(declared))}")
         try:
-            report = check_model(path, sentis_version, allowed_symbolic_dims=allow_dynamic, opset_range=rng)
+            report = check_model(path, sentis_version, allowed_symbolic_dims=tuple(allow_dynamic) + tuple(declared),
+                                 opset_range=rng)
         except GraphPassError as exc:
             status = 2
             if as_json:

@@ -77,6 +77,11 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
     bundle = Bundle.open(out / "bundle", threads=threads)
 
     log("[4/5] synthesizing with runtime_ref (onnxruntime + numpy) and with the PyTorch reference")
+    import torch
+
+    # onnxruntime's spinning threads and torch's OpenMP threads in one process fight over 2 cores
+    # (the PyTorch reference ran ~15x slower); one torch thread avoids it
+    torch.set_num_threads(1)
     pipe = Pipeline(bundle)
     ref = TorchPipeline(bundle, md)
     t0 = time.perf_counter()

@@ -75,7 +75,7 @@ class TorchPipeline(Pipeline):
             seq = torch.cat([seq, m.speech_embedding.weight[tok][None, None]], dim=1)
 
     def iter_tokens_for(self, req, sampling, *, sampler="ras", max_new_tokens=None) -> Iterator[int]:
-        return self._iter_torch_tokens(req, sampling, sampler, max_new_tokens)
+        return self._iter_torch_tokens(req, sampling, sampler, self.token_cap(req, max_new_tokens))
 
     def token2mel(self, req, tokens, *, streaming=False, finalize=True) -> np.ndarray:
         mel = token2mel_torch(self.torch_flow, torch.from_numpy(req.flow_prompt_tokens[None].astype(np.int64)),

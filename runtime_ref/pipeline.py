@@ -36,6 +36,10 @@ from .llm import LLM
 from .prompt import load_voice
 
 MODES = ("zero_shot", "cross_lingual", "instruct2", "sft")
+# Text pieces are sized for this many speech tokens per text token (measured speaking rates are
+# ~5-8 at 25 tokens/s); generation is additionally capped at what the largest flow bucket holds,
+# and a piece that reaches that cap is reported (warning), never cut silently.
+PIECE_SPEECH_TOKENS_PER_TEXT_TOKEN = 10.0
 ENDOFPROMPT = "<|endofprompt|>"
 
 
@@ -158,21 +162,40 @@ class Pipeline:
             f_tok, f_mel = voice.speech_tokens, voice.prompt_mel
         budget = text_token_budget(self.llm.capacity, self.max_flow_tokens, prompt_text_tokens=int(llm_text.size),
                                    prompt_speech_tokens=max(int(llm_speech.size), int(f_tok.size)),
-                                   speech_tokens_per_text_token=self.llm.max_ratio)
+                                   speech_tokens_per_text_token=min(self.llm.max_ratio, PIECE_SPEECH_TOKENS_PER_TEXT_TOKEN))
         pieces = self.text.pieces(text, budget)
         return [PieceRequest(p.text, np.asarray(p.ids, np.int32), llm_text, llm_speech, f_tok, f_mel, voice.embedding)
                 for p in pieces]
 
     # -- stages ---------------------------------------------------------------------------------
+    def flow_room(self, req: PieceRequest) -> int:
+        """Most new speech tokens the largest flow bucket can take after the prompt tokens."""
+        return self.max_flow_tokens - int(req.flow_prompt_tokens.size)
+
+    def token_cap(self, req: PieceRequest, max_new_tokens: int | None) -> int:
+        cap = self.flow_room(req)
+        return cap if max_new_tokens is None else min(cap, int(max_new_tokens))
+
     def iter_tokens_for(self, req: PieceRequest, sampling: np.random.Generator, *, sampler: str = "ras",
                         max_new_tokens: int | None = None) -> Iterator[int]:
-        """Speech tokens of one piece, yielded as they are sampled."""
+        """Speech tokens of one piece, yielded as they are sampled (at most `token_cap`)."""
         return self.llm.iter_tokens(req.text_ids, req.llm_prompt_text_ids, req.llm_prompt_speech,
-                                    rng=GeneratorUniforms(sampling), sampler=sampler, max_new_tokens=max_new_tokens)
+                                    rng=GeneratorUniforms(sampling), sampler=sampler,
+                                    max_new_tokens=self.token_cap(req, max_new_tokens))
 
     def speech_tokens(self, req: PieceRequest, sampling: np.random.Generator, *, sampler: str = "ras",
                       max_new_tokens: int | None = None) -> list[int]:
-        return list(self.iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens))
+        toks = list(self.iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens))
+        self._warn_if_capped(req, toks, max_new_tokens)
+        return toks
+
+    def _warn_if_capped(self, req: PieceRequest, toks: list[int], max_new_tokens: int | None) -> None:
+        if max_new_tokens is None and len(toks) >= self.flow_room(req):
+            import warnings
+
+            warnings.warn(f"the piece {req.text[:40]!r} reached the flow's capacity ({self.flow_room(req)} speech tokens "
+                          "after the prompt) before the model stopped; re-export the flow with a larger --flow-len",
+                          RuntimeWarning, stacklevel=3)
 
     def token2mel(self, req: PieceRequest, tokens, *, streaming: bool = False, finalize: bool = True) -> np.ndarray:
         return flow_mod.token2mel(self.bundle, req.flow_prompt_tokens[None], np.asarray(tokens, np.int32)[None],
