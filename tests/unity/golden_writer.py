@@ -340,6 +340,200 @@ def voice_golden(out: Path) -> None:
                    "prompt_text": str(voice["prompt_text"]), "prompt_text_ids": voice["prompt_text_ids"].tolist()}})
 
 
+# -- full pipeline (runtime_ref.pipeline.Pipeline) ----------------------------------------------
+PIPELINE_FLOW_LENS = (96, 192)
+NOISE_TAG_STRIDE = 1 << 20  # noise draw k, element i is replayed in C# as the float 1 + k * 2^20 + i
+LOGPROB_SEED_BASE, HIFT_SEED_BASE, EOS_BOOST, OTHER_STOP = 5000, 1000, 16.0, -8.0
+PIPELINE_SCENARIOS = [
+    # name, mode, text, instruct, seed, max_new_tokens, streaming, eos_boost
+    # (a piece is at most ~8 tiny-tokenizer ids here: the front-end sizes pieces at 10 speech tokens
+    # per text token for the 96-token flow room; eos_boost=True stops exactly at min_len = 2 * ids)
+    ("pipeline_zero_shot", "zero_shot", "A short line.", None, 3, 40, False, True),
+    ("pipeline_cross_lingual", "cross_lingual", "It speaks words.", None, 4, 30, False, True),
+    ("pipeline_instruct2", "instruct2", "Say it.", "Speak slowly.", 5, 8, False, True),
+    ("pipeline_sft", "sft", "Good day.", None, 6, 50, False, True),
+    ("pipeline_stream_zero_shot", "zero_shot", "A short line.", None, 7, 45, True, False),
+    ("pipeline_stream_sft", "sft", "Hello there.", None, 8, None, True, False),
+]
+
+
+def build_pipeline_bundle(work: Path) -> Path:
+    """Tiny model dir (seed 0) -> bundle with llm, flow (mel buckets 96 and 192), hift and text."""
+    from exporter.export import export_components
+    from exporter.fixtures import build_model_dir
+    from exporter.modeldir import ModelDir
+    from exporter.spec import ExportOptions
+
+    md = build_model_dir(work / "model", size="tiny", seed=0)
+    out = work / "pipeline_bundle"
+    export_components(ModelDir.open(md), out, ["llm", "flow", "hift", "text"],
+                      ExportOptions(parity=False, flow_lens=PIPELINE_FLOW_LENS))
+    return out
+
+
+class _RecordedUniforms:
+    """Proxy of the sampling Generator: hands out the real PCG64 values, records u * 2^53 (exact)."""
+
+    def __init__(self, gen: np.random.Generator):
+        self.gen, self.drawn = gen, []
+
+    def random(self):
+        u = float(self.gen.random())
+        m = int(u * float(1 << 53))
+        assert m / float(1 << 53) == u
+        self.drawn.append(m)
+        return u
+
+
+class _RecordedNoise:
+    """Proxy of the vocoder-noise Generator: hands out the real standard normals, keeps each draw."""
+
+    def __init__(self, gen: np.random.Generator):
+        self.gen, self.draws = gen, []
+
+    def standard_normal(self, size=None):
+        x = self.gen.standard_normal(size)
+        self.draws.append(np.asarray(x).astype(np.float32))
+        return x
+
+
+def synth_spec(n: int, spec: dict) -> np.ndarray:
+    v = synth(n, spec["synth"])
+    for i, val in spec.get("set", []):
+        v[i] = np.float32(val)
+    return v
+
+
+class PipelineRecorder:
+    """Bundle proxy for runtime_ref.pipeline.Pipeline: runs the real graphs with onnxruntime and
+    records every call, except that (a) the LLM step's `logprobs` handed back to runtime_ref are
+    synthetic (uniform-ish synth values, EOS boosted so generation stops exactly at min_len, the
+    other stop ids lowered) — real log-probs are 6564 floats per step, too big for the golden
+    files and already pinned by the llm_generate traces — and (b) the HiFT graph is not run: its
+    outputs are synth values (as in the hift_* traces). The HiFT noise input stays the real
+    standard normal drawn by runtime_ref; the trace records where each noise input comes from
+    (draw k, element offset, count, rest zero) so a replay can check it without the values."""
+
+    def __init__(self, bundle, noise: _RecordedNoise, *, eos_boost: bool = True):
+        self._b, self.noise, self.eos_boost = bundle, noise, eos_boost
+        self.calls: list[dict] = []
+        c = bundle.component("llm")
+        self.step_graph = c["graphs"]["step"]
+        self.eos, self.stops, self.vocab = int(c["eos_token"]), [int(x) for x in c["stop_token_ids"]], int(c["speech_vocab"])
+        self.hift_graph = bundle.component("hift").get("graph", "hift")
+        self.host_read = {o["name"] for g in ("text_embedding", "speech_embedding", "special_embedding")
+                          for o in bundle.graph(c["graphs"][g]).outputs} | {"mel"}
+        self.n_hift = 0
+
+    def __getattr__(self, name):
+        return getattr(self._b, name)
+
+    def _noise_slice(self, x: np.ndarray) -> dict:
+        k = len(self.noise.draws) - 1
+        d = self.noise.draws[k].reshape(-1)
+        flat = x.reshape(-1)
+        for s in np.flatnonzero(d == flat[0]):
+            c = min(flat.size, d.size - int(s))
+            if np.array_equal(d[s:s + c], flat[:c]) and not flat[c:].any():
+                return {"draw": k, "start": int(s), "count": int(c)}
+        raise AssertionError("hift noise input is not a slice of the last noise draw")
+
+    def run(self, name, feeds, outputs=None):
+        g = self._b.graph(name)
+        cast = {s["name"]: np.ascontiguousarray(np.asarray(feeds[s["name"]]).astype(_NP[s["dtype"]], copy=False)) for s in g.inputs}
+        ins = [tensor_entry(s["name"], cast[s["name"]]) for s in g.inputs]
+        entries, res = [], {}
+        if name == self.hift_graph:
+            ins[[s["name"] for s in g.inputs].index("noise")]["noise_slice"] = self._noise_slice(cast["noise"])
+            for j, o in enumerate(g.outputs):
+                shape = tuple(int(d) for d in o["shape"])
+                spec = {"synth": HIFT_SEED_BASE + 3 * self.n_hift + j}
+                res[o["name"]] = synth_spec(int(np.prod(shape)), spec).reshape(shape)
+                entries.append(dict(tensor_entry(o["name"], res[o["name"]]), **spec))
+            self.n_hift += 1
+        else:
+            res = self._b.run(name, dict(cast))
+            for o, v in list(res.items()):
+                v = np.ascontiguousarray(v)
+                if name == self.step_graph and o == "logprobs":
+                    spec = {"synth": LOGPROB_SEED_BASE + len(self.calls),
+                            "set": [[t, EOS_BOOST if t == self.eos and self.eos_boost else OTHER_STOP] for t in self.stops]}
+                    v = synth_spec(v.size, spec).reshape(v.shape)
+                    res[o] = v
+                    entries.append(dict(tensor_entry(o, v), **spec))
+                else:
+                    entries.append(tensor_entry(o, v, data=o in self.host_read))
+        self.calls.append({"graph": name, "inputs": ins, "outputs": entries})
+        return res if outputs is None else {k: res[k] for k in outputs}
+
+
+def pipeline_golden(bundle, out: Path) -> None:
+    import runtime_ref.pipeline as pl
+
+    voice_npz = np.load(out / "voice_tiny.npz")
+    voice = pl.Voice.from_arrays("tiny", {k: voice_npz[k] for k in voice_npz.files})
+    comp = bundle.component("flow")
+    noise_table = bundle.load_array(comp["noise_file"]).astype(np.float32)
+    np.save(out / "flow_noise_tiny.npy", noise_table)
+    with open(out / "tokenizer_tiny" / "vocab.json", "rb") as f:
+        assert f.read() == (Path(bundle.root) / "text" / "vocab.json").read_bytes(), "pipeline bundle tokenizer != tokenizer_tiny"
+    real_streams = pl.rng_streams
+    for name, mode, text, instruct, seed, max_new, streaming, eos_boost in PIPELINE_SCENARIOS:
+        proxies = {}
+        rec = PipelineRecorder(bundle, _RecordedNoise(None), eos_boost=eos_boost)
+
+        def streams(s, _p=proxies, _rec=rec):
+            a, b = real_streams(s)
+            _p["u"], _p["n"] = _RecordedUniforms(a), _RecordedNoise(b)
+            _rec.noise = _p["n"]
+            return _p["u"], _p["n"]
+
+        pl.rng_streams = streams
+        try:
+            pipe = pl.Pipeline(rec)
+            tokens: list[int] = []
+            iter_tokens = pipe.iter_tokens_for
+
+            def recording_iter(*a, _it=iter_tokens, _t=tokens, **k):
+                for t in _it(*a, **k):
+                    _t.append(int(t))
+                    yield t
+
+            pipe.iter_tokens_for = recording_iter
+            reqs = pipe.requests(text, voice, mode, instruct=instruct)
+            assert len(reqs) == 1 and reqs[0].text == text, f"{name}: text must be one already-normalised piece"
+            req = reqs[0]
+            rec.calls.clear()
+            if streaming:
+                gen = pipe.stream(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new)
+                first = next(gen)  # rng_streams runs at the first next()
+                chunks = [first] + list(gen)
+            else:
+                syn = pipe.synthesize(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new)
+                chunks = [syn.audio]
+        finally:
+            pl.rng_streams = real_streams
+        u, nz = proxies["u"], proxies["n"]
+        max_len = min(int(req.text_ids.size * pipe.llm.max_ratio), pipe.token_cap(req, max_new))
+        write_json(out / f"{name}.json", {
+            "format": FORMAT, "kind": "pipeline",
+            "description": f"runtime_ref.pipeline.Pipeline.{'stream' if streaming else 'synthesize'} on the tiny bundle "
+                           "(llm, flow buckets 96/192, hift, text; onnxruntime), voice voice_tiny.npz; step logprobs and HiFT "
+                           "outputs synthetic (see tests/unity/golden_writer.py PipelineRecorder); sampling uniforms and "
+                           "HiFT noise draws are the real PCG64 child streams of the seed",
+            "manifest": manifest_subset(bundle.manifest, ["llm", "flow", "hift", "text"]),
+            "params": {"mode": mode, "text": text, "instruct": instruct, "seed": seed, "max_new_tokens": max_new,
+                       "token_cap": pipe.token_cap(req, max_new), "streaming": streaming, "voice_file": "voice_tiny.npz",
+                       "flow_noise_file": "flow_noise_tiny.npy", "tokenizer_dir": "tokenizer_tiny",
+                       "text_ids": req.text_ids.tolist(), "llm_prompt_text_ids": req.llm_prompt_text_ids.tolist(),
+                       "llm_prompt_speech_tokens": req.llm_prompt_speech.tolist(),
+                       "uniforms_2p53": u.drawn, "noise_tag_stride": NOISE_TAG_STRIDE,
+                       "noise_draws": [tensor_entry(f"noise{i}", d) for i, d in enumerate(nz.draws)]},
+            "outputs": "recorded+synthetic", "calls": rec.calls,
+            "result": {"tokens": tokens, "stop_reason": "max_len" if len(tokens) >= max_len else "stop_token",
+                       "min_len": int(req.text_ids.size * pipe.llm.min_ratio), "pcm": [tensor_entry(f"pcm{i}", np.ascontiguousarray(c, np.float32)) for i, c in enumerate(chunks)]}})
+
+
 def write_all(out: Path, work: Path) -> None:
     from runtime_ref.bundle import Bundle
 
@@ -350,6 +544,7 @@ def write_all(out: Path, work: Path) -> None:
     voice_golden(out)
     llm_golden(bundle, out)
     hift_golden(bundle, out)
+    pipeline_golden(Bundle.open(build_pipeline_bundle(work)), out)
 
 
 if __name__ == "__main__":
@@ -357,7 +552,14 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=GOLDEN)
+    ap.add_argument("--only-pipeline", type=Path, metavar="BUNDLE",
+                    help="rewrite only the pipeline_* traces, from this already exported pipeline bundle")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as t:
-        write_all(a.out, Path(t))
+    if a.only_pipeline:
+        from runtime_ref.bundle import Bundle
+
+        pipeline_golden(Bundle.open(a.only_pipeline), a.out)
+    else:
+        with tempfile.TemporaryDirectory() as t:
+            write_all(a.out, Path(t))
     print(f"golden traces written to {a.out}")

@@ -1,7 +1,10 @@
 // IGraphRunner that replays a golden trace (tests/golden, format sentis-tts-trace/1): every call
 // Core makes is compared with the recorded one (graph name, input names, dtypes, shapes, sha256 of
 // the bytes), and the recorded outputs are handed back (data where the trace stores it, hashes
-// otherwise, or the synthetic outputs of `synthetic` traces).
+// otherwise, or the synthetic outputs of `synthetic` traces / of output entries with a "synth"
+// seed). An input entry with "noise_slice" {draw, start, count} is checked by provenance instead of
+// by hash: the test's noise source tags element i of draw k as the float 1 + k * stride + i, so
+// the input must hold draw k's elements start..start+count-1 followed by zeros.
 using System;
 using System.Collections.Generic;
 using SentisTts.Core;
@@ -23,6 +26,7 @@ namespace SentisTts.Tests
         readonly List<object> calls;
         readonly bool synthetic;
         readonly int seedBase;
+        readonly long noiseStride;
         public int Next { get; private set; }
         public readonly List<string> Failures = new List<string>();
         public int CallCount { get { return calls.Count; } }
@@ -35,6 +39,8 @@ namespace SentisTts.Tests
             calls = trace.Arr("calls");
             synthetic = trace.Str("outputs") == "synthetic";
             seedBase = synthetic ? trace.Int("synthetic_seed_base") : 0;
+            var p = trace.Obj("params");
+            noiseStride = p != null && p.ContainsKey("noise_tag_stride") ? p.Long("noise_tag_stride") : 0;
         }
 
         public static float[] Synth(int n, long seed)
@@ -76,7 +82,13 @@ namespace SentisTts.Tests
                 var shape = Json.IntArray(e.Get("shape"));
                 if (GraphValue.ShapeText(shape) != GraphValue.ShapeText(v.Shape))
                     Fail("call " + k + " (" + graph + "): input " + name + " shape " + GraphValue.ShapeText(v.Shape) + ", trace " + GraphValue.ShapeText(shape));
+                var ns = e.Obj("noise_slice");
                 if (DTypes.Name(v.DType) != e.Str("dtype")) Fail("call " + k + " (" + graph + "): input " + name + " dtype " + DTypes.Name(v.DType) + ", trace " + e.Str("dtype"));
+                else if (ns != null)
+                {
+                    var msg = CheckNoise(v as HostTensor, ns);
+                    if (msg != null) Fail("call " + k + " (" + graph + "): input " + name + ": " + msg);
+                }
                 else if (Sha(v) != e.Str("sha256")) Fail("call " + k + " (" + graph + "): input " + name + " bytes differ (sha256 " + Sha(v).Substring(0, Math.Min(12, Sha(v).Length)) + "…)");
             }
             foreach (var name in inputs.Keys) if (!seen.Contains(name)) Fail("call " + k + " (" + graph + "): unexpected input " + name);
@@ -87,7 +99,15 @@ namespace SentisTts.Tests
                 var dt = DTypes.Parse(e.Str("dtype"));
                 var rv = new ReplayValue(shape, dt, e.Str("sha256"));
                 var data = e.Str("data");
-                if (synthetic)
+                if (e.Get("synth") != null)
+                {
+                    int n = 1; foreach (var d in shape) n *= d;
+                    rv.Floats = Synth(n, e.Long("synth"));
+                    var set = e.Arr("set");
+                    if (set != null)
+                        foreach (List<object> iv in set) rv.Floats[(int)((JsonNumber)iv[0]).AsLong()] = (float)((JsonNumber)iv[1]).AsDouble();
+                }
+                else if (synthetic)
                 {
                     int n = 1; foreach (var d in shape) n *= d;
                     rv.Floats = Synth(n, seedBase + 3 * k + j);
@@ -103,6 +123,27 @@ namespace SentisTts.Tests
                 j++;
             }
             return outs;
+        }
+
+        string CheckNoise(HostTensor h, JsonObject ns)
+        {
+            if (h == null || h.Floats == null) return "noise is not a host float tensor";
+            if (noiseStride <= 0) return "the trace has no noise_tag_stride";
+            long k = ns.Long("draw"), start = ns.Long("start"), count = ns.Long("count");
+            var x = h.Floats;
+            if (count > x.Length) return "noise slice longer than the input";
+            for (long j = 0; j < x.Length; j++)
+            {
+                float want = j < count ? (float)(1 + k * noiseStride + start + j) : 0f;
+                if (x[j] != want)
+                {
+                    if (x[j] == 0f) return "noise element " + j + " is zero, trace wants draw " + k + " element " + (start + j);
+                    long got = (long)x[j] - 1;
+                    return "noise element " + j + " is draw " + (got / noiseStride) + " element " + (got % noiseStride) +
+                           (j < count ? ", trace wants draw " + k + " element " + (start + j) : ", trace wants zero padding");
+                }
+            }
+            return null;
         }
 
         public GraphValue Zeros(int[] shape, DType dtype)

@@ -192,8 +192,8 @@ namespace SentisTts.Core.Llm
             }
         }
 
-        /// <summary>Prefill now; then one decode step per `Step()` call, so a caller can spread
-        /// generation over frames (the Unity speaker does).</summary>
+        /// <summary>Prefill now; then one sampled token per `Step()` call (its step graph runs at the
+        /// next call), so a caller can spread generation over frames (the Unity speaker does).</summary>
         public GenerationSession Begin(IList<int> textIds, IList<int> promptTextIds, IList<int> promptSpeech, ITokenSampler sampler,
                                        IUniformSource rng, int maxNewTokens = -1)
         {
@@ -231,11 +231,23 @@ namespace SentisTts.Core.Llm
                 this.g = g; this.sampler = sampler; this.rng = rng; this.minLen = minLen; this.maxLen = maxLen;
             }
 
-            /// <summary>Sample one token (and run the next step graph unless finished); returns the
-            /// accepted token, or -1 when generation stopped.</summary>
+            int pending = -1;  // accepted token whose step graph has not run yet
+
+            /// <summary>Run the step graph of the previous token (if any), then sample one token;
+            /// returns the accepted token, or -1 when generation stopped. The step of a token runs at
+            /// the start of the next call, so whatever the caller does with a token (the streaming
+            /// flow/HiFT chunk) comes before it, exactly like runtime_ref's token generator.</summary>
             public int Step()
             {
                 if (Done) return -1;
+                if (pending >= 0)
+                {
+                    using (var emb = g.Lookup(g.SpeechEmbedding, new[] { pending }))
+                    using (var outs = g.Step(emb[g.manifest.Graph(g.SpeechEmbedding).Outputs[0].Name], CacheState, Position, 1))
+                        Logp = g.ReadLogprobs(outs);
+                    Position++;
+                    pending = -1;
+                }
                 if (i < minLen) Logp[g.Eos] = float.NegativeInfinity;
                 int tok = sampler.Sample(Logp, Result.Tokens, rng);
                 if (g.StopIds.Contains(tok))
@@ -246,10 +258,7 @@ namespace SentisTts.Core.Llm
                 }
                 Result.Tokens.Add(tok);
                 if (i == maxLen - 1) { Finish(); return tok; }
-                using (var emb = g.Lookup(g.SpeechEmbedding, new[] { tok }))
-                using (var outs = g.Step(emb[g.manifest.Graph(g.SpeechEmbedding).Outputs[0].Name], CacheState, Position, 1))
-                    Logp = g.ReadLogprobs(outs);
-                Position++;
+                pending = tok;
                 i++;
                 return tok;
             }

@@ -5,7 +5,8 @@
 // look-ahead tokens exist (the first hop padded so prompt + hop is a multiple of chunk_size), the
 // flow re-runs on all tokens so far with streaming masks, the new 2*hop mel frames go through
 // HiFT with the official cache/cross-fade, and the hop doubles up to 100 tokens. The LLM and HiFT
-// parts are pinned by golden traces; the pipeline schedule by unit tests with a fake runner.
+// parts and the whole pipeline (every mode, streaming) are pinned by golden traces of
+// runtime_ref/pipeline.py (tests/golden/pipeline_*.json); edge cases by unit tests with a fake runner.
 // Not ported: text normalisation and splitting into pieces (pass one normalised piece).
 using System;
 using System.Collections.Generic;
@@ -78,6 +79,8 @@ namespace SentisTts.Core.Pipeline
         public readonly int SampleRate, TokenHop, TokenMelRatio, PreLookahead;
         public int MaxHop = 100;
         public readonly int EndOfPromptId;
+        /// <summary>Speech tokens (prompt + new) the largest flow bucket takes; -1 without a flow component.</summary>
+        public readonly int MaxFlowTokens = -1;
 
         public TtsPipeline(BundleManifest manifest, IGraphRunner runner, Qwen2Tokenizer tokenizer, IFlowStage flow)
         {
@@ -92,6 +95,8 @@ namespace SentisTts.Core.Pipeline
             TokenMelRatio = k.ContainsKey("token_mel_ratio") ? k.Int("token_mel_ratio") : 2;
             var flowC = manifest.Components.Obj("flow");
             PreLookahead = flowC != null && flowC.ContainsKey("pre_lookahead_len") ? flowC.Int("pre_lookahead_len") : 3;
+            if (flowC != null && flowC.ContainsKey("mel_lens"))
+                foreach (var n in Json.IntArray(flowC.Get("mel_lens"))) MaxFlowTokens = Math.Max(MaxFlowTokens, n / TokenMelRatio);
             var text = manifest.Components.Obj("text");
             EndOfPromptId = text != null && text.ContainsKey("endofprompt_id") ? text.Int("endofprompt_id") : tokenizer.TokenToId("<|endofprompt|>");
         }
@@ -111,6 +116,15 @@ namespace SentisTts.Core.Pipeline
                 fp.MelFrames = r.Voice.PromptMelFrames;
             }
             return fp;
+        }
+
+        /// <summary>Most new speech tokens for this request (runtime_ref Pipeline.token_cap): what the
+        /// largest flow bucket holds after the flow prompt, lowered by MaxNewTokens (&gt;= 0).</summary>
+        public int TokenCap(SynthesisRequest r, FlowPrompt fp)
+        {
+            int room = MaxFlowTokens < 0 ? -1 : MaxFlowTokens - fp.Tokens.Length;
+            if (r.MaxNewTokens < 0) return room;
+            return room < 0 ? r.MaxNewTokens : Math.Min(room, r.MaxNewTokens);
         }
 
         public void AssemblePrompt(SynthesisRequest r, out List<int> textIds, out List<int> promptTextIds, out List<int> promptSpeech)
@@ -172,9 +186,9 @@ namespace SentisTts.Core.Pipeline
                 List<int> textIds, promptText, promptSpeech;
                 p.AssemblePrompt(r, out textIds, out promptText, out promptSpeech);
                 noise = r.Noise ?? new GaussianNoise(r.Seed + 1, p.Hift.Hop, p.Hift.H).Next;
-                llm = p.Llm.Begin(textIds, promptText, promptSpeech, new RasSampler(p.Llm.Ras), r.Uniforms ?? new SeededUniforms(r.Seed), r.MaxNewTokens);
-                if (r.Streaming) stream = p.Hift.BeginStream(noise);
                 flowPrompt = p.FlowPromptFor(r);
+                llm = p.Llm.Begin(textIds, promptText, promptSpeech, new RasSampler(p.Llm.Ras), r.Uniforms ?? new SeededUniforms(r.Seed), p.TokenCap(r, flowPrompt));
+                if (r.Streaming) stream = p.Hift.BeginStream(noise);
                 hop = p.TokenHop;
                 int P = flowPrompt.Tokens.Length;
                 promptPad = (P + p.TokenHop - 1) / p.TokenHop * p.TokenHop - P;
