@@ -202,6 +202,28 @@ def sampler_golden(out: Path) -> None:
         cases.append({"method": method, "scores": b64(scores), "n": v, "decoded": decoded,
                       "top_p": params.top_p, "top_k": params.top_k, "win_size": params.win_size, "tau_r": params.tau_r,
                       "uniforms_2p53": mants, "uniforms_used": r.i, "token": int(tok)})
+    # ties exactly at top_p: the float32 cumulative probability before a token equals top_p, so the
+    # official `cum < top_p` (not `<=`) decides whether that token joins the nucleus; u near 1 picks
+    # the last candidate, which differs between the two
+    from runtime_ref.sampling import softmax
+
+    tie_rng = np.random.default_rng(99)
+    for k, (v, kind) in enumerate([(10, "flat"), (64, "flat"), (300, "random"), (6564, "random")]):
+        scores = np.zeros(v, np.float32) if kind == "flat" else (tie_rng.standard_normal(v) * 2.0).astype(np.float32)
+        probs = softmax(scores)
+        order = np.argsort(-probs, kind="stable")
+        before = np.concatenate([np.zeros(1, np.float32), np.cumsum(probs[order], dtype=np.float32)[:-1]])
+        j = 3 + k
+        top_p = float(before[j])
+        mants = [int(0.999 * float(1 << 53)), int(0.25 * float(1 << 53))]
+        for method in ("nucleus", "ras"):
+            r = ReplayUniforms([m / float(1 << 53) for m in mants])
+            params = RasParams(top_p=top_p, top_k=50, win_size=10, tau_r=0.1)
+            tok = nucleus_sampling(scores, top_p, 50, r) if method == "nucleus" else ras_sampling(scores, [], params, r)
+            assert tok == int(order[j - 1]), (k, method, tok)  # `<` keeps j candidates: the last is order[j-1]
+            cases.append({"method": method, "scores": b64(scores), "n": v, "decoded": [], "top_p": top_p, "top_k": 50,
+                          "win_size": 10, "tau_r": 0.1, "uniforms_2p53": mants, "uniforms_used": r.i, "token": int(tok),
+                          "note": f"cumulative probability before sorted token {j} == top_p"})
     write_json(out / "sampler_draws.json", {
         "format": FORMAT, "kind": "sampler",
         "description": "runtime_ref.sampling draws for given log-probs (float32 base64) and uniforms (u = m / 2^53)",

@@ -45,6 +45,9 @@ class ReplayBundle:
         self.calls = trace["calls"]
         self.k = 0
 
+    def __getattr__(self, name):  # constants, manifest, root, load_array, ...
+        return getattr(self._b, name)
+
     def component(self, name):
         return self._b.component(name)
 
@@ -67,7 +70,9 @@ class ReplayBundle:
             assert sha == e["sha256"], f"call {self.k - 1} {name}.{e['name']}: bytes differ"
         out = {}
         for e in c["outputs"]:
-            if "data" in e:
+            if "synth" in e:
+                out[e["name"]] = gw.synth_spec(int(np.prod(e["shape"])), e).reshape(e["shape"])
+            elif "data" in e:
                 out[e["name"]] = np.frombuffer(base64.b64decode(e["data"]), dtype=gw._NP[e["dtype"]]).reshape(e["shape"]).copy()
             else:
                 out[e["name"]] = _Handle(e["sha256"], e["shape"])
@@ -123,3 +128,56 @@ def test_tokenizer_golden_is_current():
     for c in t["cases"]:
         assert tok.encode(c["text"]) == c["ids"], c["text"]
         assert pretokenize(unicodedata.normalize("NFC", c["text"])) == c["pieces"], c["text"]
+
+
+@pytest.mark.parametrize("name", traces("pipeline"))
+def test_pipeline_trace_replays_through_runtime_ref(name, tmp_path):
+    """runtime_ref.pipeline.Pipeline with its real seeded streams (nothing injected) against the
+    recorded calls: same graph sequence and input bytes (the HiFT noise included, by sha256), same
+    uniforms drawn, same tokens and PCM."""
+    import shutil
+
+    import runtime_ref.pipeline as pl
+
+    t = load(name)
+    p = t["params"]
+    (tmp_path / "text").mkdir()
+    for f in (GOLDEN / p["tokenizer_dir"]).iterdir():
+        shutil.copyfile(f, tmp_path / "text" / f.name)
+    (tmp_path / "flow").mkdir()
+    shutil.copyfile(GOLDEN / p["flow_noise_file"], tmp_path / t["manifest"]["components"]["flow"]["noise_file"])
+    rb = ReplayBundle(t, tmp_path)
+    v = np.load(GOLDEN / p["voice_file"])
+    voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
+    pipe = pl.Pipeline(rb)
+    req = pipe.requests(p["text"], voice, p["mode"], instruct=p["instruct"])
+    assert len(req) == 1 and req[0].text_ids.tolist() == p["text_ids"]
+    assert req[0].llm_prompt_text_ids.tolist() == p["llm_prompt_text_ids"]
+    if p["streaming"]:
+        pcm = list(pipe.stream(p["text"], voice, mode=p["mode"], instruct=p["instruct"], seed=p["seed"], max_new_tokens=p["max_new_tokens"]))
+    else:
+        syn = pipe.synthesize(p["text"], voice, mode=p["mode"], instruct=p["instruct"], seed=p["seed"], max_new_tokens=p["max_new_tokens"])
+        pcm = [syn.audio]
+        assert syn.tokens == [t["result"]["tokens"]]
+    assert rb.k == len(t["calls"])
+    assert [gw.sha256(np.ascontiguousarray(x, np.float32)) for x in pcm] == [e["sha256"] for e in t["result"]["pcm"]]
+    # the recorded uniforms are the sampling stream of the seed; the noise draws its noise stream
+    s_gen, n_gen = pl.rng_streams(p["seed"])
+    assert [int(s_gen.random() * float(1 << 53)) for _ in p["uniforms_2p53"]] == p["uniforms_2p53"]
+    for d in p["noise_draws"]:
+        assert gw.sha256(n_gen.standard_normal(tuple(d["shape"])).astype(np.float32)) == d["sha256"]
+
+
+def test_pipeline_traces_cover_modes_streaming_and_stops():
+    ts = {n: load(n) for n in traces("pipeline")}
+    assert {t["params"]["mode"] for t in ts.values()} == {"zero_shot", "cross_lingual", "instruct2", "sft"}
+    streams = [t for t in ts.values() if t["params"]["streaming"]]
+    assert streams and all(len(t["result"]["pcm"]) >= 2 for t in streams)
+    assert max(len(t["result"]["pcm"]) for t in streams) >= 3  # hop doubling exercised
+    reasons = {t["result"]["stop_reason"] for t in ts.values()}
+    assert reasons == {"stop_token", "max_len"}
+    # generation that stops on EOS stops exactly at min_len (pins the EOS mask length)
+    for t in ts.values():
+        if t["result"]["stop_reason"] == "stop_token":
+            assert len(t["result"]["tokens"]) == t["result"]["min_len"] > 0
+    assert sum(p.stat().st_size for p in GOLDEN.glob("pipeline_*.json")) < 1_500_000
