@@ -116,6 +116,49 @@ def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dic
     return result
 
 
+WEIGHT_DETACH_BYTES = 1 << 20
+
+
+def detach_weights(model: onnx.ModelProto, min_bytes: int = WEIGHT_DETACH_BYTES) -> dict[str, onnx.TensorProto]:
+    """Move initializers of >= min_bytes out of `model` (in place), declaring each as a graph input
+    of the same dtype/shape, so the graph passes work on a graph of a few MB instead of copying
+    gigabytes of weights at every pass (the full-size LLM peaked at 15 GB otherwise). Returns the
+    stash for `attach_weights`. Folding never needs these values: the TorchScript exporter has
+    already folded everything computed from weights alone."""
+    from onnx import helper
+
+    stash: dict[str, onnx.TensorProto] = {}
+    keep = []
+    for init in model.graph.initializer:
+        nbytes = len(init.raw_data) if init.HasField("raw_data") else 0
+        if nbytes >= min_bytes:
+            stash[init.name] = init
+        else:
+            keep.append(init)
+    if not stash:
+        return stash
+    taken = {i.name for i in model.graph.input}
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    for name, init in stash.items():
+        if name not in taken:
+            model.graph.input.append(helper.make_tensor_value_info(name, init.data_type, list(init.dims)))
+    return stash
+
+
+def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -> onnx.ModelProto:
+    """Undo `detach_weights` on the passed graph: the weight inputs become initializers again
+    (only those still used)."""
+    if not stash:
+        return model
+    used = {n for node in model.graph.node for n in node.input}
+    inputs = [i for i in model.graph.input if i.name not in stash]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    model.graph.initializer.extend(init for name, init in stash.items() if name in used)
+    return model
+
+
 def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions) -> GraphResult:
     """Trace, pass, check and measure one graph; writes out_dir/<name>.onnx."""
     from graph_passes import run_pipeline
@@ -153,13 +196,17 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions) -> Grap
         raise ExportError(f"{spec.name}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
     model = onnx.load(str(raw))
     raw.unlink(missing_ok=True)
+    weights = detach_weights(model)
     model, applied = run_pipeline(model, spec.passes, input_shapes=spec.static_shapes(), target_opset=options.opset)
+    model = attach_weights(model, weights)
+    del weights
     weights_dtype = "float32"
     if options.fp16 and not spec.fp16_exempt:
         model = weights_to_fp16(model)
         applied = list(applied) + ["weights_to_fp16"]
         weights_dtype = "float16"
     onnx.save(model, str(path))
+    del model
     report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys())
     if not report.ok:
         lines = "; ".join(f"{v.rule} {v.node or ''}({v.op or ''}) {v.message}" for v in report.violations[:5])
