@@ -207,9 +207,17 @@ def sampler_golden(out: Path) -> None:
     # the last candidate, which differs between the two
     from runtime_ref.sampling import softmax
 
+    # Scores take a few levels whose numpy float32 exp equals the correctly rounded exp (numpy's SIMD
+    # exp is not correctly rounded for many inputs — a tie at top_p would then hinge on the exp
+    # implementation, not on the comparison; C# uses Math.Exp rounded to float).
     tie_rng = np.random.default_rng(99)
-    for k, (v, kind) in enumerate([(10, "flat"), (64, "flat"), (300, "random"), (6564, "random")]):
-        scores = np.zeros(v, np.float32) if kind == "flat" else (tie_rng.standard_normal(v) * 2.0).astype(np.float32)
+    grid = -(np.arange(0, 64) / 16).astype(np.float32)
+    same = np.exp(np.repeat(grid, 64)) == np.exp(np.repeat(grid, 64).astype(np.float64)).astype(np.float32)
+    levels = grid[same.reshape(-1, 64).all(axis=1)][:12]
+    for k, v in enumerate([10, 64, 300, 6564]):
+        scores = np.zeros(v, np.float32) if v <= 64 else tie_rng.choice(levels, v).astype(np.float32)
+        scores[0] = 0.0
+        assert np.array_equal(np.exp(scores), np.exp(scores.astype(np.float64)).astype(np.float32))
         probs = softmax(scores)
         order = np.argsort(-probs, kind="stable")
         before = np.concatenate([np.zeros(1, np.float32), np.cumsum(probs[order], dtype=np.float32)[:-1]])

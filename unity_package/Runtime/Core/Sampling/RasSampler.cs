@@ -1,7 +1,9 @@
 // CosyVoice2's speech-token sampling (`ras_sampling`) as a deterministic function of
 // (log-probs, decoded history, uniforms). Mirrors runtime_ref/sampling.py operation by operation
 // (float32 softmax with numpy's pairwise sum, stable descending sort, float32 running sum for the
-// top-p cut, float64 inverse-CDF draw), so the same uniforms give the same tokens.
+// top-p cut, float64 inverse-CDF draw), so the same uniforms give the same tokens. Every float32
+// sum is cast back to float: C# may keep float intermediates in higher precision (Mono does), which
+// moved a cumulative sum that ties exactly with top_p by one ulp (sampler golden case 54).
 using System;
 using System.Collections.Generic;
 
@@ -76,7 +78,7 @@ namespace SentisTts.Core.Sampling
             if (n < 8)
             {
                 float res = -0.0f;  // numpy starts the short loop from -0.0 (keeps the sign of a sum of -0.0)
-                for (int i = 0; i < n; i++) res += a[start + i];
+                for (int i = 0; i < n; i++) res = (float)(res + a[start + i]);
                 return res;
             }
             if (n <= 128)
@@ -86,16 +88,18 @@ namespace SentisTts.Core.Sampling
                 int i;
                 for (i = 8; i < n - (n % 8); i += 8)
                 {
-                    r0 += a[start + i]; r1 += a[start + i + 1]; r2 += a[start + i + 2]; r3 += a[start + i + 3];
-                    r4 += a[start + i + 4]; r5 += a[start + i + 5]; r6 += a[start + i + 6]; r7 += a[start + i + 7];
+                    r0 = (float)(r0 + a[start + i]); r1 = (float)(r1 + a[start + i + 1]);
+                    r2 = (float)(r2 + a[start + i + 2]); r3 = (float)(r3 + a[start + i + 3]);
+                    r4 = (float)(r4 + a[start + i + 4]); r5 = (float)(r5 + a[start + i + 5]);
+                    r6 = (float)(r6 + a[start + i + 6]); r7 = (float)(r7 + a[start + i + 7]);
                 }
-                float res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7));
-                for (; i < n; i++) res += a[start + i];
+                float res = (float)((float)((float)(r0 + r1) + (float)(r2 + r3)) + (float)((float)(r4 + r5) + (float)(r6 + r7)));
+                for (; i < n; i++) res = (float)(res + a[start + i]);
                 return res;
             }
             int n2 = n / 2;
             n2 -= n2 % 8;
-            return PairwiseSum(a, start, n2) + PairwiseSum(a, start + n2, n - n2);
+            return (float)(PairwiseSum(a, start, n2) + PairwiseSum(a, start + n2, n - n2));
         }
 
         public static float[] Softmax(float[] s)
@@ -136,7 +140,7 @@ namespace SentisTts.Core.Sampling
             for (int i = 0; i < sorted.Length; i++)
             {
                 if (before < topP) count++;
-                before += sorted[i];
+                before = (float)(before + sorted[i]);
             }
             int n = Math.Max(1, Math.Min(count, topK));
             return order[Draw(sorted, n, rng.NextUniform())];
