@@ -21,8 +21,15 @@ traces (HiFT) replace every graph output by `synth(n, seed)` below — the orche
 graph (chunk plan, slicing, phase carry, source cache, cross-fade) is what they pin, and a replay
 runner in any language computes the same outputs without storing megabytes of audio.
 
-Adding a scenario (e.g. a full-pipeline mode once runtime_ref/pipeline.py exists) is a new
-`kind` written here plus, on the C# side, one entry in the scenario table of the test program.
+`pipeline` traces (runtime_ref.pipeline.Pipeline, see PipelineRecorder) mix both: an output entry
+may carry `"synth": seed` (+ `"set": [[index, value], ...]`) instead of data, and the HiFT `noise`
+input entry carries `"noise_slice": {"draw", "start", "count"}` (which elements of which recorded
+noise draw it holds, zeros after) next to its real sha256.
+
+    python -m tests.unity.golden_writer --only-pipeline BUNDLE    # only pipeline_*, from an exported bundle
+
+Adding a scenario is a new `kind` written here plus, on the C# side, one entry in the scenario
+table of the test program.
 """
 from __future__ import annotations
 
@@ -394,7 +401,7 @@ def build_pipeline_bundle(work: Path) -> Path:
     from exporter.modeldir import ModelDir
     from exporter.spec import ExportOptions
 
-    md = build_model_dir(work / "model", size="tiny", seed=0)
+    md = work / "model" if (work / "model").exists() else build_model_dir(work / "model", size="tiny", seed=0)  # same as build_tiny_bundle's
     out = work / "pipeline_bundle"
     export_components(ModelDir.open(md), out, ["llm", "flow", "hift", "text"],
                       ExportOptions(parity=False, flow_lens=PIPELINE_FLOW_LENS))
