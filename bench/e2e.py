@@ -32,8 +32,10 @@ def peak_rss_gb() -> float:
 
 
 def bundle_bytes(path: Path) -> int:
+    """Bytes of the graphs and files a bundle's manifest lists (sizes read from disk)."""
     m = json.loads((path / "manifest.json").read_text())
-    return sum(g["bytes"] for g in m["graphs"].values()) + sum(f["bytes"] for f in m.get("files", {}).values())
+    rels = [g["file"] for g in m["graphs"].values()] + list(m.get("files", {}))
+    return sum((path / r).stat().st_size for r in rels if (path / r).is_file())
 
 
 def main() -> None:

@@ -293,6 +293,12 @@ def parse_config(doc: dict, qwen: Qwen2Config, where: str) -> CosyVoice2Config:
     # our extension (not in official yamls): lets tiny fixtures shrink the hard-coded 512 width
     enc.pre_lookahead_channels = _get(ea, "pre_lookahead_channels", 512, where, int)
     enc.num_up_blocks = _get(ea, "num_up_blocks", 4, where, int)
+    if not (enc.input_size == enc.output_size == enc.pre_lookahead_channels):
+        raise ModelDirError(
+            f"{where}: flow.encoder input_size {enc.input_size}, output_size {enc.output_size} and the lookahead/up "
+            f"width {enc.pre_lookahead_channels} must be equal (the official UpsampleConformerEncoder hard-codes 512 "
+            "for its lookahead and up layers and feeds its up-sampled output through an embed built with input_size)"
+        )
     flow.encoder = enc
     da = _args(fa.get("decoder"), f"{where}: flow.decoder")
     flow.spk_emb_dim_cfm = _get(da, "spk_emb_dim", 80, where, int)

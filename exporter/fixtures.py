@@ -29,8 +29,10 @@ SIZES: dict[str, dict] = {
     "tiny": dict(
         qwen=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                   intermediate_size=128, rope_theta=1_000_000.0, max_position_embeddings=4096),
-        flow_input_size=64,
-        enc_output_size=512,  # the official encoder hard-codes 512 in its lookahead/up layers
+        # the official encoder hard-codes 512 in its lookahead/up layers, and feeds the up-sampled
+        # 512-wide output through an embed built with input_size: both must be 512 (pitfalls.md)
+        flow_input_size=512,
+        enc_output_size=512,
         enc_heads=8, enc_units=256, enc_blocks=1,
         est_channels=[64], est_head_dim=16, est_blocks=1, est_mid_blocks=1, est_heads=2,
         hift_base=32, hift_cond=32,

@@ -161,3 +161,10 @@ def test_fixture_is_seeded(tmp_path):
     assert not torch.equal(sa["conv_pre.bias"], sc["conv_pre.bias"])
     assert (a / "cosyvoice2.yaml").read_text() == (b / "cosyvoice2.yaml").read_text()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temp dirs left
+
+
+def test_flow_encoder_widths_must_match(broken_dir):
+    p = broken_dir / "cosyvoice2.yaml"
+    p.write_text(p.read_text().replace("        output_size: 512\n", "        output_size: 256\n"))
+    with pytest.raises(ModelDirError, match="must be equal"):
+        ModelDir.open(broken_dir)
