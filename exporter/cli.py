@@ -247,11 +247,14 @@ def verify(bundle: Path, sentis_version: str | None) -> None:
               help="Default: zero_shot when the voice has a transcript, instruct2 with --instruct, else cross_lingual.")
 @click.option("--instruct", default=None, help="Instruction for instruct2 mode, e.g. 'Speak slowly and calmly.'")
 @click.option("--stream", is_flag=True, help="Run the streaming path (official chunk schedule) and report time to first audio.")
+@click.option("--bistream", is_flag=True, help="Text arrives as a stream: each line of --text-file/stdin is fed as it is read "
+              "(official bistream schedule; speech starts before the text is complete). Implies --stream.")
 @click.option("--seed", type=int, default=0, show_default=True, help="One seed for every random draw (sampling, vocoder noise).")
 @click.option("--no-normalize", is_flag=True, help="Skip text normalisation (numbers, symbols).")
 @click.option("--no-japanese-reading", is_flag=True, help="Keep kanji as written instead of kana readings (Japanese).")
 @click.option("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), show_default=True)
-def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream, seed, no_normalize, no_japanese_reading, threads) -> None:
+def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream, bistream, seed, no_normalize, no_japanese_reading,
+               threads) -> None:
     """Speak TEXT with a voice of the bundle, on onnxruntime + numpy only (no PyTorch), and write
     a WAV. Same seed, same bundle → same samples.
 
@@ -266,7 +269,18 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
 
     if text is not None and text_file is not None:
         raise SentisTTSError("give the text either with --text or with --text-file, not both")
-    if text is None:
+    lines = None
+    if bistream:
+        if text is not None:
+            lines = iter([text])
+        elif text_file is not None:
+            lines = iter(text_file)
+        elif sys.stdin is not None and not sys.stdin.isatty():
+            lines = iter(sys.stdin)
+        else:
+            raise SentisTTSError("no text: --bistream reads --text-file FILE (or stdin) line by line")
+        text = "(streamed)"
+    elif text is None:
         if text_file is None:
             if sys.stdin is None or sys.stdin.isatty():
                 raise SentisTTSError("no text: pass --text \"...\", --text-file FILE, or pipe the text on stdin")
@@ -279,11 +293,13 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
     pipe = Pipeline.open(bundle, threads=threads, normalize=not no_normalize, japanese_reading=not no_japanese_reading)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    if stream:
+    if stream or bistream:
         import numpy as np
 
         chunks, first = [], None
-        for chunk in pipe.stream(text, voice_name, mode=mode, instruct=instruct, seed=seed):
+        gen = (pipe.stream_bistream(lines, voice_name, mode=mode, instruct=instruct, seed=seed) if bistream
+               else pipe.stream(text, voice_name, mode=mode, instruct=instruct, seed=seed))
+        for chunk in gen:
             if first is None:
                 first = time.perf_counter() - t0
             chunks.append(chunk)

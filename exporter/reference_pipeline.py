@@ -77,11 +77,46 @@ class TorchPipeline(Pipeline):
     def iter_tokens_for(self, req, sampling, *, sampler="ras", max_new_tokens=None) -> Iterator[int]:
         return self._iter_torch_tokens(req, sampling, sampler, self.token_cap(req, max_new_tokens))
 
+    def bistream_feeder(self):
+        return _TorchFeeder(self.torch_llm)
+
+    def sample_fn(self, sampler: str):
+        if sampler == "greedy":
+            return lambda scores, decoded, params, rng: int(np.argmax(scores))
+        return lambda scores, decoded, params, rng: torch_ras(torch.from_numpy(scores), decoded, params, rng)
+
     def token2mel(self, req, tokens, *, streaming=False, finalize=True) -> np.ndarray:
         mel = token2mel_torch(self.torch_flow, torch.from_numpy(req.flow_prompt_tokens[None].astype(np.int64)),
                               torch.as_tensor(np.asarray(tokens, np.int64)[None]), torch.from_numpy(req.flow_prompt_mel[None]),
                               torch.from_numpy(req.embedding[None]), streaming=streaming, finalize=finalize)
         return mel.numpy()
+
+
+class _TorchFeeder:
+    """Bistream engine on the PyTorch module: the whole sequence is recomputed at every feed
+    (no cache), an independent path from the ONNX cache graph."""
+
+    def __init__(self, model: Qwen2LM):
+        self.m = model
+        self.hidden = model.cfg.qwen.hidden_size
+        self.seq = torch.zeros(1, 0, self.hidden)
+
+    @torch.inference_mode()
+    def embed_text(self, ids):
+        ids = torch.as_tensor(np.asarray(ids, np.int64).reshape(-1))
+        return self.m.backbone.embed_tokens(ids).numpy()
+
+    @torch.inference_mode()
+    def embed_speech(self, ids):
+        return self.m.speech_embedding.weight[torch.as_tensor(np.asarray(ids, np.int64).reshape(-1))].numpy()
+
+    def sos_task(self):
+        return self.m.llm_embedding.weight.detach().numpy()[[self.m.SOS, self.m.TASK_ID]]
+
+    @torch.inference_mode()
+    def feed(self, rows):
+        self.seq = torch.cat([self.seq, torch.from_numpy(np.ascontiguousarray(rows, np.float32))[None]], dim=1)
+        return self.m.logprobs(self.m.backbone(self.seq)[:, -1])[0].float().numpy()
 
 
 def snr_db(ref: np.ndarray, test: np.ndarray) -> float:

@@ -138,10 +138,8 @@ class Pipeline:
             raise PipelineError(f"voice {voice.name!r} has no transcript: use mode cross_lingual, or re-bake it with --text")
         return np.asarray(self.text.encode(self.text.normalize(voice.prompt_text)), np.int32)
 
-    def requests(self, text: str, voice: Voice, mode: str | None = None, *, instruct: str | None = None) -> list[PieceRequest]:
-        """Split `text` into pieces that fit the bundle and build each piece's LLM/flow inputs."""
-        from .text.split import text_token_budget
-
+    def prompts(self, voice: Voice, mode: str | None = None, *, instruct: str | None = None):
+        """(mode, LLM prompt text ids, LLM prompt speech, flow prompt tokens, flow prompt mel)."""
         if mode is None:
             mode = "instruct2" if instruct else ("zero_shot" if (voice.prompt_text or voice.prompt_text_ids is not None) else "cross_lingual")
         if mode not in MODES:
@@ -160,6 +158,13 @@ class Pipeline:
             f_tok, f_mel = empty_i, np.zeros((0, 80), np.float32)
         else:
             f_tok, f_mel = voice.speech_tokens, voice.prompt_mel
+        return mode, llm_text, llm_speech, f_tok, f_mel
+
+    def requests(self, text: str, voice: Voice, mode: str | None = None, *, instruct: str | None = None) -> list[PieceRequest]:
+        """Split `text` into pieces that fit the bundle and build each piece's LLM/flow inputs."""
+        from .text.split import text_token_budget
+
+        mode, llm_text, llm_speech, f_tok, f_mel = self.prompts(voice, mode, instruct=instruct)
         budget = text_token_budget(self.llm.capacity, self.max_flow_tokens, prompt_text_tokens=int(llm_text.size),
                                    prompt_speech_tokens=max(int(llm_speech.size), int(f_tok.size)),
                                    speech_tokens_per_text_token=min(self.llm.max_ratio, PIECE_SPEECH_TOKENS_PER_TEXT_TOKEN))
@@ -233,10 +238,50 @@ class Pipeline:
         voice = self.voice(voice) if isinstance(voice, str) else voice
         sampling, noise = rng_streams(seed)
         for req in self.requests(text, voice, mode, instruct=instruct):
-            yield from self._stream_piece(req, sampling, noise, sampler=sampler, max_new_tokens=max_new_tokens,
-                                          first_hop=first_hop or self.chunk_size, max_hop=max_hop)
+            toks = self.iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens)
+            yield from self._stream_piece(req, toks, noise, first_hop=first_hop or self.chunk_size, max_hop=max_hop)
 
-    def _stream_piece(self, req: PieceRequest, sampling, noise, *, sampler, max_new_tokens, first_hop, max_hop):
+    def stream_bistream(self, text_chunks, voice: Voice | str, *, mode: str | None = None, instruct: str | None = None,
+                        seed: int = 0, sampler: str = "ras", max_new_tokens: int | None = None,
+                        first_hop: int | None = None, max_hop: int = 100) -> Iterator[np.ndarray]:
+        """Bistream: `text_chunks` is an iterable of strings arriving over time (e.g. from a chat
+        model); speech starts before the text is complete (runtime_ref/bistream.py). The text is
+        tokenized chunk by chunk without normalisation, as the official frontend does for a
+        generator. One utterance: the flow's capacity caps the speech tokens."""
+        voice = self.voice(voice) if isinstance(voice, str) else voice
+        sampling, noise = rng_streams(seed)
+        mode, llm_text, llm_speech, f_tok, f_mel = self.prompts(voice, mode, instruct=instruct)
+        req = PieceRequest("<stream>", np.zeros(0, np.int32), llm_text, llm_speech, f_tok, f_mel, voice.embedding)
+
+        def text_ids():
+            for chunk in text_chunks:
+                yield from self.text.encode(chunk)
+
+        toks = self.bistream_tokens_for(req, text_ids(), sampling, sampler=sampler,
+                                        max_new_tokens=self.token_cap(req, max_new_tokens))
+        yield from self._stream_piece(req, toks, noise, first_hop=first_hop or self.chunk_size, max_hop=max_hop)
+
+    def bistream_feeder(self):
+        from .bistream import OrtFeeder
+
+        return OrtFeeder(self.llm)
+
+    def sample_fn(self, sampler: str):
+        from .sampling import greedy, ras_sampling
+
+        if sampler not in ("ras", "greedy"):
+            raise PipelineError(f"unknown sampler {sampler!r}; use 'ras' or 'greedy'")
+        return {"ras": ras_sampling, "greedy": greedy}[sampler]
+
+    def bistream_tokens_for(self, req: PieceRequest, text_ids, sampling, *, sampler: str, max_new_tokens: int | None):
+        from .bistream import bistream_tokens
+
+        return bistream_tokens(text_ids, req.llm_prompt_text_ids, req.llm_prompt_speech, engine=self.bistream_feeder(),
+                               sample=self.sample_fn(sampler), params=self.llm.ras,
+                               rng=GeneratorUniforms(sampling), mix_ratio=tuple(self.llm.meta.get("mix_ratio", (5, 15))),
+                               speech_token_size=self.llm.eos, max_new_tokens=max_new_tokens)
+
+    def _stream_piece(self, req: PieceRequest, token_source, noise, *, first_hop, max_hop):
         tokens: list[int] = []
         hop = first_hop
         offset = 0
@@ -245,7 +290,7 @@ class Pipeline:
         streamer = OfficialStream(self.vocoder, rng=noise)
         look = self.lookahead
         ratio = self.token_mel_ratio
-        for tok in self.iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens):
+        for tok in token_source:
             tokens.append(tok)
             this_hop = hop + prompt_pad if offset == 0 else hop
             if len(tokens) - offset >= this_hop + look:

@@ -159,6 +159,8 @@ def build_graphs(model: Qwen2LM, options: ExportOptions) -> tuple[list[GraphSpec
         "speech_token_size": cfg.speech_token_size,
         "eos_token": cfg.eos_token,
         "stop_token_ids": list(cfg.stop_token_ids),
+        "fill_token": cfg.fill_token,
+        "mix_ratio": list(cfg.mix_ratio),  # bistream: text rows : speech rows
         "sos_id": Qwen2LM.SOS,
         "task_id": Qwen2LM.TASK_ID,
         "min_token_text_ratio": MIN_TOKEN_TEXT_RATIO,
