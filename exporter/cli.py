@@ -134,24 +134,63 @@ def _export_options(fp16, opset, sentis_version, no_parity, seed, threads, flow_
                          prefill_chunk=prefill_chunk, hift_frames=hift_frames)
 
 
+class ConsoleProgress:
+    """Export progress: on a terminal one progress bar per component (graphs × stages, with the
+    current graph and stage); in logs/CI one line per stage and per finished graph."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.tty = sys.stdout.isatty()
+        self.bar = None
+        self.t0 = time.perf_counter()
+
+    def component_start(self, comp: str, graphs: list[str]) -> None:
+        self.t0 = time.perf_counter()
+        if self.quiet:
+            return
+        if self.tty:
+            from .export import STAGES
+
+            self.bar = click.progressbar(length=max(1, len(graphs) * len(STAGES)), label=f"[{comp}] {len(graphs)} graph(s)",
+                                         item_show_func=lambda x: x or "", show_eta=False)
+            self.bar.__enter__()
+        else:
+            click.echo(f"[{comp}] {len(graphs)} graph(s): {', '.join(graphs)}")
+
+    def stage(self, comp: str, graph: str, stage: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:  # a stage starting completes the one before it (not the first of a graph)
+            self.bar.update(0 if stage == "tracing" else 1, f"{graph}: {stage}")
+        else:
+            click.echo(f"[{comp}]   {graph}: {stage} …")
+
+    def graph_done(self, comp: str, graph: str, res) -> None:
+        if self.bar is not None:
+            self.bar.update(1, f"{graph}: done in {res.seconds:.1f} s")
+        elif not self.quiet:
+            click.echo(f"[{comp}]   {graph}: done in {res.seconds:.1f} s")
+
+    def component_done(self, comp: str) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        if not self.quiet:
+            click.echo(f"[{comp}] done in {time.perf_counter() - self.t0:.1f} s")
+
+
 def run_export(model_dir: Path, out: Path, components: list[str], options, *, overwrite: bool, quiet: bool = False) -> dict:
     from .export import export_components
     from .modeldir import ModelDir
 
     md = ModelDir.open(model_dir)
-    state = {"bar": None, "t0": time.perf_counter()}
-
-    def on_graph(comp, name, res):
-        if quiet:
-            return
-        if res is None:
-            click.echo(f"[{comp}] exporting {name} …", nl=False)
-            state["t0"] = time.perf_counter()
-        else:
-            click.echo(f" done in {res.seconds:.1f} s")
-
     mode = "create" if overwrite else "update"
-    manifest = export_components(md, out, components, options, mode=mode, overwrite=overwrite, on_graph=on_graph)
+    progress = ConsoleProgress(quiet)
+    try:
+        manifest = export_components(md, out, components, options, mode=mode, overwrite=overwrite, progress=progress)
+    finally:
+        if progress.bar is not None:
+            progress.bar.__exit__(None, None, None)
     if not quiet:
         click.echo("")
         print_graph_table(manifest)

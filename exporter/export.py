@@ -159,8 +159,14 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
     return model
 
 
-def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions) -> GraphResult:
-    """Trace, pass, check and measure one graph; writes out_dir/<name>.onnx."""
+STAGES = ("tracing", "graph passes", "Sentis check", "parity")
+
+
+def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
+                 on_stage: Callable[[str], None] | None = None) -> GraphResult:
+    """Trace, pass, check and measure one graph; writes out_dir/<name>.onnx. `on_stage(name)` is
+    called as each of STAGES starts (progress display)."""
+    stage = on_stage or (lambda name: None)
     from graph_passes import run_pipeline
     from graph_passes.precision import weights_to_fp16
     from graph_passes.sentis import check_model
@@ -177,6 +183,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions) -> Grap
             raise ExportError(f"{spec.name}: symbolic dim(s) {undeclared} of {t.name} are not declared with a justification")
         if axes:
             dynamic_axes[t.name] = axes
+    stage("tracing")
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
@@ -196,6 +203,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions) -> Grap
         raise ExportError(f"{spec.name}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
     model = onnx.load(str(raw))
     raw.unlink(missing_ok=True)
+    stage("graph passes")
     weights = detach_weights(model)
     model, applied = run_pipeline(model, spec.passes, input_shapes=spec.static_shapes(), target_opset=options.opset)
     model = attach_weights(model, weights)
@@ -207,10 +215,12 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions) -> Grap
         weights_dtype = "float16"
     onnx.save(model, str(path))
     del model
+    stage("Sentis check")
     report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys())
     if not report.ok:
         lines = "; ".join(f"{v.rule} {v.node or ''}({v.op or ''}) {v.message}" for v in report.violations[:5])
         raise ExportError(f"{spec.name}: Sentis checker found {len(report.violations)} violation(s): {lines}")
+    stage("parity")
     parity = measure_parity(spec, path, threads=options.threads) if options.parity else {"skipped": True}
     if options.fp16 and not spec.fp16_exempt:
         parity["note"] = "float16 weights vs float32 PyTorch module"
@@ -243,9 +253,12 @@ def export_components(
     mode: str = "update",
     overwrite: bool = False,
     on_graph: Callable[[str, str, GraphResult | None], None] | None = None,
+    progress=None,
 ) -> dict:
     """Export `components` of `model_dir` into the bundle `out` (atomically). Returns the manifest.
-    `on_graph(component, graph_name, result_or_None)` is called before (None) and after each graph."""
+    `on_graph(component, graph_name, result_or_None)` is called before (None) and after each graph;
+    `progress` (optional) gets component_start(comp, graph_names), stage(comp, graph, stage),
+    graph_done(comp, graph, result) and component_done(comp)."""
     from .bundle import BundleWriter, sha256_file
 
     components = list(components)
@@ -267,13 +280,20 @@ def export_components(
             if comp in ("llm", "flow", "hift"):
                 ck = model_dir.checkpoint_path(comp)
                 m["source"].setdefault("checkpoints", {})[comp] = {"file": ck.name, "sha256": sha256_file(ck)}
+            if progress:
+                progress.component_start(comp, [g.name for g in ce.graphs])
             for spec in ce.graphs:
                 if on_graph:
                     on_graph(comp, spec.name, None)
-                res = export_graph(spec, bw.path, options)
+                on_stage = (lambda st, c=comp, n=spec.name: progress.stage(c, n, st)) if progress else None
+                res = export_graph(spec, bw.path, options, on_stage=on_stage)
                 bw.add_graph(spec.name, res.entry)
                 if on_graph:
                     on_graph(comp, spec.name, res)
+                if progress:
+                    progress.graph_done(comp, spec.name, res)
+            if progress:
+                progress.component_done(comp)
             for rel, content in ce.files.items():
                 bw.add_file(rel, content, component=comp)
             m["components"][comp] = ce.manifest
