@@ -60,12 +60,23 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
     log(f"[2/5] exporting {', '.join(comps)}")
     t0 = time.perf_counter()
 
-    def on_graph(comp, name, res):
-        if res is not None:
+    class GraphLog:
+        """Export progress as one line per exported graph (the CLI's ConsoleProgress shows stages)."""
+
+        def component_start(self, comp, graphs):
+            pass
+
+        def stage(self, comp, graph, stage):
+            pass
+
+        def component_done(self, comp):
+            pass
+
+        def graph_done(self, comp, name, res):
             log(f"      {comp:17s} {name:24s} {res.seconds:5.1f} s")
 
     manifest = export_components(md, out / "bundle", comps, ExportOptions(seed=seed, threads=threads, flow_lens=DEMO_FLOW_LENS),
-                                 mode="create", overwrite=True, on_graph=on_graph)
+                                 mode="create", overwrite=True, progress=GraphLog())
     t_export = time.perf_counter() - t0
 
     log("[3/5] baking voice 'demo' from a synthetic 3.2 s prompt (onnxruntime only)")

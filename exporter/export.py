@@ -252,11 +252,9 @@ def export_components(
     *,
     mode: str = "update",
     overwrite: bool = False,
-    on_graph: Callable[[str, str, GraphResult | None], None] | None = None,
     progress=None,
 ) -> dict:
     """Export `components` of `model_dir` into the bundle `out` (atomically). Returns the manifest.
-    `on_graph(component, graph_name, result_or_None)` is called before (None) and after each graph;
     `progress` (optional) gets component_start(comp, graph_names), stage(comp, graph, stage),
     graph_done(comp, graph, result) and component_done(comp)."""
     from .bundle import BundleWriter, sha256_file
@@ -283,13 +281,9 @@ def export_components(
             if progress:
                 progress.component_start(comp, [g.name for g in ce.graphs])
             for spec in ce.graphs:
-                if on_graph:
-                    on_graph(comp, spec.name, None)
                 on_stage = (lambda st, c=comp, n=spec.name: progress.stage(c, n, st)) if progress else None
                 res = export_graph(spec, bw.path, options, on_stage=on_stage)
                 bw.add_graph(spec.name, res.entry)
-                if on_graph:
-                    on_graph(comp, spec.name, res)
                 if progress:
                     progress.graph_done(comp, spec.name, res)
             if progress:
