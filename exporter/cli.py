@@ -17,14 +17,6 @@ from .errors import SentisTTSError
 ALL = "all"
 
 
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def _max_abs(parity: dict) -> str:
     if parity.get("skipped"):
         return "skipped"
@@ -40,6 +32,8 @@ def _max_abs(parity: dict) -> str:
 
 
 def print_graph_table(manifest: dict, names: list[str] | None = None) -> None:
+    from graph_passes.sentis.check import human_size
+
     rows = [("graph", "size", "nodes", "checker", "parity max-abs (tol)")]
     for name, g in manifest["graphs"].items():
         if names is not None and name not in names:
@@ -47,7 +41,7 @@ def print_graph_table(manifest: dict, names: list[str] | None = None) -> None:
         ck = g.get("checker", {})
         rows.append((
             name,
-            _fmt_bytes(g.get("bytes", 0)),
+            human_size(g.get("bytes", 0)),
             str(ck.get("nodes", "?")),
             f"ok ({ck.get('sentis_version')})" if ck.get("ok") else "FAIL",
             _max_abs(g.get("parity", {})),

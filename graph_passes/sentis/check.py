@@ -80,7 +80,7 @@ class CheckReport:
         for v in self.notes:
             lines.append("  note: " + v.line())
         ops = ", ".join(f"{op}x{n}" for op, n in sorted(self.op_counts.items(), key=lambda kv: (-kv[1], kv[0])))
-        size = _human_size(self.file_size) if self.file_size is not None else "unknown size"
+        size = human_size(self.file_size) if self.file_size is not None else "unknown size"
         lines.append(f"  summary: opset {self.opset}, {self.n_nodes} nodes, {len(self.op_counts)} op types, {size}")
         if ops:
             lines.append(f"  ops: {ops}")
@@ -103,7 +103,8 @@ class CheckReport:
         }
 
 
-def _human_size(n: int) -> str:
+def human_size(n: int) -> str:
+    """1536 -> "1.5 KiB" (reports, CLI tables)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -456,7 +457,7 @@ def check_model(
     checker = _Checker(model, sentis_version, set(allowed), opset_range)
     checker.run()
     if file_size is not None and file_size >= R.MAX_FILE_SIZE:
-        checker.add_named("file-size", f"model is {_human_size(file_size)}; keep each file under 2 GB with inline weights")
+        checker.add_named("file-size", f"model is {human_size(file_size)}; keep each file under 2 GB with inline weights")
     counts = Counter(n.op_type if n.domain in DEFAULT_DOMAINS else f"{n.domain}:{n.op_type}" for n in model.graph.node)
     opset = next((imp.version for imp in model.opset_import if imp.domain in DEFAULT_DOMAINS), 0)
     return CheckReport(
