@@ -184,8 +184,7 @@ class LLM:
         min_len, max_len = self.lengths(text_ids.size)
         if max_new_tokens is not None:
             max_len = min(max_len, int(max_new_tokens))
-        else:
-            self.check_capacity(text_ids.size, prompt_text_ids.size, prompt_speech.size)
+        # slots this request can use (with max_len as capped); check_capacity raises with the advice
         if 2 + prompt_text_ids.size + text_ids.size + prompt_speech.size + max(0, max_len - 1) > self.capacity:
             self.check_capacity(text_ids.size, prompt_text_ids.size, prompt_speech.size)
         if not hasattr(rng, "uniform"):
