@@ -130,19 +130,21 @@ def test_fp16_weights_snr(bundle, bundle_fp16, hift_model):
 def test_bench_scripts_run_on_the_tiny_bundle(bundle, tiny_model_dir):
     """bench/hift.py and bench/hift_profile.py (run by hand on full-size dirs) still work:
     they load through ModelDir/Bundle, vocode chunked (100 frames > T=64) and report a ratio."""
+    import os
     import re
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
     common = ["--model-dir", str(tiny_model_dir), "--bundle", str(bundle.root), "--frames", "100", "--threads", "1"]
-    out = subprocess.run([sys.executable, "bench/hift.py", *common, "--rounds", "1"], cwd=repo, capture_output=True,
-                         text=True, timeout=300, check=True).stdout
+    out = subprocess.run([sys.executable, "bench/hift.py", *common, "--rounds", "1"], cwd=repo, env=env,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
     assert "calls 2" in out
     assert float(re.search(r"ratio ORT/PyTorch:\s+([\d.]+)", out).group(1)) > 0
     assert float(re.search(r"SNR ([\d.]+) dB", out).group(1)) > 60  # chunked ORT == whole PyTorch
-    out = subprocess.run([sys.executable, "bench/hift_profile.py", *common, "--runs", "1"], cwd=repo,
+    out = subprocess.run([sys.executable, "bench/hift_profile.py", *common, "--runs", "1"], cwd=repo, env=env,
                          capture_output=True, text=True, timeout=300, check=True).stdout
     assert re.search(r"Conv\s+[\d.]+ ms/frame at \d+ GFLOP/s", out)
     assert 0 < float(re.search(r"everything else free\): ([\d.]+)", out).group(1)) < 100
