@@ -73,6 +73,25 @@ def graph_defined_names(graph: GraphProto) -> set[str]:
     return names
 
 
+def rename_reads(nodes, renames: dict[str, str]) -> None:
+    """Make `nodes` read `renames[x]` wherever they read `x`: their inputs, and the outer-scope
+    reads (node inputs and graph outputs) of their subgraphs, except where a subgraph defines
+    `x` itself (it shadows the outer name there)."""
+    if not renames:
+        return
+    for n in nodes:
+        for k, i in enumerate(n.input):
+            if i in renames:
+                n.input[k] = renames[i]
+        for _, g in subgraphs(n):
+            defined = graph_defined_names(g)
+            live = {k: v for k, v in renames.items() if k not in defined}
+            rename_reads(g.node, live)
+            for o in g.output:
+                if o.name in live:
+                    o.name = live[o.name]
+
+
 def outer_references(graph: GraphProto) -> set[str]:
     """Names a subgraph reads from enclosing scopes (implicit inputs)."""
     defined = graph_defined_names(graph)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import GraphProto, ModelProto, NodeProto, TensorProto, numpy_helper
+from onnx import ModelProto, NodeProto, TensorProto, numpy_helper
 
-from ._graph import copy_model, iter_graphs, node_label, node_reads, subgraphs
+from ._graph import copy_model, iter_graphs, node_label, node_reads, rename_reads
 from .errors import GraphPassError
 
 
@@ -71,24 +71,6 @@ def _copy_vi(v):
     return c
 
 
-def _apply_renames(graph: GraphProto, renames: dict[str, str]) -> None:
-    """Replace reads (node inputs, subgraph outer reads) of names in `renames`."""
-    if not renames:
-        return
-    for n in graph.node:
-        for k, i in enumerate(n.input):
-            if i in renames:
-                n.input[k] = renames[i]
-        for _, sg in subgraphs(n):
-            local = {i.name for i in sg.input} | {i.name for i in sg.initializer}
-            local |= {o for sn in sg.node for o in sn.output}
-            live = {k: v for k, v in renames.items() if k not in local}
-            _apply_renames(sg, live)
-            for o in sg.output:
-                if o.name in live:
-                    o.name = live[o.name]
-
-
 def remove_identity(model: ModelProto) -> ModelProto:
     """Bypass Identity (and inference-mode Dropout) nodes in the main graph.
 
@@ -142,8 +124,8 @@ def remove_identity(model: ModelProto) -> ModelProto:
         kept.append(c)
     del g.node[:]
     g.node.extend(kept)
-    _apply_renames(g, {k: out_renames.get(v, v) for k, v in renames.items()})
-    _apply_renames(g, out_renames)
+    rename_reads(g.node, {k: out_renames.get(v, v) for k, v in renames.items()})
+    rename_reads(g.node, out_renames)
     names = {o for n in g.node for o in n.output}
     seen: set[str] = set()
     vis = []

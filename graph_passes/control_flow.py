@@ -21,7 +21,7 @@ from ._graph import (
     default_opset,
     graph_defined_names,
     node_label,
-    subgraphs,
+    rename_reads,
     unique_namer,
 )
 from .errors import GraphPassError
@@ -141,37 +141,13 @@ def _bind_outputs(
         else:
             extra.append(onnx.helper.make_node("Identity", [renames.get(s, s)], [d], name=make(prefix + "bind_" + d)))
     if renames:
+        rename_reads(nodes, renames)  # incl. subgraphs that read a renamed value
         for n in nodes:
-            for k, i in enumerate(n.input):
-                if i in renames:
-                    n.input[k] = renames[i]
             for k, o in enumerate(n.output):
                 if o in renames:
                     n.output[k] = renames[o]
-            for attr in n.attribute:  # subgraphs may read a renamed value
-                for g in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-                    _rename_refs(g, renames)
-        for e in extra:
-            for k, i in enumerate(e.input):
-                if i in renames:
-                    e.input[k] = renames[i]
+        rename_reads(extra, renames)
     return nodes + extra
-
-
-def _rename_refs(graph: GraphProto, renames: dict[str, str]) -> None:
-    defined = graph_defined_names(graph)
-    live = {k: v for k, v in renames.items() if k not in defined}
-    if not live:
-        return
-    for n in graph.node:
-        for k, i in enumerate(n.input):
-            if i in live:
-                n.input[k] = live[i]
-        for _, g in subgraphs(n):
-            _rename_refs(g, live)
-    for o in graph.output:
-        if o.name in live:
-            o.name = live[o.name]
 
 
 def _replace_nodes(graph: GraphProto, replacements: dict[int, list[NodeProto]]) -> None:

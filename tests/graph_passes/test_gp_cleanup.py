@@ -104,3 +104,29 @@ def test_weights_to_fp16_keeps_io_fp32_and_skips_risky_tensors():
     np.testing.assert_allclose(got, ref, rtol=1e-2, atol=1e-2)
     w16 = w.astype(np.float16).astype(np.float32)
     np.testing.assert_allclose(got, x @ w16 + big + eps, rtol=1e-6, atol=1e-3)
+
+
+def test_remove_identity_renames_reads_inside_subgraphs_but_not_shadowed_names():
+    """An If branch that reads the bypassed Identity's output from the outer scope is rewired;
+    a branch that defines a value of the same name itself keeps reading its own value."""
+    reads_outer = h.make_graph([h.make_node("Neg", ["t"], ["b1"])], "then", [], [vi("b1", T.FLOAT, [2, 3])])
+    shadows = h.make_graph([h.make_node("Abs", ["x"], ["t"]), h.make_node("Relu", ["t"], ["b2"])], "else", [],
+                           [vi("b2", T.FLOAT, [2, 3])])
+    no_shadow = h.make_graph([h.make_node("Relu", ["x"], ["b2"])], "else", [], [vi("b2", T.FLOAT, [2, 3])])
+
+    def with_else(else_branch):
+        nodes = [
+            h.make_node("Exp", ["x"], ["e"]),
+            h.make_node("Identity", ["e"], ["t"]),
+            h.make_node("If", ["c"], ["y"], then_branch=reads_outer, else_branch=else_branch),
+        ]
+        return model(nodes, [vi("x", T.FLOAT, [2, 3]), vi("c", T.BOOL, [])], [vi("y", T.FLOAT, [2, 3])])
+
+    out = remove_identity(with_else(shadows))  # (onnxruntime refuses shadowing, so structure only)
+    assert op_types(out) == ["Exp", "If"]
+    branches = {a.name: a.g for a in out.graph.node[1].attribute}
+    assert list(branches["then_branch"].node[0].input) == ["e"]
+    assert [list(n.input) for n in branches["else_branch"].node] == [["x"], ["t"]]
+    m = with_else(no_shadow)
+    for c in (True, False):
+        assert_same(m, remove_identity(m), {"x": X, "c": np.array(c)})
