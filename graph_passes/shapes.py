@@ -27,11 +27,12 @@ def fix_input_shapes(
     {"T": 40}.
 
     `input_shapes` pins each named input independently: every dim of it becomes static. `dims`
-    pins a symbolic dim name (`dim_param`) everywhere it appears in the main graph (inputs,
-    outputs, value_info). A dim_param that gets one value from `input_shapes` is substituted
-    everywhere too, so inputs that share it stay consistent; one that gets different values on
-    different inputs (ZipVoice names both token axes 'T') is split: each pinned input keeps its
-    own value, and outputs/value_info that used the name lose it (shape inference decides them).
+    pins a symbolic dim name (`dim_param`) on every graph input that uses it. A dim_param that
+    gets one value from `input_shapes` is substituted on the other inputs too, so inputs that
+    share it stay consistent; one that gets different values on different inputs (ZipVoice names
+    both token axes 'T') is split: each pinned input keeps its own value. Outputs and value_info
+    that use a pinned name lose it: shape inference decides them (a name shared with an output is
+    the exporter's claim, not a proof — ZipVoice's output 'T' is not the token length).
     Raises GraphPassError for an unknown input name, a rank mismatch, a conflict with an existing
     static dim, or a `dims` name that no input/output uses.
     """
@@ -90,16 +91,15 @@ def fix_input_shapes(
         if vdims is None:
             continue
         for d in vdims:
-            if not d.HasField("dim_param"):
+            if not d.HasField("dim_param") or (d.dim_param not in everywhere and d.dim_param not in split):
                 continue
-            p = d.dim_param
-            if p in split and vi.name in inputs:  # an input nobody pinned: keep the name unless --dim gives it
-                if p in dims:
-                    d.dim_value = dims[p]
-            elif p in split:
-                d.Clear()  # no single value: leave the dim to shape inference
-            elif p in everywhere:
-                d.dim_value = everywhere[p]  # clears dim_param (oneof)
+            if vi.name in inputs:  # inputs nobody pinned: the value of the name, if it has one
+                if d.dim_param in everywhere:
+                    d.dim_value = everywhere[d.dim_param]  # clears dim_param (oneof)
+            else:
+                # outputs / intermediates: a shared name is the exporter's claim, not a proof
+                # (ZipVoice's output 'T' is not the token length); shape inference decides
+                d.Clear()
     return m
 
 
