@@ -140,21 +140,36 @@ def shape_of_node(node, dims: list[int]) -> np.ndarray:
 
 def fold_static_shapes(model: ModelProto) -> ModelProto:
     """Replace `Shape`/`Size` nodes of the main graph whose input has a static shape (recorded
-    by shape inference, or an initializer) by initializers. Run `infer_shapes` first."""
+    by shape inference, or an initializer) by initializers; where the shape is only partly
+    static, fold the `Gather`/`Slice` of a `Shape` that picks static dims only (x.shape[2] of a
+    [1, T, 64] tensor). Run `infer_shapes` first."""
     m = copy_model(model)
     g = m.graph
-    known: dict[str, list[int]] = {}
+    known: dict[str, list[int | None]] = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
-        d = _static_dims(vi)
-        if d is not None:
-            known[vi.name] = d
+        t = vi.type.tensor_type
+        if vi.type.HasField("tensor_type") and t.HasField("shape"):
+            known[vi.name] = [int(d.dim_value) if d.HasField("dim_value") else None for d in t.shape.dim]
     for init in g.initializer:
         known[init.name] = list(init.dims)
+    consts = {i.name: i for i in g.initializer}
+    shape_dims: dict[str, list[int | None]] = {}  # Shape output -> its (partly known) value
+    for n in g.node:
+        if n.op_type == "Shape" and n.domain in DEFAULT_DOMAINS and n.input and n.input[0] in known and n.output[0]:
+            dims = known[n.input[0]]
+            shape_dims[n.output[0]] = list(shape_of_node(n, [-1 if d is None else d for d in dims]))
+            shape_dims[n.output[0]] = [None if v == -1 else int(v) for v in shape_dims[n.output[0]]]
     keep = []
     new_inits = []
     for n in g.node:
-        if n.op_type in ("Shape", "Size") and n.domain in DEFAULT_DOMAINS and n.input and n.input[0] in known and n.output[0]:
-            new_inits.append(numpy_helper.from_array(shape_of_node(n, known[n.input[0]]), n.output[0]))
+        value = None
+        if n.domain in DEFAULT_DOMAINS and n.output and n.output[0]:
+            if n.op_type in ("Shape", "Size") and n.input and n.input[0] in known and None not in known[n.input[0]]:
+                value = shape_of_node(n, known[n.input[0]])
+            elif n.op_type in ("Gather", "Slice") and n.input and n.input[0] in shape_dims:
+                value = _pick_static(n, shape_dims[n.input[0]], consts)
+        if value is not None:
+            new_inits.append(numpy_helper.from_array(value, n.output[0]))
             continue
         keep.append(n)
     if not new_inits:
@@ -169,13 +184,48 @@ def fold_static_shapes(model: ModelProto) -> ModelProto:
     return m
 
 
+def _pick_static(n, dims: list[int | None], consts) -> np.ndarray | None:
+    """Gather(axis 0) / Slice(axis 0) of a shape vector with constant indices, if every picked
+    dim is static."""
+    def const(k):
+        if k >= len(n.input) or not n.input[k]:
+            return None
+        t = consts.get(n.input[k])
+        return None if t is None else numpy_helper.to_array(t)
+
+    idx = np.arange(len(dims))
+    try:
+        if n.op_type == "Gather":
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+            ind = const(1)
+            if ind is None or axis not in (0, -1):
+                return None
+            picked = idx[ind.astype(np.int64)]
+        else:
+            starts, ends, axes, steps = const(1), const(2), const(3), const(4)
+            if starts is None or ends is None or (len(n.input) > 3 and n.input[3] and axes is None) or (
+                    len(n.input) > 4 and n.input[4] and steps is None):
+                return None
+            if axes is not None and [int(a) for a in axes.reshape(-1)] not in ([0], [-1]):
+                return None
+            step = int(steps.reshape(-1)[0]) if steps is not None else 1
+            picked = idx[slice(int(starts.reshape(-1)[0]), int(ends.reshape(-1)[0]), step)]
+    except (IndexError, ValueError, TypeError):
+        return None
+    values = [dims[int(i)] for i in np.asarray(picked).reshape(-1)]
+    if any(v is None for v in values):
+        return None
+    return np.array(values, dtype=np.int64).reshape(np.asarray(picked).shape)
+
+
 SMALL_FOLD_ELEMENTS = 4096
 
 
 def fold_small_constants(model: ModelProto, max_elements: int = SMALL_FOLD_ELEMENTS) -> ModelProto:
     """Evaluate, with the ONNX reference evaluator, main-graph nodes whose inputs are all small
-    constants (shape arithmetic: Gather, Concat, Mul, Cast ... of folded Shapes), replacing them
-    by initializers. Cheap and local; onnx-graphsurgeon folds the rest."""
+    constants and whose result is integer or bool (shape arithmetic: Gather, Concat, Mul, Cast ...
+    of folded Shapes), replacing them by initializers. Cheap and local; onnx-graphsurgeon folds
+    the rest (floats included, on onnxruntime)."""
     from ._const import _constant_value, _eval_node
     from ._graph import has_subgraph
 
@@ -197,7 +247,9 @@ def fold_small_constants(model: ModelProto, max_elements: int = SMALL_FOLD_ELEME
                 out = _eval_node(m, n, [vals[i] if i else None for i in n.input])[0]
             except Exception:  # noqa: BLE001 - left for onnx-graphsurgeon / runtime
                 out = None
-        if out is not None and np.asarray(out).size <= max_elements and n.output[0]:
+        # integers/bools only (shape arithmetic): float ops are left to onnxruntime (via gs),
+        # whose kernels (e.g. Exp) can differ from numpy's in the last bit
+        if out is not None and np.asarray(out).size <= max_elements and np.asarray(out).dtype.kind in "iub" and n.output[0]:
             out = np.asarray(out)
             vals[n.output[0]] = out
             new_inits.append(numpy_helper.from_array(out, n.output[0]))

@@ -148,6 +148,21 @@ def test_shape_start_end_folds_to_the_right_value(runner, tmp_path):
     assert int(run(onnx.load(str(dst)), {"x": x})[0]) == 299
 
 
+def test_partly_static_shape_folds_the_static_dims_only():
+    """x.shape[2] of a [2, T, 4] tensor is 4 whatever T is (gs folded it from the full shape)."""
+    nodes = [h.make_node("Shape", ["x"], ["s"], start=1), h.make_node("Gather", ["s", "one"], ["d"], axis=0),
+             h.make_node("Shape", ["x"], ["s2"]), h.make_node("Slice", ["s2", "one1", "two1"], ["t"]),
+             h.make_node("Cast", ["t"], ["tf"], to=T.FLOAT), h.make_node("Mul", ["x", "tf"], ["y0"]),
+             h.make_node("Cast", ["d"], ["df"], to=T.FLOAT), h.make_node("Mul", ["y0", "df"], ["y"])]
+    m = model(nodes, [vi("x", T.FLOAT, [2, "T", 4])], [vi("y", T.FLOAT, [2, "T", 4])],
+              [init("one", np.int64(1)), init("one1", np.array([1], np.int64)), init("two1", np.array([2], np.int64))])
+    out, _ = run_pipeline(m)  # T stays dynamic: only Shape(x)[1:2] (= T) is left
+    assert op_types(out).count("Shape") == 1
+    x = np.ones((2, 5, 4), np.float32)
+    np.testing.assert_array_equal(run(out, {"x": x})[0], run(m, {"x": x})[0])
+    assert float(run(out, {"x": x})[0][0, 0, 0]) == 20.0
+
+
 def test_a_wrong_fold_is_refused():
     """The proof recomputes each folded value from the unfolded graph: gs's old answer (the full
     shape, +1) is caught."""
