@@ -345,7 +345,7 @@ def prove_folded(before: ModelProto, after: ModelProto, *, trials: int = 2) -> i
     folded = {i.name: i for i in after.graph.initializer if i.name in made}
     if not folded:
         return 0
-    cone = _cone_model(before, list(folded))
+    cone = _cone_model(before, list(folded), _inferred_types(before))
     needs_input = len(cone.graph.input) > 0
     try:
         res = run_trials(cone, trials if needs_input else 1, output_names=list(folded))
@@ -382,23 +382,50 @@ def _preview(a: np.ndarray) -> str:
     return f"{a.dtype} array of shape {list(a.shape)}"
 
 
-def _cone_model(model: ModelProto, names: list[str]) -> ModelProto:
-    """The nodes of `model` that `names` depend on, with `names` as outputs."""
+def _inferred_types(model: ModelProto) -> dict[str, onnx.TypeProto]:
+    """name -> tensor type with a fully static shape, from ONNX shape inference (best effort)."""
+    try:
+        work = infer_shapes(model)
+    except GraphPassError:
+        work = model
+    out = {}
+    for vi in list(work.graph.input) + list(work.graph.value_info) + list(work.graph.output):
+        if _static_dims(vi) is not None:
+            out[vi.name] = vi.type
+    return out
+
+
+def _cone_model(model: ModelProto, names: list[str], static: dict[str, onnx.TypeProto] | None = None) -> ModelProto:
+    """The nodes of `model` that `names` depend on, with `names` as outputs. A tensor of a
+    static shape that is only read by `Shape`/`Size` is not computed: it becomes an input of that
+    shape (the proof of a folded shape needs the shape, not the weights and compute before it)."""
+    static = static or {}
     g = model.graph
     made = producers(g)
     need = set(names)
     stack = list(names)
     keep_nodes = set()
+    shape_only: set[str] = set()
+    by_value: set[str] = set(names)
     while stack:
         cur = stack.pop()
         n = made.get(cur)
         if n is None or id(n) in keep_nodes:
             continue
         keep_nodes.add(id(n))
-        for r in node_reads(n):
-            if r not in need:
+        reads = node_reads(n)
+        if n.op_type in ("Shape", "Size") and n.input and n.input[0] in static and n.input[0] not in by_value:
+            shape_only.add(n.input[0])
+            reads = reads - {n.input[0]}
+        for r in reads:
+            by_value.add(r)
+            if r not in need or r in shape_only:
                 need.add(r)
+                shape_only.discard(r)
                 stack.append(r)
+    produced = {o for n in g.node if id(n) in keep_nodes for o in n.output}
+    need |= shape_only & ({i.name for i in g.initializer} | {i.name for i in g.input})
+    shape_only -= produced | need
     out = ModelProto()
     out.CopyFrom(model)
     og = out.graph
@@ -408,9 +435,13 @@ def _cone_model(model: ModelProto, names: list[str]) -> ModelProto:
     inits = [i for i in g.initializer if i.name in need]
     del og.initializer[:]
     og.initializer.extend(inits)
-    inputs = [i for i in g.input if i.name in need]
+    inputs = [i for i in g.input if i.name in need or i.name in shape_only]
     del og.input[:]
     og.input.extend(inputs)
+    for name in sorted(shape_only):
+        vi = og.input.add()
+        vi.name = name
+        vi.type.CopyFrom(static[name])
     del og.output[:]
     og.output.extend(onnx.ValueInfoProto(name=n) for n in names)
     del og.value_info[:]

@@ -79,8 +79,12 @@ def random_feeds(specs: Sequence[InputSpec], seed: int, fixed: Mapping[str, np.n
     feeds = {}
     for s in specs:
         if fixed and s.name in fixed:
-            feeds[s.name] = np.asarray(fixed[s.name], dtype=s.dtype).reshape(s.shape) if np.size(fixed[s.name]) == int(
-                np.prod(s.shape)) else np.broadcast_to(np.asarray(fixed[s.name], dtype=s.dtype), s.shape).copy()
+            value = np.asarray(fixed[s.name], dtype=s.dtype)
+            try:
+                feeds[s.name] = value.reshape(s.shape) if value.size == int(np.prod(s.shape)) else \
+                    np.broadcast_to(value.reshape(-1)[0] if value.size == 1 else value, s.shape).copy()
+            except ValueError:
+                raise GraphPassError(f"--input-value for '{s.name}': {value.size} value(s) do not fit its shape {s.shape}") from None
             continue
         if s.dtype == np.bool_:
             feeds[s.name] = rng.random(s.shape) < 0.5

@@ -211,6 +211,10 @@ def test_data_dependent_output_length_is_declared_symbolic_and_reported(runner, 
         assert run(out, feeds)[0].shape == (1, n, 4)
     res = runner.invoke(convert_command, [src, str(dst), "--input-shape", "tokens=1,5", "--allow-dynamic", "y_dim1"])
     assert res.exit_code == 0, res.output
+    res = runner.invoke(convert_command, [src, str(dst), "--input-shape", "tokens=1,5", "--input-value", "n=3"])
+    assert "parity vs the input model" in res.output and "depends on input values" not in res.output  # n fixed
+    res = runner.invoke(convert_command, [src, str(dst), "--input-value", "m=3"])
+    assert res.exit_code == 2 and "'m', which is not a graph input" in res.output
 
 
 # --------------------------------------------------------------------------------------------
