@@ -137,3 +137,22 @@ def test_huge_range_convert_is_quiet_and_bounded(tmp_path, build):
     res = subprocess.run([sys.executable, "-c", limit_memory + code], capture_output=True, text=True, timeout=120)
     lines = (res.stdout + res.stderr).strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "would make a tensor" in lines[0], lines[:5]
+
+
+def test_verify_refuses_a_broken_graph_with_a_matching_hash(tmp_path, capsys):
+    """`verify` used to end in a traceback (or "checker ok") on a garbage graph whose sha256 matches."""
+    import hashlib
+    import json
+
+    from exporter.cli import main
+
+    onnx.save_model(_cycle(), str(tmp_path / "g.onnx"))
+    digest = hashlib.sha256((tmp_path / "g.onnx").read_bytes()).hexdigest()
+    manifest = {"schema_version": 1, "graphs": {"flow": {"file": "g.onnx", "sha256": digest}}, "constants": {}, "components": {}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", "--bundle", str(tmp_path)])
+    err = capsys.readouterr()
+    assert exit_info.value.code != 0
+    assert "flow (g.onnx): invalid ONNX" in err.err and "cycle" in err.err and "Traceback" not in err.err + err.out
+    assert "checker ok" not in err.out
