@@ -191,8 +191,8 @@ class HiFT(nn.Module):
         rad = rad - torch.floor(rad)  # % 1 (f0 >= 0)
         step = rad * self.hop  # cycles per frame, [0, 480)
         # its fraction, = frac(480 * f0 * h / sr) (480 * floor(.) is a whole number of cycles),
-        # computed from f0 directly: ~4x less float32 rounding than frac(step), which keeps the
-        # accumulated phase of two backends within ~1e-5 cycles instead of ~1e-4
+        # computed from f0 directly: ~4x less float32 rounding of the increment than frac(step)
+        # (what remains between backends is the f0's own rounding, integrated over the frames)
         frac = f0[:, :, None] * (self.harmonics.to(f0.dtype) * (self.hop / self.cfg.sampling_rate))
         frac = frac - torch.floor(frac)
         if self.phase_bits is None:
