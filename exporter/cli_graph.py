@@ -98,21 +98,27 @@ def _declared_symbolic_dims(path: str) -> list[str]:
 @_ALLOW_OPT
 @_OPSET_RANGE_OPT
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list with one report dict per file instead of text.")
-def check_command(files, sentis_version, allow_dynamic, opset_range, as_json):
+@click.option("--no-policy", "no_policy", is_flag=True, help="Report the project's policy rules (dynamic dims, opset range, "
+              "DOUBLE, external data, ...) without failing on them; reject/runtime/semantics still fail.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=VALUE", help="Pin a symbolic dim as the importer's "
+              "dynamic-dim setting does (Sentis 2.2+), e.g. --dim query_len=1. Repeatable.")
+def check_command(files, sentis_version, allow_dynamic, opset_range, as_json, no_policy, dims):
     """Check ONNX FILES against what Unity Sentis can import.
 
-    Reports every violation as `rule  node(op)  message` (stable rule ids such as
-    op-unsupported, subgraph, dynamic-dim, int64-range, cast-to-bool, attr-resize-mode), notes
-    that do not fail (e.g. NonZero runs on CPU only), and a summary (opset, node count, op
-    counts, file size).
+    Reports every finding as `level rule  node(op)  message`: reject (import fails), runtime
+    (throws on a backend), semantics (computes something else), perf (CPU fallback, blocking
+    readbacks, blocked fusions; never fails) and policy (this project's rules; --no-policy).
+    Then the import analysis per file (layers after folding, CPU-read inputs, CPU-fallback
+    layers, blocking readbacks per run, 2.4 flushes, rewrites) and a summary.
 
     A graph inside a sentis-tts bundle may keep the symbolic dims its manifest.json declares
     (each with a written justification); they are allowed automatically and listed.
 
-    Exit status: 0 if every file is clean, 1 if any file has a violation, 2 if a file cannot be
-    read as ONNX.
+    Exit status: 0 if every file is clean, 1 if any file has a reject/runtime/semantics (or
+    policy) finding, 2 if a file cannot be read as ONNX.
     """
     rng = _parse_opset_range(opset_range)
+    pinned = {k: v[0] for k, v in _parse_input_shapes(dims).items()}
     status = 0
     results = []
     for path in files:
@@ -121,7 +127,9 @@ def check_command(files, sentis_version, allow_dynamic, opset_range, as_json):
             click.echo(f"{path}: symbolic dims declared in the bundle manifest: {', '.join(sorted(declared))}")
         try:
             report = check_model(path, sentis_version, allowed_symbolic_dims=tuple(allow_dynamic) + tuple(declared),
-                                 opset_range=rng)
+                                 opset_range=rng, policy=not no_policy, pinned_dims=pinned)
+        except ValueError as exc:
+            raise GraphCommandError(_one_line(exc)) from None
         except GraphPassError as exc:
             status = 2
             if as_json:

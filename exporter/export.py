@@ -162,6 +162,26 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
 STAGES = ("tracing", "graph passes", "Sentis check", "parity")
 
 
+def import_figures(path: Path, report, symbolic_dims) -> dict:
+    """The import analysis of a checked graph for its export version and the newest Sentis
+    (layers, CPU-read inputs, CPU-fallback layers, readbacks, rewrites); raises ExportError when
+    either has a blocking GPU->CPU readback (docs/sentis.md)."""
+    from graph_passes.sentis import DEFAULT_VERSION, check_model
+
+    reports = {report.sentis_version: report}
+    if DEFAULT_VERSION != report.sentis_version:
+        reports[DEFAULT_VERSION] = check_model(path, DEFAULT_VERSION, allowed_symbolic_dims=symbolic_dims)
+    figures = {}
+    for ver, rep in reports.items():
+        if rep.importer is None:
+            continue
+        figures[ver] = rep.importer.summary()
+        if rep.blocking_readbacks:
+            where = "; ".join(f.line() for f in rep.findings if f.rule == "blocking-readback")[:400]
+            raise ExportError(f"{path.stem}: {rep.blocking_readbacks} blocking GPU->CPU readback(s) per run in Sentis {ver}: {where}")
+    return figures
+
+
 def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
                  on_stage: Callable[[str], None] | None = None) -> GraphResult:
     """Trace, pass, check and measure one graph; writes out_dir/<name>.onnx. `on_stage(name)` is
@@ -220,6 +240,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
     if not report.ok:
         lines = "; ".join(f"{v.rule} {v.node or ''}({v.op or ''}) {v.message}" for v in report.violations[:5])
         raise ExportError(f"{spec.name}: Sentis checker found {len(report.violations)} violation(s): {lines}")
+    imports = import_figures(path, report, spec.symbolic_dims.keys())
     stage("parity")
     parity = measure_parity(spec, path, threads=options.threads) if options.parity else {"skipped": True}
     if options.fp16 and not spec.fp16_exempt:
@@ -236,7 +257,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
         "passes": list(applied),
         "weights_dtype": weights_dtype,
         "checker": {"sentis_version": options.sentis_version, "ok": report.ok, "nodes": report.n_nodes,
-                    "op_counts": dict(sorted(report.op_counts.items()))},
+                    "op_counts": dict(sorted(report.op_counts.items())), "import": imports},
         "parity": parity,
     }
     if spec.metadata:
