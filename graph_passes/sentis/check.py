@@ -38,10 +38,10 @@ _CONV = "Editor/ONNX/ONNXModelConverter.cs"
 _LOADER = "Editor/ONNX/ONNXConstantsLoader.cs"
 _WRAPPER = "Editor/ONNX/ONNXNodeWrapper.cs"
 _IMPORTER = "Editor/ONNX/ONNXModelImporter.cs"
-_CAST = "Runtime/Core/Backends/CPU/BurstJobsCastTensor.cs"
+_CAST = "Runtime/Core/BurstJobsCastTensor.cs"
 _GPU = "Runtime/Core/Backends/GPUCompute/GPUCompute.cs"
 _FALLBACK = "Runtime/Core/Backends/CPUFallbackCalculator.cs"
-_WORKER = "Runtime/Core/Worker.cs + Backends/GPUCompute/ComputeTensorData.cs"
+_WORKER = "Runtime/Core/Backends/Worker.cs + Runtime/Core/Backends/GPUCompute/ComputeTensorData.cs (WaitForCompletion)"
 _CSE = "Runtime/Core/Compiler/Passes/ContractSubExpressionsPass.cs"
 _SHAPE = "Runtime/Core/ShapeInference/TensorShape.cs"
 _PROJECT = "project rule (docs/sentis.md)"
@@ -115,7 +115,7 @@ RULES: dict[str, Rule] = {
     "cpu-read-input": Rule("a layer input read on the CPU that is not constant after import folding", _all(PERF), _FALLBACK + " IsInputCPURead (S l.79) / Layer.*.cs inputCPURead (IE)"),
     "cpu-fallback": Rule("layer that runs on the CPU backend because its output feeds a CPU-read input", _all(PERF), _FALLBACK + " Calculate"),
     "blocking-readback": Rule("blocking GPU->CPU readback (AsyncGPUReadback.WaitForCompletion) in an execution", _all(PERF), _WORKER),
-    "gpu-flush": Rule("CPU-fallback layer before which 2.4 submits the command buffer (ExecuteCommandBufferAndClear)", _from("2.4", PERF), _FALLBACK + " layerCPUFallbackShouldFlushGPU (IE l.95-147); Worker.cs l.215-225"),
+    "gpu-flush": Rule("CPU-fallback layer before which 2.4 submits the command buffer (ExecuteCommandBufferAndClear)", _from("2.4", PERF), _FALLBACK + " layerCPUFallbackShouldFlushGPU (IE l.95-147); Runtime/Core/Backends/Worker.cs l.215-225"),
     "fusion-blocked": Rule("import-time fusion (RMSNorm, LayerNorm, Gelu, GeluFast, Swish) blocked by a same-dtype Cast or Identity inside the pattern (2.4 matches before removing them)", _all(PERF), _CSE + " (IE l.24-125; ModelOptimizer.cs runs it first)"),
 }
 # Rules the checker implements, by the level each has in each version bucket.
