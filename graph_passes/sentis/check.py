@@ -116,7 +116,7 @@ RULES: dict[str, Rule] = {
     "cpu-fallback": Rule("layer that runs on the CPU backend because its output feeds a CPU-read input", _all(PERF), _FALLBACK + " Calculate"),
     "blocking-readback": Rule("blocking GPU->CPU readback (AsyncGPUReadback.WaitForCompletion) in an execution", _all(PERF), _WORKER),
     "gpu-flush": Rule("CPU-fallback layer before which 2.4 submits the command buffer (ExecuteCommandBufferAndClear)", _from("2.4", PERF), _FALLBACK + " layerCPUFallbackShouldFlushGPU (IE l.95-147); Runtime/Core/Backends/Worker.cs l.215-225"),
-    "fusion-blocked": Rule("import-time fusion (RMSNorm, LayerNorm, Gelu, GeluFast, Swish) blocked by a same-dtype Cast or Identity inside the pattern (2.4 matches before removing them)", _all(PERF), _CSE + " (IE l.24-125; ModelOptimizer.cs runs it first)"),
+    "fusion-blocked": Rule("import-time fusion (RMSNorm, LayerNorm, Gelu, GeluFast, Swish) blocked by a same-dtype Cast or Identity inside the pattern (2.4 matches before removing them)", _from("2.4", PERF), _CSE + " (IE l.24-125; ModelOptimizer.cs runs it first)"),
 }
 # Rules the checker implements, by the level each has in each version bucket.
 

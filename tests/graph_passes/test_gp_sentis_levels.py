@@ -256,7 +256,7 @@ def test_rule_counts_cover_every_level_and_version():
     assert set(counts) == set(VERSIONS)
     for v in VERSIONS:
         assert set(counts[v]) == set(LEVELS) and all(counts[v][lvl] > 0 for lvl in LEVELS)
-    assert counts["2.4"]["perf"] == counts["2.1"]["perf"] + 1  # gpu-flush exists in 2.4 only
+    assert counts["2.4"]["perf"] == counts["2.1"]["perf"] + 2  # gpu-flush and fusion-blocked exist in 2.4 only
     assert sum(counts["2.1"].values()) == sum(1 for r in RULES.values() if "2.1" in r.levels)
 
 
@@ -265,3 +265,16 @@ def test_every_rule_has_a_case_here_or_in_the_import_tests():
     import_tests = {"cpu-read-input", "cpu-fallback", "blocking-readback", "gpu-flush", "cpu-fallback-unflushed", "fusion-blocked"}
     other_files = {"attr-resize-mode", "attr-resize-coord", "attr-pad-mode", "attr-convtranspose-output-shape", "attr-pool"}  # test_gp_checker
     assert set(RULES) == here | import_tests | other_files
+
+
+def test_docs_list_every_rule_with_its_levels():
+    from pathlib import Path
+
+    from graph_passes.sentis.check import VERSION_BUCKETS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sentis.md").read_text(encoding="utf-8")
+    for rule, r in RULES.items():
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{rule}` |")), None)
+        assert row is not None, f"docs/sentis.md has no row for {rule}"
+        cells = [c.strip() for c in row.split("|")[2:6]]
+        assert cells == [r.levels.get(v, "–") for v in VERSION_BUCKETS], rule
