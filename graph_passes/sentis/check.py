@@ -116,6 +116,7 @@ RULES: dict[str, Rule] = {
     "cpu-fallback": Rule("layer that runs on the CPU backend because its output feeds a CPU-read input", _all(PERF), _FALLBACK + " Calculate"),
     "blocking-readback": Rule("blocking GPU->CPU readback (AsyncGPUReadback.WaitForCompletion) in an execution", _all(PERF), _WORKER),
     "gpu-flush": Rule("CPU-fallback layer before which 2.4 submits the command buffer (ExecuteCommandBufferAndClear)", _from("2.4", PERF), _FALLBACK + " layerCPUFallbackShouldFlushGPU (IE l.95-147); Runtime/Core/Backends/Worker.cs l.215-225"),
+    "import-analysis-failed": Rule("the import model could not run on this graph: CPU fallback and readbacks are not analysed", _all(PERF), "graph_passes/sentis/importer.py"),
     "fusion-blocked": Rule("import-time fusion (RMSNorm, LayerNorm, Gelu, GeluFast, Swish) blocked by a same-dtype Cast or Identity inside the pattern (2.4 matches before removing them)", _from("2.4", PERF), _CSE + " (IE l.24-125; ModelOptimizer.cs runs it first)"),
 }
 # Rules the checker implements, by the level each has in each version bucket.
@@ -704,7 +705,7 @@ class _Checker:
         try:
             a = analyze_import(self.inferred, self.version, pinned_dims=pinned)
         except Exception as exc:  # noqa: BLE001 - the static rules still stand
-            self.findings.append(Violation("cpu-read-input", f"import analysis failed: {type(exc).__name__}: {exc}"[:300], None, None, PERF, ""))
+            self.add_named("import-analysis-failed", f"{type(exc).__name__}: {exc}"[:300])
             return None
         n_cpu = len(a.cpu_layers)
         for layer, op, k, t in a.cpu_read_inputs:

@@ -262,7 +262,8 @@ def test_rule_counts_cover_every_level_and_version():
 
 def test_every_rule_has_a_case_here_or_in_the_import_tests():
     here = {c[2] for c in CASES} | {"external-data", "external-data-layout", "external-data-missing", "file-size", "sparse-initializer", "subgraph"}
-    import_tests = {"cpu-read-input", "cpu-fallback", "blocking-readback", "gpu-flush", "cpu-fallback-unflushed", "fusion-blocked"}
+    import_tests = {"cpu-read-input", "cpu-fallback", "blocking-readback", "gpu-flush", "cpu-fallback-unflushed", "fusion-blocked",
+                    "import-analysis-failed"}
     other_files = {"attr-resize-mode", "attr-resize-coord", "attr-pad-mode", "attr-convtranspose-output-shape", "attr-pool"}  # test_gp_checker
     assert set(RULES) == here | import_tests | other_files
 
@@ -278,3 +279,15 @@ def test_docs_list_every_rule_with_its_levels():
         assert row is not None, f"docs/sentis.md has no row for {rule}"
         cells = [c.strip() for c in row.split("|")[2:6]]
         assert cells == [r.levels.get(v, "–") for v in VERSION_BUCKETS], rule
+
+
+def test_a_failing_import_model_is_a_perf_finding_not_a_crash(monkeypatch):
+    import graph_passes.sentis.check as C
+
+    def boom(*a, **k):
+        raise RuntimeError("unexpected graph")
+
+    monkeypatch.setattr(C, "analyze_import", boom)
+    m = _m([h.make_node("Relu", ["x"], ["y"], name="n")], [vi("x", T.FLOAT, [4])], [vi("y", T.FLOAT, [4])])
+    r = check_model(m)
+    assert r.ok and [(f.rule, f.level) for f in r.findings] == [("import-analysis-failed", "perf")] and r.importer is None
