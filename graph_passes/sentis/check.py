@@ -75,7 +75,7 @@ RULES: dict[str, Rule] = {
     "opset-range": Rule("default-domain opset outside the allowed range (the importer has no range check)", _all(POLICY), _PROJECT),
     "opset-domain": Rule("default domain spelled 'ai.onnx' or missing: opset 15 is assumed (harmless for these nodes)", _all(POLICY), _CONV + " (defaultOpsetVersion, S l.1359-1366, IE l.1517-1524)"),
     "opset-assumed": Rule("default domain spelled 'ai.onnx' or missing and the real opset changes how a node is read (Reduce axes input at 18+, Squeeze/Unsqueeze/Split/ReduceSum axes before 13)", _all(SEMANTICS), _CONV + " (defaultOpsetVersion)"),
-    "io-name-trimmed": Rule("graph input/output name ending in ':0' is trimmed by 2.1 (TrimTensorflowNames)", _upto("2.1", POLICY), _CONV + " TrimTensorflowNames"),
+    "io-name-trimmed": Rule("graph input/output name ending in ':0' is trimmed before 2.4 (TrimTensorflowNames)", _upto("2.3", POLICY), _CONV + " TrimTensorflowNames (S l.1510, IE-2.2.0 l.1563; gone in 2.4)"),
     "constant-attr": Rule("Constant given by value_float(s)/value_int(s) before 2.3 (throws), or by sparse_value/value_string(s) (Error)", _all(REJECT), _CONV + " Constant (S l.105-111, IE l.95-130)"),
     "concat-axis": Rule("Concat without the axis attribute (GetRequiredInt throws)", _all(REJECT), _CONV + " Concat"),
     "attr-gridsample-mode": Rule("GridSample mode/padding_mode the converter does not know: throws before 2.4, falls back with a warning in 2.4", {**_upto("2.3", REJECT), "2.4": SEMANTICS}, _CONV + " GridSample"),
@@ -591,8 +591,8 @@ class _Checker:
                 if not vi.type.HasField("tensor_type"):
                     self.add_named("dtype-unsupported", f"graph {kind} '{vi.name}' is not a tensor", vi.name)
                     continue
-                if self.v < (2, 2) and vi.name.endswith(":0"):
-                    self.add_named("io-name-trimmed", f"graph {kind} '{vi.name}' is renamed '{vi.name[:-2]}' by Sentis 2.1 (TrimTensorflowNames)", vi.name)
+                if vi.name.endswith(":0"):
+                    self.add_named("io-name-trimmed", f"graph {kind} '{vi.name}' is renamed '{vi.name[:-2]}' by Sentis {self.version} (TrimTensorflowNames)", vi.name)
                 et = vi.type.tensor_type.elem_type
                 if et in (TensorProto.STRING, TensorProto.COMPLEX64, TensorProto.COMPLEX128, TensorProto.UNDEFINED):
                     self.add_named("dtype-unsupported", f"graph {kind} '{vi.name}' has dtype {_dtype_name(et)}", vi.name)

@@ -810,9 +810,10 @@ def _residency(layers: list[Layer], cpu_ids: set[int], imp: _Import, v) -> tuple
                         if here == "gpu":
                             readbacks.append(Readback(L.name, L.op, t, scenario, run, "GPU layer downloads a GPU-resident CPU-read input"))
                     elif L.op == "Compress" and k == 1:
-                        if here == "gpu" and run == 1 and scenario == "inputs on GPU" or here == "gpu" and t not in imp.graph_inputs:
-                            if (L.name, t) not in compress:
-                                compress.append((L.name, t))
+                        # a condition the graph puts on the GPU (computed there, or an input a GPU
+                        # layer uploaded); a caller passing a GPU tensor is the caller's choice
+                        if here == "gpu" and (t not in imp.graph_inputs or input_loc == "cpu") and (L.name, t) not in compress:
+                            compress.append((L.name, t))
                     else:
                         if here == "cpu":
                             move(t, "gpu")
