@@ -793,3 +793,16 @@ def check_model(
         importer=importer,
         pinned_dims=pinned,
     )
+
+
+def rules_markdown() -> str:
+    """The rules table of docs/sentis.md (rule, level per version, what, source) and the count
+    of rules per level and version."""
+    rows = ["| rule | 2.1 | 2.2 | 2.3 | 2.4 | what | Unity source |", "|---|---|---|---|---|---|---|"]
+    for k, r in RULES.items():
+        rows.append(f"| `{k}` | " + " | ".join(r.levels.get(v, "–") for v in VERSION_BUCKETS) + f" | {r.what} | `{r.source}` |")
+    rows += ["", "Rules per level and version (`graph_passes.sentis.rule_counts()`):", "",
+             "| version | " + " | ".join(LEVELS) + " | total |", "|---|---|---|---|---|---|---|"]
+    for v, c in rule_counts().items():
+        rows.append(f"| {v} | " + " | ".join(str(c[lvl]) for lvl in LEVELS) + f" | {sum(c.values())} |")
+    return "\n".join(rows)

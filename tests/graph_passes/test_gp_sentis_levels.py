@@ -279,6 +279,9 @@ def test_docs_list_every_rule_with_its_levels():
         assert row is not None, f"docs/sentis.md has no row for {rule}"
         cells = [c.strip() for c in row.split("|")[2:6]]
         assert cells == [r.levels.get(v, "–") for v in VERSION_BUCKETS], rule
+    from graph_passes.sentis.check import rules_markdown
+
+    assert rules_markdown() in text  # regenerate the table with rules_markdown() when a rule changes
 
 
 def test_a_failing_import_model_is_a_perf_finding_not_a_crash(monkeypatch):
