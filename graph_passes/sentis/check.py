@@ -563,8 +563,15 @@ class _Checker:
             return
         if dt == TensorProto.DOUBLE:
             emit("dtype-double", f"{what} is DOUBLE: imported as float32 (fix: double_to_float)")
+            arr = None
             if not external:
                 arr = onnx.numpy_helper.to_array(t)
+            elif self.model_dir is not None:
+                try:
+                    arr = onnx.numpy_helper.to_array(t, base_dir=self.model_dir)
+                except Exception:  # noqa: BLE001 - unreadable external data is reported by its own rules
+                    arr = None
+            if arr is not None:
                 bad = np.abs(arr.astype(np.float64)) > INT32_LIMIT
                 if bad.any():
                     first = float(arr.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]])
