@@ -36,11 +36,10 @@ _Y = ("Sub", X, _reduce_mean(X))
 LAYER_NORM = ("Add", ("Mul", ("Div", _Y, ("Sqrt", ("Add", _reduce_mean(("Pow", _Y, C(2.0))), EPS))), SCALE), BIAS)
 RMS_NORM = ("Mul", SCALE, ("Mul", X, ("Div", C(1.0), ("Sqrt", ("Add", _reduce_mean(("Pow", X, C(2.0))), EPS)))))
 
-# (kind, pattern) in the order the pass tries them
-_PATTERNS_2_1 = [("Swish", SWISH), ("Gelu", GELU), ("GeluFast", GELU_FAST), ("LayerNormalization", LAYER_NORM)]
-_RMS = [("RMSNormalization", RMS_NORM)]
-PATTERNS_FOR = {False: _PATTERNS_2_1 + _RMS, True: _PATTERNS_2_1 + _RMS}
-STRUCTURAL_KINDS = frozenset(k for k, _ in PATTERNS_FOR[False])
+# (kind, pattern) in the order both versions try them (the 2.4 rsqrt/NotEqual/atan2/FloorDiv
+# patterns change no layer count that matters here and are not modelled)
+PATTERNS = [("Swish", SWISH), ("Gelu", GELU), ("GeluFast", GELU_FAST), ("LayerNormalization", LAYER_NORM),
+            ("RMSNormalization", RMS_NORM)]
 
 
 @dataclass
@@ -149,7 +148,7 @@ def find_matches(nodes, imp, version, *, alias=None, kinds=None) -> list[Match]:
     view = _View(nodes, imp, alias)
     taken: set[int] = set()
     matches: list[Match] = []
-    patterns = [(k, p) for k, p in PATTERNS_FOR[version >= (2, 4)] if kinds is None or k in kinds]
+    patterns = [(k, p) for k, p in PATTERNS if kinds is None or k in kinds]
     if version < (2, 1):  # the RMSNorm rule came with 2.1.2
         patterns = [(k, p) for k, p in patterns if k != "RMSNormalization"]
     for n in nodes:

@@ -23,7 +23,6 @@ What it does not model is listed in docs/sentis.md ("Not checked").
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -599,11 +598,10 @@ def analyze_import(model: ModelProto, version: str, *, pinned_dims: dict[str, in
     if v < (2, 4):
         matches = fusions.find_matches([L.node for L in layers if L.node is not None], imp, v, alias=resolve)
         layers = fusions.apply(layers, matches)
-        for L in layers:
-            if L.node is not None and id(L.node) not in mads and imp.scalar_mad(L.node) is not None and L.op in ("Add", "Sub", "Mul", "Div"):
-                x = imp.scalar_mad(L.node)
+        for L in layers:  # the ScalarMad rules come last in the 2.1 remapping table (S l.300-316)
+            x = imp.scalar_mad(L.node) if L.node is not None else None
+            if x is not None:
                 L.inputs = [resolve(x)]
-                L.cpu_read = frozenset()
                 mads.add(id(L.node))
         fired = matches
     else:
@@ -613,11 +611,11 @@ def analyze_import(model: ModelProto, version: str, *, pinned_dims: dict[str, in
         rewrite_nodes.setdefault(m.kind, []).append(m.root_name)
     if mads:
         rewrites["ScalarMad"] = len(mads)
-    potential = fusions.find_matches(nodes, imp, (2, 1), alias=resolve, kinds=fusions.STRUCTURAL_KINDS)
+    potential = fusions.find_matches(nodes, imp, (2, 1), alias=resolve)  # as if the Casts/Identities were gone
     fired_roots = {(m.kind, m.root_name) for m in fired}
     blocked: dict[str, list[str]] = {}
     for m in potential:
-        if (m.kind, m.root_name) not in fired_roots and m.kind in {k for k, _ in fusions.PATTERNS_FOR[v >= (2, 4)]}:
+        if (m.kind, m.root_name) not in fired_roots:
             blocked.setdefault(m.kind, []).append(m.root_name)
     dense = fusions.count_dense(layers, imp)
     if dense:
@@ -840,6 +838,3 @@ def pin_dims(model: ModelProto, dims: dict[str, int]) -> ModelProto:
                     d.dim_value = int(dims[d.dim_param])
     return out
 
-
-def isclose32(a: float, b: float) -> bool:
-    return bool(np.float32(a) == np.float32(b)) or math.isclose(a, b, rel_tol=1e-7)
