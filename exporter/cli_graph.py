@@ -118,7 +118,7 @@ def check_command(files, sentis_version, allow_dynamic, opset_range, as_json, no
     policy) finding, 2 if a file cannot be read as ONNX.
     """
     rng = _parse_opset_range(opset_range)
-    pinned = {k: v[0] for k, v in _parse_input_shapes(dims).items()}
+    pinned = _parse_dims(dims)
     status = 0
     results = []
     for path in files:
@@ -146,6 +146,19 @@ def check_command(files, sentis_version, allow_dynamic, opset_range, as_json, no
     if as_json:
         click.echo(json.dumps(results, indent=2))
     click.get_current_context().exit(status)
+
+
+def _parse_dims(values) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        try:
+            dims[name] = int(value)
+        except ValueError:
+            raise GraphCommandError(f"--dim must look like NAME=VALUE (e.g. query_len=1), got '{text}'") from None
+        if not sep or not name:
+            raise GraphCommandError(f"--dim must look like NAME=VALUE (e.g. query_len=1), got '{text}'")
+    return dims
 
 
 def _parse_input_shapes(values) -> dict[str, list[int]]:

@@ -172,6 +172,7 @@ class CheckReport:
     policy: bool = True
     importer: ImportAnalysis | None = None
     pinned_dims: dict[str, int] = field(default_factory=dict)
+    other_imports: dict[str, ImportAnalysis] = field(default_factory=dict)  # import_versions of check_model
 
     def _fails(self, f: Violation) -> bool:
         return f.level in FAILING or (self.policy and f.level == POLICY)
@@ -751,12 +752,15 @@ def check_model(
     policy: bool = True,
     pinned_dims: dict[str, int] | None = None,
     analyze: bool = True,
+    import_versions: Iterable[str] = (),
 ) -> CheckReport:
     """Check a model (ModelProto or path) against the rules of one Sentis version.
 
     `policy=False` keeps the project's own rules as non-failing notes. `pinned_dims` fixes named
     symbolic dims as the importer's dynamic-dim setting does (Inference Engine 2.2+). `analyze`
-    runs the import model (folding, fusions, CPU fallback, readbacks; `report.importer`).
+    runs the import model (folding, fusions, CPU fallback, readbacks; `report.importer`);
+    `import_versions` runs it for other versions too, on the same inferred model
+    (`report.other_imports[version]`; figures only, no rule findings for those versions).
 
     Raises ModelLoadError (a GraphPassError) when the file cannot be read and ValueError for an
     unknown Sentis version or a pin the version cannot apply. For a path, the file is read
@@ -785,6 +789,11 @@ def check_model(
     if file_size is not None and file_size >= R.MAX_FILE_SIZE:
         checker.add_named("file-size", f"model is {human_size(file_size)}; keep each file under 2 GB with inline weights")
     importer = checker.check_import(pinned) if analyze else None
+    others = {}
+    if importer is not None:
+        for ver in import_versions:
+            if ver != sentis_version:
+                others[ver] = analyze_import(checker.inferred, ver, pinned_dims=pinned)
     counts = Counter(n.op_type if n.domain in DEFAULT_DOMAINS else f"{n.domain}:{n.op_type}" for n in model.graph.node)
     opset = next((imp.version for imp in model.opset_import if imp.domain in DEFAULT_DOMAINS), 0)
     return CheckReport(
@@ -799,6 +808,7 @@ def check_model(
         policy=policy,
         importer=importer,
         pinned_dims=pinned,
+        other_imports=others,
     )
 
 

@@ -186,7 +186,7 @@ def test_export_fails_a_graph_with_a_blocking_readback(tmp_path):
     g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, [4])], [h.make_tensor_value_info("y", T.FLOAT, [4])])
     path = tmp_path / "clip.onnx"
     onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)], ir_version=8), str(path))
-    report = check_model(path, "2.1")
-    assert report.ok and report.blocking_readbacks == 1
+    report = check_model(path, "2.1", import_versions=["2.4"])
+    assert report.ok and report.blocking_readbacks == 1 and set(report.other_imports) == {"2.4"}
     with pytest.raises(ExportError, match="blocking GPU->CPU readback"):
-        import_figures(path, report, ())
+        import_figures(path, report)
