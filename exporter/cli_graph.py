@@ -266,6 +266,7 @@ def convert_command(input_path, output_path, input_shapes, target_opset, sentis_
         out, applied = run_pipeline(model, names, input_shapes=shapes or None, target_opset=target_opset)
     except (GraphPassError, SentisTTSError) as exc:
         raise GraphCommandError(_one_line(exc)) from None
+    notes = {p.key: p.value for p in out.metadata_props if p.key.startswith("graph_passes.")}
     _write_atomic(out, output_path)
     try:
         report = check_model(output_path, sentis_version, allowed_symbolic_dims=allow_dynamic, opset_range=rng)
@@ -275,8 +276,11 @@ def convert_command(input_path, output_path, input_shapes, target_opset, sentis_
         data = report.to_dict()
         data["passes_applied"] = applied
         data["input"] = input_path
+        data["pass_notes"] = notes
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(f"wrote {output_path} (passes: {', '.join(applied) or 'none'})")
+        for key, text in notes.items():  # what a pass changed beyond a rewrite, e.g. double_to_float
+            click.echo(f"  {key}: {text}")
         click.echo(report.format())
     click.get_current_context().exit(0 if report.ok else 1)

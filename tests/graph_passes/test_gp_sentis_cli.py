@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from onnx import TensorProto as T
 from onnx import helper as h
 
-from exporter.cli_graph import check_command
+from exporter.cli_graph import check_command, convert_command
 
 
 def _shape_chain(path):
@@ -46,3 +46,15 @@ def test_check_json_keeps_every_finding_and_the_figures(tmp_path):
     assert rep["ok"] and rep["by_level"]["perf"] == 6 and rep["import"]["cpu_layers"] == 5
     assert {f["rule"] for f in rep["findings"]} == {"cpu-read-input", "cpu-fallback"}
     assert all(f["source"].startswith("Runtime/Core/Backends/CPUFallbackCalculator.cs") for f in rep["findings"])
+
+
+def test_convert_says_what_double_to_float_changed(tmp_path):
+    nodes = [h.make_node("Cast", ["x"], ["xd"], to=T.DOUBLE), h.make_node("Add", ["xd", "mask"], ["y"])]
+    m = model(nodes, [vi("x", T.FLOAT, [2])], [vi("y", T.DOUBLE, [2])], [init("mask", np.array([0.0, -1e30]))])
+    src = tmp_path / "in.onnx"
+    onnx.save_model(m, str(src))
+    r = CliRunner().invoke(check_command, [str(src)])
+    assert r.exit_code == 1 and "semantics double-clamp" in r.output
+    r = CliRunner().invoke(convert_command, [str(src), str(tmp_path / "out.onnx")])
+    assert r.exit_code == 0, r.output
+    assert "graph_passes.double_to_float: 3 DOUBLE tensors/types made FLOAT; 0 values beyond float32" in r.output
