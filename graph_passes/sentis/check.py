@@ -244,6 +244,8 @@ class CheckReport:
             "notes": [asdict(v) for v in self.notes],
             "by_level": self.by_level(),
             "import": self.importer.summary() if self.importer is not None else None,
+            "import_detail": self.importer.detail() if self.importer is not None else None,
+            "other_imports": {v: a.summary() for v, a in sorted(self.other_imports.items())},
             "op_counts": dict(sorted(self.op_counts.items())),
             "n_nodes": self.n_nodes,
             "opset": self.opset,

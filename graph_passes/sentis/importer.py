@@ -23,7 +23,7 @@ What it does not model is listed in docs/sentis.md ("Not checked").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import onnx
@@ -164,6 +164,20 @@ class ImportAnalysis:
             "blocking_readbacks": max(gpu + cpu),
             "gpu_flushes_per_run": len(self.flush_layers),
             "pinned_dims": dict(self.pinned_dims),
+        }
+
+    def detail(self) -> dict:
+        """Everything behind the summary, by name (for --json)."""
+        return {
+            "folded": list(self.folded),
+            "aliased": list(self.aliased),
+            "simplified_reshapes": list(self.simplified_reshapes),
+            "rewrite_roots": {k: list(v) for k, v in sorted(self.rewrite_nodes.items())},
+            "blocked_rewrite_roots": {k: list(v) for k, v in sorted(self.blocked_rewrites.items())},
+            "cpu_read_inputs": [{"layer": a, "op": b, "input": k, "tensor": t} for a, b, k, t in self.cpu_read_inputs],
+            "cpu_layers": [{"layer": L.name, "op": L.op} for L in self.cpu_layers],
+            "flush_layers": [L.name for L in self.flush_layers],
+            "readbacks": [asdict(r) for r in self.readbacks],
         }
 
     def format(self) -> str:

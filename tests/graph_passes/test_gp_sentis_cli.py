@@ -46,6 +46,9 @@ def test_check_json_keeps_every_finding_and_the_figures(tmp_path):
     assert rep["ok"] and rep["by_level"]["perf"] == 6 and rep["import"]["cpu_layers"] == 5
     assert {f["rule"] for f in rep["findings"]} == {"cpu-read-input", "cpu-fallback"}
     assert all(f["source"].startswith("Runtime/Core/Backends/CPUFallbackCalculator.cs") for f in rep["findings"])
+    detail = rep["import_detail"]
+    assert [c["layer"] for c in detail["cpu_layers"]] == ["shape", "gather", "unsq", "mul", "concat"]
+    assert detail["cpu_read_inputs"] == [{"layer": "reshape", "op": "Reshape", "input": 1, "tensor": "sv"}] and detail["readbacks"] == []
 
 
 def test_convert_says_what_double_to_float_changed(tmp_path):
