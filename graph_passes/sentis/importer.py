@@ -422,6 +422,18 @@ class _Import:
             start, end = (int(np.asarray(p).reshape(-1)[0]) for p in params[:2])
             self._set_partial(out, e[slice(start, end, step)])
             return
+        if op == "Range":  # S Layer.Generator.cs l.144-160: Range(0, p, 1) keeps the dim p
+            start, limit, delta = (self.elems(i) for i in node.input[:3])
+            if start == [0] and delta == [1] and limit is not None and len(limit) == 1 and limit[0] is not None:
+                known = self.shape.get(out)
+                if known is None or (len(known) == 1 and not isinstance(known[0], int)):
+                    self.shape[out] = [limit[0]]
+            return
+        if op == "ConstantOfShape":
+            e, cur = self.elems(node.input[0]), self.shape.get(out)
+            if e is not None and (cur is None or any(not isinstance(d, int) for d in cur)):
+                self.shape[out] = list(e)
+            return
         if op in ("Add", "Sub", "Mul", "Div"):
             a, b = self.elems(node.input[0]), self.elems(node.input[1])
             if a is None or b is None:
