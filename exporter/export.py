@@ -135,6 +135,24 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
 STAGES = ("tracing", "graph passes", "Sentis check", "parity")
 
 
+def import_figures(path: Path, report) -> dict:
+    """The import analysis of a checked graph for its export version and the newest Sentis
+    (`check_model(..., import_versions=[DEFAULT_VERSION])`: layers, CPU-read inputs, CPU-fallback
+    layers, readbacks, rewrites); raises ExportError when either has a blocking GPU->CPU readback
+    (docs/sentis.md)."""
+    analyses = dict(report.other_imports)
+    if report.importer is not None:
+        analyses[report.sentis_version] = report.importer
+    figures = {}
+    for ver, a in sorted(analyses.items()):
+        figures[ver] = a.summary()
+        n = figures[ver]["blocking_readbacks"]
+        if n:
+            where = "; ".join(f"{r.layer}({r.op}) '{r.tensor}' ({r.scenario})" for r in a.readbacks)[:400]
+            raise ExportError(f"{path.stem}: {n} blocking GPU->CPU readback(s) per run in Sentis {ver}: {where}")
+    return figures
+
+
 def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
                  on_stage: Callable[[str], None] | None = None) -> GraphResult:
     """Trace, pass, check and measure one graph; writes out_dir/<name>.onnx. `on_stage(name)` is
@@ -142,6 +160,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
     stage = on_stage or (lambda name: None)
     from graph_passes import run_pipeline
     from graph_passes.precision import weights_to_fp16
+    from graph_passes.sentis import DEFAULT_VERSION as SENTIS_NEWEST
     from graph_passes.sentis import check_model
 
     t0 = time.perf_counter()
@@ -191,10 +210,12 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
     onnx.save(model, str(path))
     del model
     stage("Sentis check")
-    report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys())
+    report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys(),
+                         import_versions=[SENTIS_NEWEST])
     if not report.ok:
         lines = "; ".join(f"{v.rule} {v.node or ''}({v.op or ''}) {v.message}" for v in report.violations[:5])
         raise ExportError(f"{spec.name}: Sentis checker found {len(report.violations)} violation(s): {lines}")
+    imports = import_figures(path, report)
     stage("parity")
     parity = measure_parity(spec, path, threads=options.threads) if options.parity else {"skipped": True}
     if options.fp16 and not spec.fp16_exempt:
@@ -211,7 +232,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
         "passes": list(applied),
         "weights_dtype": weights_dtype,
         "checker": {"sentis_version": options.sentis_version, "ok": report.ok, "nodes": report.n_nodes,
-                    "op_counts": dict(sorted(report.op_counts.items()))},
+                    "op_counts": dict(sorted(report.op_counts.items())), "import": imports},
         "parity": parity,
     }
     if spec.metadata:
