@@ -481,79 +481,21 @@ namespace SentisTts.Tests
             ReportReplay(runner);
         }
 
-        static string Ids(IList<int> x) { var a = new string[x.Count]; for (int i = 0; i < a.Length; i++) a[i] = x[i].ToString(); return string.Join(",", a); }
-
-        static SynthesisMode ParseMode(string m)
-        {
-            switch (m)
-            {
-                case "zero_shot": return SynthesisMode.ZeroShot;
-                case "cross_lingual": return SynthesisMode.CrossLingual;
-                case "instruct2": return SynthesisMode.Instruct;
-                case "sft": return SynthesisMode.Sft;
-                default: throw new Exception("unknown mode " + m);
-            }
-        }
-
         /// <summary>The whole pipeline (TtsPipeline + FlowStage + HiftVocoder + LlmGenerator) against a
         /// trace of runtime_ref.pipeline: same graph calls in the same order with the same input bytes,
         /// same tokens, same uniforms consumed, same noise draws, same PCM chunks (sha256).</summary>
         static void TestPipelineTrace(JsonObject trace)
         {
-            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
-            var p = trace.Obj("params");
-            var tok = Qwen2Tokenizer.FromDirectory(Path.Combine(golden, p.Str("tokenizer_dir")));
-            Voice voice;
-            using (var f = File.OpenRead(Path.Combine(golden, p.Str("voice_file")))) voice = Voice.FromNpz("tiny", f);
-            var flowNoise = Npy.Read(File.ReadAllBytes(Path.Combine(golden, p.Str("flow_noise_file"))));
+            var c = new PipelineCase(trace, golden);
             var runner = new ReplayRunner(trace);
-            var pipe = new TtsPipeline(m, runner, tok, new FlowStage(m, runner, flowNoise));
-            var req = new SynthesisRequest
-            {
-                Text = p.Str("text"), Voice = voice, Mode = ParseMode(p.Str("mode")), InstructText = p.Str("instruct") ?? "",
-                Streaming = p.Bool("streaming"), MaxNewTokens = p.Get("max_new_tokens") == null ? -1 : p.Int("max_new_tokens"),
-            };
-            // the C# tokenizer / prompt assembly give the ids runtime_ref's front-end gave
-            List<int> textIds, promptText, promptSpeech;
-            pipe.AssemblePrompt(req, out textIds, out promptText, out promptSpeech);
-            Check(Ids(textIds) == Ids(Json.IntArray(p.Get("text_ids"))), "text ids " + Ids(textIds));
-            Check(Ids(promptText) == Ids(Json.IntArray(p.Get("llm_prompt_text_ids"))), "LLM prompt text ids " + Ids(promptText));
-            Check(Ids(promptSpeech) == Ids(Json.IntArray(p.Get("llm_prompt_speech_tokens"))), "LLM prompt speech tokens");
-            Check(pipe.TokenCap(req, pipe.FlowPromptFor(req)) == p.Int("token_cap"), "token cap " + pipe.TokenCap(req, pipe.FlowPromptFor(req)));
-            var us = new List<double>();
-            foreach (var x in Json.LongArray(p.Get("uniforms_2p53"))) us.Add(x / 9007199254740992.0);
-            req.Uniforms = new ReplayUniforms(us);
-            var draws = p.Arr("noise_draws");
-            long stride = p.Long("noise_tag_stride");
-            int nDraws = 0;
-            req.Noise = frames =>
-            {
-                Check(nDraws < draws.Count, "more HiFT noise draws than the trace's " + draws.Count);
-                var shape = Json.IntArray(((JsonObject)draws[nDraws]).Get("shape"));
-                Check(shape[1] == pipe.Hift.Hop * frames && shape[2] == pipe.Hift.H, "noise draw " + nDraws + " for " + frames + " frames, trace shape " + GraphValue.ShapeText(shape));
-                var x = new float[shape[1] * shape[2]];
-                for (int i = 0; i < x.Length; i++) x[i] = (float)(1 + nDraws * stride + i);
-                nDraws++;
-                return x;
-            };
+            var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            var req = c.Request(pipe);
             var pcm = new List<float[]>();
             Generation g;
             try { g = pipe.Synthesize(req, pcm.Add); }
             catch (Exception) { if (runner.Failures.Count > 0) ReportReplay(runner); throw; }
             ReportReplay(runner);
-            var res = trace.Obj("result");
-            Check(Ids(g.Tokens) == Ids(Json.IntArray(res.Get("tokens"))), "tokens [" + Ids(g.Tokens) + "]");
-            Check(g.StopReason == res.Str("stop_reason"), "stop reason " + g.StopReason + ", trace " + res.Str("stop_reason"));
-            Check(((ReplayUniforms)req.Uniforms).Used == us.Count, "used " + ((ReplayUniforms)req.Uniforms).Used + " uniforms, the trace " + us.Count);
-            Check(nDraws == draws.Count, nDraws + " noise draws, the trace " + draws.Count);
-            var want = res.Arr("pcm");
-            Check(pcm.Count == want.Count, pcm.Count + " PCM chunks, the trace " + want.Count);
-            for (int i = 0; i < pcm.Count; i++)
-            {
-                var e = (JsonObject)want[i];
-                Check(pcm[i].Length == Json.IntArray(e.Get("shape"))[0], "chunk " + i + ": " + pcm[i].Length + " samples, trace " + Json.IntArray(e.Get("shape"))[0]);
-                Check(Sha(pcm[i], new[] { pcm[i].Length }) == e.Str("sha256"), "chunk " + i + ": PCM bytes differ");
-            }
+            c.Verify(g, req, pcm);
         }
     }
 }
