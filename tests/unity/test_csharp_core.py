@@ -105,6 +105,24 @@ def test_sentis_unity_editor_layers_compile_against_stubs(build, version, tmp_pa
     mcs(samples, sources(PKG / "Samples~"), refs=[core, sentis, unity, stubs])
     tests = d / "EditModeTests.dll"
     mcs(tests, sources(PKG / "Tests" / "Editor"), refs=[core, stubs])
+    # the import dialog's answers (1 = Cancel or the dialog closed) -> precision, run for real
+    prog = d / "Dialog.cs"
+    prog.write_text("""
+using System; using SentisTts.Editor;
+static class P { static int Main() {
+  int asked = 0; Func<int> second2 = () => { asked++; return 2; }; Func<int> second1 = () => { asked++; return 1; }; Func<int> second0 = () => { asked++; return 0; };
+  bool ok = BundleImporter.QuantizationFromDialogs(0, second2) == WeightQuantization.None && asked == 0
+         && BundleImporter.QuantizationFromDialogs(1, second2) == null && asked == 0
+         && BundleImporter.QuantizationFromDialogs(2, second0) == WeightQuantization.Float16
+         && BundleImporter.QuantizationFromDialogs(2, second2) == WeightQuantization.Uint8
+         && BundleImporter.QuantizationFromDialogs(2, second1) == null && asked == 3;
+  Console.WriteLine(ok ? "ok" : "wrong"); return ok ? 0 : 1; } }
+""", encoding="utf-8")
+    exe = d / "Dialog.exe"
+    mcs(exe, [str(prog)], target="exe", refs=[editor, stubs])
+    shutil.copy(core, d / core.name)
+    res = subprocess.run([MONO, str(exe)], capture_output=True, text=True, timeout=60, cwd=d)
+    assert res.stdout.strip() == "ok", res.stdout + res.stderr
 
 
 def test_generated_sentis_stubs_are_current():

@@ -29,18 +29,32 @@ namespace SentisTts.Editor
         {
             var src = EditorUtility.OpenFolderPanel("sentis-tts bundle folder (with manifest.json)", "", "");
             if (string.IsNullOrEmpty(src)) return;
-            var q = EditorUtility.DisplayDialogComplex("Sentis TTS", "Serialize the graphs with quantized weights?",
-                                                       "No (import .onnx)", "Float16 .sentis", "Uint8 .sentis");
-            var quant = q == 1 ? WeightQuantization.Float16 : q == 2 ? WeightQuantization.Uint8 : WeightQuantization.None;
+            // DisplayDialogComplex returns 0 (ok), 1 (cancel — also when the dialog is closed) or 2 (alt)
+            var quant = QuantizationFromDialogs(
+                EditorUtility.DisplayDialogComplex("Sentis TTS", "Import the graphs with float32 weights (.onnx), or quantize them?",
+                                                   "Float32 (.onnx)", "Cancel", "Quantize..."),
+                () => EditorUtility.DisplayDialogComplex("Sentis TTS", "Weight precision of the serialized .sentis graphs",
+                                                         "Float16", "Cancel", "Uint8"));
+            if (quant == null) return;  // cancelled or closed: import nothing
             try
             {
-                var asset = Import(src, "Assets/SentisTts/" + Path.GetFileName(src.TrimEnd('/', '\\')), quant);
+                var asset = Import(src, "Assets/SentisTts/" + Path.GetFileName(src.TrimEnd('/', '\\')), quant.Value);
                 Selection.activeObject = asset;
             }
             catch (SentisTtsException e)
             {
                 EditorUtility.DisplayDialog("Sentis TTS import failed", e.Message, "OK");
             }
+        }
+
+        /// <summary>The import dialogs' answers -> precision; null = cancelled (Cancel or the dialog closed,
+        /// both return 1). `second` is asked only when the first answer is "Quantize...".</summary>
+        public static WeightQuantization? QuantizationFromDialogs(int first, Func<int> second)
+        {
+            if (first == 0) return WeightQuantization.None;
+            if (first != 2) return null;
+            int q = second();
+            return q == 0 ? WeightQuantization.Float16 : q == 2 ? WeightQuantization.Uint8 : (WeightQuantization?)null;
         }
 
         /// <summary>Entry point for `-executeMethod`; exits with code 1 on failure.</summary>
