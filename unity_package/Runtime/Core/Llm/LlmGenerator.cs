@@ -32,7 +32,10 @@ namespace SentisTts.Core.Llm
         public readonly double MinRatio, MaxRatio;
         public readonly RasParams Ras;
         public readonly HashSet<int> StopIds = new HashSet<int>();
-        public readonly string[] CacheInputs, CacheOutputs;
+        public readonly string[] CacheInputs, CacheOutputs, CacheRows;
+        /// <summary>"rows" (llm_step returns the new K/V rows, llm_cache_append writes the cache) or
+        /// "full" (older bundles: llm_step returns the whole cache).</summary>
+        public readonly string CacheContract;
         public readonly int[] CacheShape;
 
         public LlmGenerator(BundleManifest manifest, IGraphRunner runner)
@@ -52,6 +55,12 @@ namespace SentisTts.Core.Llm
             foreach (var t in Json.IntArray(c.Get("stop_token_ids"))) StopIds.Add(t);
             CacheInputs = c.Arr("cache_inputs").ConvertAll(x => (string)x).ToArray();
             CacheOutputs = c.Arr("cache_outputs").ConvertAll(x => (string)x).ToArray();
+            CacheContract = c.Str("cache_contract") ?? "full";
+            if (CacheContract != "rows" && CacheContract != "full")
+                throw new SentisTtsException("llm cache_contract '" + CacheContract + "' is not supported (rows, full): use the package version matching the exporter");
+            CacheRows = CacheContract == "rows" ? c.Arr("cache_rows").ConvertAll(x => (string)x).ToArray() : new string[0];
+            if (CacheContract == "rows" && (AppendGraph == null || CacheRows.Length != CacheInputs.Length))
+                throw new SentisTtsException("llm: cache_contract 'rows' needs graphs.cache_append and one cache_rows name per cache input (re-export the bundle)");
             CacheShape = new[] { 1, c.Int("num_key_value_heads"), Capacity, c.Int("head_dim") };
         }
 
@@ -214,6 +223,7 @@ namespace SentisTts.Core.Llm
             readonly HostTensor logp, posT, validT, idT;
             HostTensor rowsT;
             readonly Dictionary<string, GraphValue> stepFeeds = new Dictionary<string, GraphValue>();
+            readonly Dictionary<string, GraphValue> appendFeeds = new Dictionary<string, GraphValue>();
             readonly Dictionary<string, GraphValue> idFeeds = new Dictionary<string, GraphValue>();
             readonly string speechIn, speechOut;
             public readonly Generation Result = new Generation();
@@ -335,13 +345,35 @@ namespace SentisTts.Core.Llm
                 stepFeeds["valid_len"] = validT;
                 for (int k = 0; k < g.CacheInputs.Length; k++) stepFeeds[g.CacheInputs[k]] = cache.Values[k];
                 var outs = g.runner.Run(g.StepGraph, stepFeeds);
-                for (int k = 0; k < g.CacheInputs.Length; k++)
+                stepFeeds.Clear();
+                if (g.AppendGraph == null)
                 {
-                    cache.Values[k].Dispose();
-                    cache.Values[k] = outs.Take(g.CacheOutputs[k]);
+                    for (int k = 0; k < g.CacheInputs.Length; k++)
+                    {
+                        cache.Values[k].Dispose();
+                        cache.Values[k] = outs.Take(g.CacheOutputs[k]);
+                    }
+                }
+                else
+                {
+                    // rows contract: the append graph writes the new rows into the cache (its two
+                    // workers alternate, so neither cache is ever copied)
+                    appendFeeds["position"] = posT;
+                    for (int k = 0; k < g.CacheInputs.Length; k++)
+                    {
+                        appendFeeds[g.CacheInputs[k]] = cache.Values[k];
+                        appendFeeds[g.CacheRows[k]] = outs[g.CacheRows[k]];
+                    }
+                    using (var app = g.runner.Run(g.AppendGraph, appendFeeds))
+                        for (int k = 0; k < g.CacheInputs.Length; k++)
+                        {
+                            cache.Values[k].Dispose();
+                            cache.Values[k] = app.Take(g.CacheOutputs[k]);
+                            outs.Take(g.CacheRows[k]).Dispose();
+                        }
+                    appendFeeds.Clear();
                 }
                 position += validLen;
-                stepFeeds.Clear();
                 return outs;
             }
 
