@@ -28,7 +28,7 @@ def sources(*dirs: Path) -> list[str]:
 
 
 def mcs(out: Path, srcs: list[str], *, target: str = "library", refs: list[Path] = (), defines: str = "") -> None:
-    cmd = [MCS, f"-target:{target}", f"-out:{out}", "-nologo", "-warnaserror+", "-nowarn:1591,0618,0649,0169,0414"]
+    cmd = [MCS, f"-target:{target}", f"-out:{out}", "-nologo", "-warnaserror+", "-nowarn:1591,0618,0649,0169,0414", "-r:System.Numerics"]
     cmd += [f"-r:{r}" for r in refs]
     if defines:
         cmd.append(f"-define:{defines}")

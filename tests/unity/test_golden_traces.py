@@ -182,3 +182,15 @@ def test_pipeline_traces_cover_modes_streaming_and_stops():
             assert len(t["result"]["tokens"]) == t["result"]["min_len"] > 0
     # ~1.5 MB: one llm_cache_append call (hashes only) per LLM step since the "rows" cache contract
     assert sum(p.stat().st_size for p in GOLDEN.glob("pipeline_*.json")) < 1_700_000
+
+
+def test_text_frontend_golden_is_current(tmp_path):
+    """text_frontend.json is what runtime_ref's front-end gives today (and covers what it must)."""
+    gw.text_frontend_golden(GOLDEN / "tokenizer_tiny", tmp_path)
+    assert json.loads((tmp_path / "text_frontend.json").read_text(encoding="utf-8")) == load("text_frontend.json")
+    t = load("text_frontend.json")
+    assert {c["lang"] for c in t["cases"]} >= {"en", "ja", "zh", "ko"}
+    assert any(c["normalized"] != c["text"] for c in t["cases"] if c["lang"] == "en")  # numbers/symbols read as words
+    assert any(c["normalized"] != c["text"] for c in t["cases"] if c["lang"] == "ja")  # kanji numerals
+    assert any(isinstance(c["pieces_12"], list) and len(c["pieces_12"]) > 2 for c in t["cases"])  # real splitting
+    assert any(isinstance(c["pieces_12"], dict) for c in t["cases"])  # and its errors

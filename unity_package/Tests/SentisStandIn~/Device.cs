@@ -48,10 +48,12 @@ namespace SentisStandIn
         /// <summary>Virtual main-thread seconds; Schedule adds GraphCost(graph).</summary>
         public static double Clock;
         public static Func<string, double> GraphCost;
+        /// <summary>Schedules per graph name.</summary>
+        public static Dictionary<string, int> SchedulesOf = new Dictionary<string, int>();
 
         static readonly ConditionalWeakTable<Model, IExecutor> executors = new ConditionalWeakTable<Model, IExecutor>();
 
-        public static void Reset() { C = new Counters(); Frame = 0; Clock = 0; ReadbackLatencyFrames = 1; GraphCost = null; }
+        public static void Reset() { C = new Counters(); Frame = 0; Clock = 0; ReadbackLatencyFrames = 1; GraphCost = null; SchedulesOf = new Dictionary<string, int>(); }
         public static void EndFrame() { Frame++; }
         internal static double CostOf(string graph) { return GraphCost == null ? 0 : GraphCost(graph); }
 

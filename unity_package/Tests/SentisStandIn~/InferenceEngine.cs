@@ -235,6 +235,9 @@ namespace Unity.InferenceEngine
                 outputs[i] = t;
             }
             Device.C.Schedules++;
+            int seen;
+            Device.SchedulesOf.TryGetValue(exec.Graph, out seen);
+            Device.SchedulesOf[exec.Graph] = seen + 1;
             Device.Clock += Device.CostOf(exec.Graph);
             if (OnGpu) Device.C.Submissions++;
         }

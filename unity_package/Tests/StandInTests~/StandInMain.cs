@@ -58,6 +58,7 @@ namespace SentisTts.Tests
             Run("frame budget: prefill and chunks spread over frames", FrameBudget);
             Run("speaker: 100 utterances with cancellations, then destroy mid-Speak", HundredUtterances);
             Run("speaker: Speak(text, \"\") uses the default voice", DefaultVoice);
+            Run("speaker: a paragraph is normalised and split into pieces that fit the bundle", Paragraph);
             Console.WriteLine(passed + " passed, " + failed + " failed");
             return failed == 0 ? 0 : 1;
         }
@@ -277,6 +278,7 @@ namespace SentisTts.Tests
             var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
             Func<SentisGraphRunner> runnerOf;
             var logic = NewSpeaker(m, c, out runnerOf);
+            logic.SplitText = false;  // the tiny tokenizer spells words in many tokens; pieces are tested in Paragraph
             var frames = new Frames();
             long baseline = -1, baseBytes = -1, workers = -1;
             int moves = 0, growths = 0;
@@ -342,6 +344,30 @@ namespace SentisTts.Tests
             while (!t.IsCompleted) frames.Advance();
             Check(t.Status == TaskStatus.RanToCompletion && t.Result, "zero-shot Speak(text, \"\") " + t.Status + (t.Exception == null ? "" : " " + t.Exception.InnerException.Message));
             logic.Destroy();
+        }
+
+        static void Paragraph()
+        {
+            var m = TinyManifest();
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            Func<SentisGraphRunner> runnerOf;
+            var logic = NewSpeaker(m, c, out runnerOf);
+            logic.MaxNewTokens = 30;
+            var text = "Hello there. At 10:30 it is $5, or 3.5%. We go now!";
+            var pieces = logic.Pipeline.Pieces(new SynthesisRequest { Text = text, Voice = c.Voice, Mode = SynthesisMode.ZeroShot });
+            Check(pieces.Count >= 3, pieces.Count + " pieces: " + string.Join(" | ", pieces.ToArray()));
+            Check(string.Join(" ", pieces.ToArray()).Contains("At ten thirty it is five dollars, or three point five percent."), "normalised: " + string.Join(" | ", pieces.ToArray()));
+            int samples = 0;
+            logic.OnAudio = x => samples += x.Length;
+            var frames = new Frames();
+            var t = logic.Speak(text, "tiny", CancellationToken.None, frames.Next);
+            while (!t.IsCompleted) frames.Advance();
+            Check(t.Status == TaskStatus.RanToCompletion && t.Result, "Speak " + t.Status + (t.Exception == null ? "" : " " + t.Exception.InnerException.Message));
+            Check(Device.SchedulesOf["llm_special_embedding"] == pieces.Count, Device.SchedulesOf["llm_special_embedding"] + " LLM sessions for " + pieces.Count + " pieces");
+            Check(samples > 0, "no audio");
+            Console.WriteLine("COUNTS paragraph: " + pieces.Count + " pieces: " + string.Join(" | ", pieces.ToArray()));
+            logic.Destroy();
+            Check(Device.C.LiveTensors == 0, "live tensors after destroy");
         }
 
         // -- API surface --------------------------------------------------------------------------------

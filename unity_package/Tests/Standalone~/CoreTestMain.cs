@@ -84,6 +84,7 @@ namespace SentisTts.Tests
                     case "hift_mel2wav": t = () => TestHiftMel2Wav(trace); break;
                     case "hift_stream": t = () => TestHiftStream(trace); break;
                     case "pipeline": t = () => TestPipelineTrace(trace); break;
+                    case "text_frontend": t = () => TestTextFrontend(trace); break;
                     case "voice": continue;
                     default: t = () => { throw new Exception("unknown trace kind '" + kind + "' (add it to the scenario table)"); }; break;
                 }
@@ -398,6 +399,41 @@ namespace SentisTts.Tests
             }
             Check(k >= 40, "too few cases");
             Check(bad.Count == 0, string.Join("\n", bad.ToArray()));
+        }
+
+        /// <summary>The C# text front-end against runtime_ref's (language, normalisation, pieces at two
+        /// budgets or the error, token budgets) on the multilingual corpus + number/tag/splitting cases.</summary>
+        static void TestTextFrontend(JsonObject trace)
+        {
+            var tok = Qwen2Tokenizer.FromDirectory(Path.Combine(golden, trace.Str("tokenizer_dir")));
+            var bad = new List<string>();
+            int n = 0;
+            foreach (JsonObject c in trace.Arr("cases"))
+            {
+                n++;
+                var text = c.Str("text");
+                var lang = TextNormalizer.DetectLanguage(text);
+                if (lang != c.Str("lang")) bad.Add("lang of " + Json.Quote(text) + ": " + lang + ", runtime_ref " + c.Str("lang"));
+                var norm = TextNormalizer.Normalize(text);
+                if (norm != c.Str("normalized")) bad.Add("normalize " + Json.Quote(text) + ": " + Json.Quote(norm) + ", runtime_ref " + Json.Quote(c.Str("normalized")));
+                foreach (var budget in new[] { 12, 40 })
+                {
+                    var want = c.Get("pieces_" + budget);
+                    string got;
+                    try { got = Json.Write(TextFrontend.Pieces(tok, text, budget).ConvertAll(x => (object)x)); }
+                    catch (SentisTtsException e) { got = "error: " + e.Message.Split('\'')[0].Split(new[] { " (" }, StringSplitOptions.None)[0].Trim(); }
+                    var w = want is JsonObject ? "error: " + ((JsonObject)want).Str("error") : Json.Write(want);
+                    if (got != w) bad.Add("pieces@" + budget + " of " + Json.Quote(text) + ": " + got + ", runtime_ref " + w);
+                }
+            }
+            foreach (JsonObject b in trace.Arr("budgets"))
+            {
+                int got = TextSplitter.TokenBudget(b.Int("max_cache_len"), b.Int("max_flow_tokens"), b.Int("prompt_text_tokens"), b.Int("prompt_speech_tokens"),
+                                                   b.Double("speech_tokens_per_text_token"));
+                if (got != b.Int("budget")) bad.Add("budget " + b.ToJsonText() + ": " + got);
+            }
+            Check(n > 300, "only " + n + " cases");
+            Check(bad.Count == 0, bad.Count + " differences, first: " + string.Join("\n", bad.GetRange(0, Math.Min(8, bad.Count)).ToArray()));
         }
 
         static void ReportReplay(ReplayRunner r)

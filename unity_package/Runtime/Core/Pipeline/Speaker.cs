@@ -28,6 +28,9 @@ namespace SentisTts.Core.Pipeline
         /// <summary>Main-thread seconds of graph scheduling per frame (at least one unit of work runs).</summary>
         public double FrameBudgetSeconds = 0.004;
         public int MaxTokensPerFrame = 16;
+        /// <summary>Normalise numbers/symbols and split long text into pieces that fit the bundle (off:
+        /// `text` goes to the tokenizer as it is, one piece).</summary>
+        public bool SplitText = true;
         /// <summary>Seconds, monotonic (Unity: Time.realtimeSinceStartupAsDouble).</summary>
         public Func<double> Clock = () => System.Diagnostics.Stopwatch.GetTimestamp() / (double)System.Diagnostics.Stopwatch.Frequency;
         /// <summary>Receives the PCM pieces (at the pipeline's SampleRate).</summary>
@@ -67,30 +70,38 @@ namespace SentisTts.Core.Pipeline
                 throw new SentisTtsException("the bundle has no flow component: export it with `sentis-tts export flow` and re-import");
             var name = VoiceName(voice, DefaultVoice);
             var v = string.IsNullOrEmpty(name) ? null : LoadVoice(name);
-            var req = new SynthesisRequest { Text = text, Voice = v, Mode = Mode, InstructText = InstructText, Streaming = Streaming, Seed = Seed, MaxNewTokens = MaxNewTokens,
-                                             Uniforms = new Sampling.SeededUniforms(Seed) };
+            var whole = new SynthesisRequest { Text = text, Voice = v, Mode = Mode, InstructText = InstructText, Streaming = Streaming, Seed = Seed,
+                                               MaxNewTokens = MaxNewTokens };
+            // normalise + split into pieces that fit the bundle (runtime_ref's front-end), one LLM session each
+            var pieces = SplitText ? p.Pieces(whole) : new System.Collections.Generic.List<string> { text };
             using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyed.Token))
             {
                 var token = linked.Token;
-                var session = p.Begin(req, OnAudio);
-                current = session;
-                try
+                for (int k = 0; k < pieces.Count; k++)
                 {
-                    while (true)
+                    var req = new SynthesisRequest { Text = pieces[k], Voice = v, Mode = Mode, InstructText = InstructText, Streaming = Streaming,
+                                                     Seed = Seed + k, MaxNewTokens = MaxNewTokens, Uniforms = new Sampling.SeededUniforms(Seed + k) };
+                    var session = p.Begin(req, OnAudio);
+                    current = session;
+                    try
                     {
-                        if (token.IsCancellationRequested) { session.Cancel(); return false; }
-                        double t0 = Clock();
-                        if (session.Tick(() => Clock() - t0 >= FrameBudgetSeconds, MaxTokensPerFrame)) break;
-                        await nextFrame(token);
+                        while (true)
+                        {
+                            if (token.IsCancellationRequested) { session.Cancel(); return false; }
+                            double t0 = Clock();
+                            if (session.Tick(() => Clock() - t0 >= FrameBudgetSeconds, MaxTokensPerFrame)) break;
+                            await nextFrame(token);
+                        }
+                        if (session.Cancelled) return false;
                     }
-                    return !session.Cancelled;
+                    catch (OperationCanceledException) { return false; }
+                    finally
+                    {
+                        if (current == session) current = null;
+                        session.Dispose();  // idempotent; after Destroy the runner is gone and this frees nothing twice
+                    }
                 }
-                catch (OperationCanceledException) { return false; }
-                finally
-                {
-                    if (current == session) current = null;
-                    session.Dispose();  // idempotent; after Destroy the runner is gone and this frees nothing twice
-                }
+                return true;
             }
         }
 

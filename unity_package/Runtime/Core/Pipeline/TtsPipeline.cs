@@ -128,6 +128,24 @@ namespace SentisTts.Core.Pipeline
             return room < 0 ? r.MaxNewTokens : Math.Min(room, r.MaxNewTokens);
         }
 
+        /// <summary>runtime_ref PIECE_SPEECH_TOKENS_PER_TEXT_TOKEN: the speaking rate the piece budget assumes.</summary>
+        public const double PieceSpeechTokensPerTextToken = 10.0;
+
+        /// <summary>`r.Text` normalised and split into pieces that each fit this bundle with r's prompt
+        /// (runtime_ref Pipeline.requests: text_token_budget + TextFrontend.pieces; Japanese as kana or
+        /// with readings baked at build time — C# does not convert kanji).</summary>
+        public List<string> Pieces(SynthesisRequest r)
+        {
+            var text = r.Text;
+            List<int> ids, promptText, promptSpeech;
+            var probe = new SynthesisRequest { Text = "", Voice = r.Voice, Mode = r.Mode, InstructText = r.InstructText };
+            AssemblePrompt(probe, out ids, out promptText, out promptSpeech);
+            var fp = FlowPromptFor(r);
+            int budget = Text.TextSplitter.TokenBudget(Llm.Capacity, MaxFlowTokens, promptText.Count, Math.Max(promptSpeech.Count, fp.Tokens.Length),
+                                                       Math.Min(Llm.MaxRatio, PieceSpeechTokensPerTextToken));
+            return Text.TextFrontend.Pieces(Tokenizer, text, budget);
+        }
+
         public void AssemblePrompt(SynthesisRequest r, out List<int> textIds, out List<int> promptTextIds, out List<int> promptSpeech)
         {
             textIds = Tokenizer.Encode(r.Text);
