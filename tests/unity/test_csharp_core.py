@@ -111,11 +111,15 @@ def test_sentis_unity_editor_layers_compile_against_stubs(build, version, tmp_pa
 using System; using SentisTts.Editor;
 static class P { static int Main() {
   int asked = 0; Func<int> second2 = () => { asked++; return 2; }; Func<int> second1 = () => { asked++; return 1; }; Func<int> second0 = () => { asked++; return 0; };
-  bool ok = BundleImporter.QuantizationFromDialogs(0, second2) == WeightQuantization.None && asked == 0
+  bool ok = BundleImporter.QuantizationFromDialogs(0, second2) == WeightQuantization.Recommended && asked == 0
          && BundleImporter.QuantizationFromDialogs(1, second2) == null && asked == 0
-         && BundleImporter.QuantizationFromDialogs(2, second0) == WeightQuantization.Float16
+         && BundleImporter.QuantizationFromDialogs(2, second0) == WeightQuantization.None
          && BundleImporter.QuantizationFromDialogs(2, second2) == WeightQuantization.Uint8
-         && BundleImporter.QuantizationFromDialogs(2, second1) == null && asked == 3;
+         && BundleImporter.QuantizationFromDialogs(2, second1) == null && asked == 3
+         && BundleImporter.ForGraph(WeightQuantization.Recommended, "llm", "llm_step") == WeightQuantization.Float16
+         && BundleImporter.ForGraph(WeightQuantization.Recommended, "llm", "llm_cache_append") == WeightQuantization.None
+         && BundleImporter.ForGraph(WeightQuantization.Recommended, "hift", "hift") == WeightQuantization.Float16
+         && BundleImporter.ForGraph(WeightQuantization.Uint8, "hift", "hift") == WeightQuantization.Uint8;
   Console.WriteLine(ok ? "ok" : "wrong"); return ok ? 0 : 1; } }
 """, encoding="utf-8")
     exe = d / "Dialog.exe"
