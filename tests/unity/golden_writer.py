@@ -225,6 +225,30 @@ def text_frontend_golden(tokenizer_dir: Path, out: Path) -> None:
         "tokenizer_dir": "tokenizer_tiny", "cases": cases, "budgets": budgets})
 
 
+def voice_features_golden(out: Path) -> None:
+    """runtime_ref/audio.py host features of voice making on a seeded 1.2 s 22.05 kHz signal: resample
+    to 16 and 24 kHz, Kaldi fbank (+CMN) of the 16 kHz signal, flow mel of the 24 kHz one."""
+    from runtime_ref import audio
+
+    rng = np.random.default_rng(5)
+    sr, n = 22050, int(1.2 * 22050)
+    t = np.arange(n) / sr
+    x = 0.3 * np.sin(2 * np.pi * (150 + 400 * t) * t) + 0.1 * np.sin(2 * np.pi * 1234.5 * t) + 0.02 * rng.standard_normal(n)
+    x = (x * np.minimum(1.0, t / 0.05)).astype(np.float32)  # a short fade-in
+    wav16 = audio.resample(x.astype(np.float64), sr, 16000).astype(np.float32)
+    wav24 = audio.resample(x.astype(np.float64), sr, 24000).astype(np.float32)
+    fb = audio.kaldi_fbank(wav16)
+    mel = audio.flow_mel(wav24)
+    write_json(out / "voice_features.json", {
+        "format": FORMAT, "kind": "voice_features",
+        "description": "runtime_ref.audio: resample 22050 -> 16000 / 24000, kaldi_fbank(wav16) (CAM++ input, CMN), flow_mel(wav24) "
+                       "(prompt mel) on a seeded chirp; the speech tokenizer's Whisper log-mel is inside its graph",
+        "rate": sr, "tolerance": 1e-4,
+        "signal": tensor_entry("signal", x, data=True), "wav16": tensor_entry("wav16", wav16, data=True),
+        "wav24": tensor_entry("wav24", wav24, data=True), "fbank": tensor_entry("fbank", fb, data=True),
+        "flow_mel": tensor_entry("flow_mel", mel, data=True)})
+
+
 def sampler_golden(out: Path) -> None:
     from runtime_ref.sampling import RasParams, ReplayUniforms, nucleus_sampling, ras_sampling, random_sampling
 
@@ -626,6 +650,7 @@ def write_all(out: Path, work: Path) -> None:
     bundle = Bundle.open(bundle_dir)
     tokenizer_golden(bundle_dir, out)
     text_frontend_golden(out / "tokenizer_tiny", out)
+    voice_features_golden(out)
     sampler_golden(out)
     voice_golden(out)
     llm_golden(bundle, out)
@@ -638,12 +663,13 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=GOLDEN)
-    ap.add_argument("--only-text", action="store_true", help="rewrite only text_frontend.json (from tokenizer_tiny/)")
+    ap.add_argument("--only-text", action="store_true", help="rewrite only text_frontend.json (from tokenizer_tiny/) and voice_features.json")
     ap.add_argument("--only-pipeline", type=Path, metavar="BUNDLE",
                     help="rewrite only the pipeline_* traces, from this already exported pipeline bundle")
     a = ap.parse_args()
     if a.only_text:
         text_frontend_golden(a.out / "tokenizer_tiny", a.out)
+        voice_features_golden(a.out)
     elif a.only_pipeline:
         from runtime_ref.bundle import Bundle
 

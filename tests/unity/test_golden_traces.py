@@ -194,3 +194,9 @@ def test_text_frontend_golden_is_current(tmp_path):
     assert any(c["normalized"] != c["text"] for c in t["cases"] if c["lang"] == "ja")  # kanji numerals
     assert any(isinstance(c["pieces_12"], list) and len(c["pieces_12"]) > 2 for c in t["cases"])  # real splitting
     assert any(isinstance(c["pieces_12"], dict) for c in t["cases"])  # and its errors
+
+
+def test_voice_features_golden_is_current(tmp_path):
+    """voice_features.json is what runtime_ref/audio.py computes today."""
+    gw.voice_features_golden(tmp_path)
+    assert json.loads((tmp_path / "voice_features.json").read_text(encoding="utf-8")) == load("voice_features.json")

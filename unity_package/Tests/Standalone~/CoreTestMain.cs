@@ -85,6 +85,7 @@ namespace SentisTts.Tests
                     case "hift_stream": t = () => TestHiftStream(trace); break;
                     case "pipeline": t = () => TestPipelineTrace(trace); break;
                     case "text_frontend": t = () => TestTextFrontend(trace); break;
+                    case "voice_features": t = () => TestVoiceFeatures(trace); break;
                     case "voice": continue;
                     default: t = () => { throw new Exception("unknown trace kind '" + kind + "' (add it to the scenario table)"); }; break;
                 }
@@ -434,6 +435,43 @@ namespace SentisTts.Tests
             }
             Check(n > 300, "only " + n + " cases");
             Check(bad.Count == 0, bad.Count + " differences, first: " + string.Join("\n", bad.GetRange(0, Math.Min(8, bad.Count)).ToArray()));
+        }
+
+        static double[] Doubles(float[] f) { var d = new double[f.Length]; for (int i = 0; i < f.Length; i++) d[i] = f[i]; return d; }
+
+        static void Close(float[] got, JsonObject want, double tol, string what)
+        {
+            var w = FloatsB64(want.Str("data"));
+            Check(got.Length == w.Length, what + ": " + got.Length + " values, runtime_ref " + w.Length);
+            double worst = 0; int at = -1;
+            for (int i = 0; i < w.Length; i++) { double e = Math.Abs(got[i] - w[i]); if (e > worst) { worst = e; at = i; } }
+            Console.WriteLine("INFO " + what + " max-abs vs runtime_ref " + worst.ToString("0.0e0"));
+            Check(worst <= tol, what + ": max-abs " + worst + " at " + at + " > " + tol);
+        }
+
+        /// <summary>Voice-making features (resampling, Kaldi fbank, flow prompt mel) against runtime_ref.</summary>
+        static void TestVoiceFeatures(JsonObject trace)
+        {
+            double tol = trace.Double("tolerance");
+            var x = Doubles(FloatsB64(trace.Obj("signal").Str("data")));
+            int rate = trace.Int("rate");
+            PromptFeatures.CheckPrompt(x, rate);
+            var w16 = Array.ConvertAll(PromptFeatures.Resample(x, rate, 16000), v => (float)v);
+            var w24 = Array.ConvertAll(PromptFeatures.Resample(x, rate, 24000), v => (float)v);
+            Close(w16, trace.Obj("wav16"), tol, "resample 16 kHz");
+            Close(w24, trace.Obj("wav24"), tol, "resample 24 kHz");
+            int nf, nm;
+            var fb = PromptFeatures.KaldiFbank(Doubles(FloatsB64(trace.Obj("wav16").Str("data"))), out nf);
+            Check(nf == Json.IntArray(trace.Obj("fbank").Get("shape"))[0], "fbank frames " + nf);
+            Close(fb, trace.Obj("fbank"), tol, "kaldi fbank");
+            var mel = PromptFeatures.FlowMel(Doubles(FloatsB64(trace.Obj("wav24").Str("data"))), out nm);
+            Check(nm == Json.IntArray(trace.Obj("flow_mel").Get("shape"))[0], "mel frames " + nm);
+            Close(mel, trace.Obj("flow_mel"), tol, "flow mel");
+            // the chain from the C# resampler
+            Close(PromptFeatures.KaldiFbank(Doubles(w16), out nf), trace.Obj("fbank"), tol, "kaldi fbank of the C# 16 kHz signal");
+            bool threw = false;
+            try { PromptFeatures.CheckPrompt(new double[8000], 16000); } catch (SentisTtsException e) { threw = e.Message.Contains("at least 1 s"); }
+            Check(threw, "a 0.5 s prompt is refused");
         }
 
         static void ReportReplay(ReplayRunner r)
