@@ -249,6 +249,35 @@ def voice_features_golden(out: Path) -> None:
         "flow_mel": tensor_entry("flow_mel", mel, data=True)})
 
 
+def voice_bake_golden(work: Path, out: Path) -> None:
+    """runtime_ref.prompt.bake_voice on the tiny model's speech_tokenizer + campplus graphs (recorded
+    calls, outputs as data) from the voice_features signal: what the C# VoiceBuilder must reproduce."""
+    from exporter.export import export_components
+    from exporter.fixtures import build_model_dir
+    from exporter.modeldir import ModelDir
+    from exporter.spec import ExportOptions
+    from runtime_ref import prompt
+    from runtime_ref.bundle import Bundle
+
+    md = work / "model" if (work / "model").exists() else build_model_dir(work / "model", size="tiny", seed=0)
+    bdir = work / "prompt_bundle"
+    export_components(ModelDir.open(md), bdir, ["speech_tokenizer", "campplus"], ExportOptions(parity=False))
+    b = Bundle.open(bdir)
+    rec = RecordingBundle(b, {"speech_tokens", "token_count", "embedding"})
+    feats = json.loads((out / "voice_features.json").read_text(encoding="utf-8"))
+    x = np.frombuffer(base64.b64decode(feats["signal"]["data"]), np.float32)
+    v = prompt.bake_voice(rec, x.astype(np.float64), int(feats["rate"]), text="A tiny text.")
+    write_json(out / "voice_bake.json", {
+        "format": FORMAT, "kind": "voice_bake",
+        "description": "runtime_ref.prompt.bake_voice (resample, speech_tokenizer graph, Kaldi fbank + campplus graph, flow mel, "
+                       "alignment) on the tiny model's graphs; the signal of voice_features.json",
+        "manifest": manifest_subset(b.manifest, ["speech_tokenizer", "campplus"]), "signal_file": "voice_features.json",
+        "outputs": "recorded", "calls": rec.calls, "tolerance": 1e-4,
+        "result": {"embedding": tensor_entry("embedding", v["embedding"], data=True),
+                   "speech_tokens": v["speech_tokens"].tolist(),
+                   "prompt_mel": tensor_entry("prompt_mel", np.ascontiguousarray(v["prompt_mel"], np.float32), data=True)}})
+
+
 def sampler_golden(out: Path) -> None:
     from runtime_ref.sampling import RasParams, ReplayUniforms, nucleus_sampling, ras_sampling, random_sampling
 
@@ -651,6 +680,7 @@ def write_all(out: Path, work: Path) -> None:
     tokenizer_golden(bundle_dir, out)
     text_frontend_golden(out / "tokenizer_tiny", out)
     voice_features_golden(out)
+    voice_bake_golden(work, out)
     sampler_golden(out)
     voice_golden(out)
     llm_golden(bundle, out)
@@ -670,6 +700,8 @@ if __name__ == "__main__":
     if a.only_text:
         text_frontend_golden(a.out / "tokenizer_tiny", a.out)
         voice_features_golden(a.out)
+        with tempfile.TemporaryDirectory() as t:
+            voice_bake_golden(Path(t), a.out)
     elif a.only_pipeline:
         from runtime_ref.bundle import Bundle
 

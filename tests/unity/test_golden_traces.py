@@ -200,3 +200,21 @@ def test_voice_features_golden_is_current(tmp_path):
     """voice_features.json is what runtime_ref/audio.py computes today."""
     gw.voice_features_golden(tmp_path)
     assert json.loads((tmp_path / "voice_features.json").read_text(encoding="utf-8")) == load("voice_features.json")
+
+
+def test_voice_bake_trace_replays_through_runtime_ref(tmp_path):
+    """runtime_ref.prompt.bake_voice today makes the same graph calls (input bytes) and, given the
+    recorded graph outputs, the same voice arrays as voice_bake.json."""
+    from runtime_ref import prompt
+
+    t = load("voice_bake.json")
+    sig = load(t["signal_file"])
+    x = np.frombuffer(base64.b64decode(sig["signal"]["data"]), np.float32).astype(np.float64)
+    rb = ReplayBundle(t, tmp_path)
+    rb._b.has_graph = lambda n: n in t["manifest"]["graphs"]
+    v = prompt.bake_voice(rb, x, int(sig["rate"]), text="A tiny text.")
+    assert rb.k == len(t["calls"]) == 2
+    r = t["result"]
+    assert v["speech_tokens"].tolist() == r["speech_tokens"] and len(r["speech_tokens"]) > 10
+    assert gw.sha256(v["embedding"]) == r["embedding"]["sha256"]
+    assert gw.sha256(np.ascontiguousarray(v["prompt_mel"], np.float32)) == r["prompt_mel"]["sha256"]

@@ -95,6 +95,36 @@ namespace SentisTts.Unity
             }
         }
 
+        /// <summary>Speak with a Voice object, e.g. from CreateVoice.</summary>
+        public async Task<bool> Speak(string text, Voice voice, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            logic.Mode = mode; logic.Streaming = streaming; logic.Seed = seed;
+            logic.FrameBudgetSeconds = frameBudgetMs / 1000.0; logic.MaxTokensPerFrame = tokensPerFrame;
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyCancellationToken))
+            {
+                bool ok = await logic.SpeakWith(text, voice, linked.Token, NextFrame);
+                if (!ok && ring != null) StopSpeaking();
+                return ok;
+            }
+        }
+
+        /// <summary>A voice from a recording (e.g. Microphone.Start's clip): mixed down to mono; the bundle
+        /// needs the speech_tokenizer and campplus graphs. `promptText` = what is said (for zero-shot).
+        /// Blocks for the two graph readbacks: call it at load time.</summary>
+        public Voice CreateVoice(AudioClip clip, string voiceName, string promptText = "")
+        {
+            var data = new float[clip.samples * clip.channels];
+            clip.GetData(data, 0);
+            var mono = new double[clip.samples];
+            for (int i = 0; i < clip.samples; i++)
+            {
+                double acc = 0;
+                for (int c = 0; c < clip.channels; c++) acc += data[i * clip.channels + c];
+                mono[i] = acc / clip.channels;
+            }
+            return logic.MakeVoice(mono, clip.frequency, voiceName, promptText);
+        }
+
         void Enqueue(float[] samples24k)
         {
             var x = resampler.Process(samples24k);

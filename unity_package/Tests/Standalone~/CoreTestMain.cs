@@ -86,6 +86,7 @@ namespace SentisTts.Tests
                     case "pipeline": t = () => TestPipelineTrace(trace); break;
                     case "text_frontend": t = () => TestTextFrontend(trace); break;
                     case "voice_features": t = () => TestVoiceFeatures(trace); break;
+                    case "voice_bake": t = () => TestVoiceBake(trace); break;
                     case "voice": continue;
                     default: t = () => { throw new Exception("unknown trace kind '" + kind + "' (add it to the scenario table)"); }; break;
                 }
@@ -473,6 +474,25 @@ namespace SentisTts.Tests
             try { PromptFeatures.CheckPrompt(new double[8000], 16000); } catch (SentisTtsException e) { threw = e.Message.Contains("at least 1 s"); }
             Check(threw, "a 0.5 s prompt is refused");
         }
+
+        /// <summary>VoiceBuilder (features + speech_tokenizer + campplus graphs + alignment) against
+        /// runtime_ref.prompt.bake_voice: same graph calls and input bytes, same tokens, embedding, mel.</summary>
+        static void TestVoiceBake(JsonObject trace)
+        {
+            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
+            var sig = Load(trace.Str("signal_file"));
+            var x = Doubles(FloatsB64(sig.Obj("signal").Str("data")));
+            var runner = new ReplayRunner(trace);
+            var v = VoiceBuilder.Build(m, runner, x, sig.Int("rate"), "mic", "A tiny text.");
+            ReportReplay(runner);
+            var res = trace.Obj("result");
+            Check(Ids(v.SpeechTokens) == Ids(Json.IntArray(res.Get("speech_tokens"))), "speech tokens " + Ids(v.SpeechTokens));
+            Close(v.Embedding, res.Obj("embedding"), trace.Double("tolerance"), "voice embedding");
+            Close(v.PromptMel, res.Obj("prompt_mel"), trace.Double("tolerance"), "voice prompt mel");
+            Check(v.PromptMelFrames == 2 * v.SpeechTokens.Length && v.PromptText == "A tiny text.", "alignment");
+        }
+
+        static string Ids(IList<int> x) { var a = new string[x.Count]; for (int i = 0; i < a.Length; i++) a[i] = x[i].ToString(); return string.Join(",", a); }
 
         static void ReportReplay(ReplayRunner r)
         {

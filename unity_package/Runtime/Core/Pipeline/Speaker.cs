@@ -4,6 +4,7 @@
 // Speak, frees its tensors and disposes the runner; the suspended Speak then returns false without
 // touching the runner).
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -63,13 +64,23 @@ namespace SentisTts.Core.Pipeline
         /// <summary>Speak `text`; `nextFrame(token)` resumes on the next frame and throws
         /// OperationCanceledException when the token is cancelled. Returns false when cancelled or
         /// destroyed.</summary>
-        public async Task<bool> Speak(string text, string voice, CancellationToken cancellationToken, Func<CancellationToken, Task> nextFrame)
+        public Task<bool> Speak(string text, string voice, CancellationToken cancellationToken, Func<CancellationToken, Task> nextFrame)
+        {
+            var name = VoiceName(voice, DefaultVoice);
+            try
+            {
+                if (IsDestroyed) throw new ObjectDisposedException("speaker", "the speaker was destroyed");
+                return SpeakWith(text, string.IsNullOrEmpty(name) ? null : LoadVoice(name), cancellationToken, nextFrame);
+            }
+            catch (Exception e) { return Task.FromException<bool>(e); }  // errors arrive through the task, as from SpeakWith
+        }
+
+        /// <summary>Speak with a Voice object (e.g. one made from a recording with VoiceBuilder).</summary>
+        public async Task<bool> SpeakWith(string text, Voice v, CancellationToken cancellationToken, Func<CancellationToken, Task> nextFrame)
         {
             var p = Pipeline;
             if (p.Flow == null)
                 throw new SentisTtsException("the bundle has no flow component: export it with `sentis-tts export flow` and re-import");
-            var name = VoiceName(voice, DefaultVoice);
-            var v = string.IsNullOrEmpty(name) ? null : LoadVoice(name);
             var whole = new SynthesisRequest { Text = text, Voice = v, Mode = Mode, InstructText = InstructText, Streaming = Streaming, Seed = Seed,
                                                MaxNewTokens = MaxNewTokens };
             // normalise + split into pieces that fit the bundle (runtime_ref's front-end), one LLM session each
@@ -103,6 +114,14 @@ namespace SentisTts.Core.Pipeline
                 }
                 return true;
             }
+        }
+
+        /// <summary>A voice from mono samples at `rate` (the bundle needs the speech_tokenizer and campplus
+        /// graphs; reads back two small outputs, blocking — call it at load time).</summary>
+        public Voice MakeVoice(IList<double> samples, int rate, string name, string promptText = "")
+        {
+            var p = Pipeline;
+            return VoiceBuilder.Build(p.Manifest, p.Runner, samples, rate, name, promptText);
         }
 
         /// <summary>The owner is going away: cancel, free the running utterance, dispose the runner.</summary>
