@@ -751,14 +751,13 @@ def onnx_cases(base: Base, rng: np.random.Generator, n_random: int) -> list[Case
 
 
 def all_cases(base: Base, *, seed: int = 0, n_random: int = 4, groups=None, ci: bool = False) -> list[Case]:
-    rng = np.random.default_rng(seed)
     out = []
-    makers = {"wav": lambda: wav_cases(base, rng, n_random), "text": lambda: text_cases(base, rng, n_random),
-              "manifest": lambda: manifest_cases(base, rng, n_random), "modeldir": lambda: modeldir_cases(base, rng, n_random),
-              "signal": lambda: signal_cases(base), "onnx": lambda: onnx_cases(base, rng, n_random * 4)}
-    for g, make in makers.items():
-        if groups is None or g in groups:
-            out.extend(c for c in make() if not (ci and c.slow))
+    makers = {"wav": lambda rng: wav_cases(base, rng, n_random), "text": lambda rng: text_cases(base, rng, n_random),
+              "manifest": lambda rng: manifest_cases(base, rng, n_random), "modeldir": lambda rng: modeldir_cases(base, rng, n_random),
+              "signal": lambda rng: signal_cases(base), "onnx": lambda rng: onnx_cases(base, rng, n_random * 4)}
+    for i, (g, make) in enumerate(makers.items()):
+        if groups is None or g in groups:  # one generator per group: a group's cases do not depend on the others
+            out.extend(c for c in make(np.random.default_rng([seed, i])) if not (ci and c.slow))
     return out
 
 
