@@ -809,8 +809,12 @@ def run_inprocess(argv: list[str], stdin: bytes | None, timeout: float) -> tuple
 
 def run_subprocess(case: Case, argv: list[str], work: Path) -> tuple[int | None, str, str, str | None]:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    def default_signals():  # a background parent (nohup, `cmd &`) ignores SIGINT; the child must not inherit that
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_DFL)
+
     p = subprocess.Popen([sys.executable, "-m", "exporter.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                         cwd=work, start_new_session=True)
+                         cwd=work, start_new_session=True, preexec_fn=default_signals)
     t0 = time.perf_counter()
     sent = False
     while p.poll() is None and time.perf_counter() - t0 < case.timeout:
