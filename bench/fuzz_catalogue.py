@@ -254,6 +254,28 @@ def wav_cases(base: Base, rng: np.random.Generator, n_random: int) -> list[Case]
     add("too_short_0.3s", "error", lambda: wav_file(x[: int(0.3 * r)], r))
     add("silent", "error", lambda: wav_file(np.zeros_like(x), r))
     add("empty_data", "error", lambda: wav_file(x[:0], r))
+    def spk(name, expect, obj):  # `voice import-spk2info` with a crafted spk2info.pt
+        def setup(work: Path, obj=obj):
+            import torch
+
+            link_tree(base.bundle, work / "bundle")
+            remember_voice(work)
+            buf = io.BytesIO()
+            torch.save(obj() if callable(obj) else obj, buf)
+            f = put(work / "spk2info.pt", buf.getvalue())
+            return ["voice", "import-spk2info", "--bundle", str(work / "bundle"), "--spk2info", str(f), "--overwrite"]
+
+        cases.append(Case("wav", f"spk2info_{name}", expect, setup, after=voice_unchanged()))
+
+    def spk_entry(emb):
+        import torch
+
+        return {"demo": {"embedding": emb, "speech_token": torch.zeros(1, 4, dtype=torch.int32), "speech_feat": torch.zeros(1, 8, 80)}}
+
+    spk("list", "error", [1, 2])
+    spk("entry_string", "error", {"demo": "oops"})
+    spk("entry_nan_embedding", "error", lambda: spk_entry(__import__("torch").full((1, 192), float("nan"))))
+    spk("entry_no_embedding", "error", {"demo": {"speech_token": [1, 2]}})
     valid = wav_file(x, r)
     for i in range(n_random):
         how = i % 3
