@@ -42,8 +42,10 @@ def load_state_dict(path: str | Path, *, strip_prefixes: Iterable[str] = ()) -> 
                 "(re-download the file, or convert a trusted copy to .safetensors; never load an untrusted "
                 "checkpoint with weights_only disabled)"
             ) from None
-        if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-            obj = obj["state_dict"]
+        for wrapper in ("state_dict", "model"):  # Lightning-style / icefall-style (ZipVoice model.pt) wrappers
+            if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+                obj = obj[wrapper]
+                break
         if not isinstance(obj, Mapping):
             raise CheckpointError(f"{p}: expected a state_dict (mapping of name -> tensor), got {type(obj).__name__}")
         sd = {}

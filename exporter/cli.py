@@ -1,4 +1,5 @@
-"""`sentis-tts`: export CosyVoice2 to Sentis-clean ONNX bundles, check them, run them.
+"""`sentis-tts`: export text-to-speech models (CosyVoice2, ZipVoice families) to Sentis-clean ONNX
+bundles, check them, run them. Family-specific steps are asked of exporter/families/.
 
 Every failure is printed as one line on stderr, `error: <what> (<how to fix>)`, with a documented
 exit code (docs/user_guide.md): 0 ok, 1 bad input (a project error or an OS error on a file), 2
@@ -20,8 +21,10 @@ import click
 
 from . import __version__
 from .errors import SentisTTSError
+from .families import family_names
 
 ALL = "all"
+FAMILY_NAMES = family_names()
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 SEED = click.IntRange(0, 2 ** 63 - 1)  # numpy SeedSequence and torch.manual_seed both take these
 THREADS = click.IntRange(1, 256)
@@ -159,12 +162,13 @@ def print_graph_table(manifest: dict, names: list[str] | None = None) -> None:
 @click.version_option(__version__, prog_name="sentis-tts")
 @click.option("--debug", is_flag=True, help="On an error, also print the Python traceback (for bug reports).")
 def cli(debug: bool) -> None:
-    """Turn a CosyVoice2 text-to-speech model into ONNX graphs that Unity Sentis imports,
-    prove they compute what PyTorch computes, and run them without PyTorch.
+    """Turn a text-to-speech model (CosyVoice2, ZipVoice / ZipVoice-Distill) into ONNX graphs that
+    Unity Sentis imports, prove they compute what PyTorch computes, and run them without PyTorch.
 
     \b
     Typical use:
       sentis-tts demo                                   # tiny seeded model, end to end
+      sentis-tts demo --family zipvoice                 # the same for the ZipVoice family
       sentis-tts inspect --model-dir CosyVoice2-0.5B    # what is in a model directory
       sentis-tts export all --model-dir CosyVoice2-0.5B --out bundle/
       sentis-tts check bundle/*.onnx                    # Sentis compatibility report
@@ -174,52 +178,48 @@ def cli(debug: bool) -> None:
 
 # ------------------------------------------------------------------------------------------------
 @cli.command()
-@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path), help="Official CosyVoice2 model directory.")
+@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path),
+              help="Model directory in its official layout (the family is detected from its files).")
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed configuration as JSON.")
 def inspect(model_dir: Path, as_json: bool) -> None:
     """Read a model directory (safely: nothing in the yaml is imported or executed) and show
     its hyper-parameters and which files are present."""
     import json
 
-    from .modeldir import ModelDir
+    from .families import detect_family
 
-    md = ModelDir.open(model_dir)
+    fam = detect_family(model_dir)
+    md = fam.open(model_dir)
     if as_json:
-        click.echo(json.dumps({"config": md.config.to_dict(), "files": md.inventory()}, indent=2))
+        click.echo(json.dumps({"family": fam.name, "config": fam.config_dict(md), "files": fam.inventory(md)}, indent=2))
         return
-    c = md.config
-    q = c.llm.qwen
     click.echo(f"model dir: {md.root}")
-    click.echo(f"  llm : Qwen2 {q.num_hidden_layers} layers, hidden {q.hidden_size}, heads {q.num_attention_heads}/{q.num_key_value_heads} kv, "
-               f"text vocab {q.vocab_size}, speech vocab {c.llm.speech_vocab}")
-    e, s = c.flow.encoder, c.flow.estimator
-    click.echo(f"  flow: encoder {e.num_blocks}+{e.num_up_blocks} blocks × {e.output_size}, estimator channels {list(s.channels)}, "
-               f"{s.n_blocks} blocks/level, {s.num_mid_blocks} mid, {s.num_heads} heads")
-    h = c.hift
-    click.echo(f"  hift: base {h.base_channels}, upsample {list(h.upsample_rates)}, istft {h.istft_n_fft}/{h.istft_hop_len}, "
-               f"{h.sampling_rate} Hz ({h.hop_samples} samples per mel frame)")
-    for name, state in md.inventory().items():
+    click.echo(f"  family: {fam.name} ({fam.title})")
+    for line in fam.describe(md):
+        click.echo(line)
+    for name, state in fam.inventory(md).items():
         click.echo(f"  {name:32s} {state}")
 
 
 # ------------------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@click.option("--family", type=click.Choice(FAMILY_NAMES), default="cosyvoice2", show_default=True, help="Model family.")
 @click.option("--size", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
-              help="tiny: small dims for tests; full: real CosyVoice2-0.5B dims (≈3 GB) for benchmarks.")
+              help="tiny: small dims for tests; full: the family's real dims (CosyVoice2-0.5B ≈3 GB) for benchmarks.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["pt", "safetensors"]), default="pt", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing directory.")
-def fixture(out: Path, size: str, seed: int, fmt: str, overwrite: bool) -> None:
-    """Write a model directory in the official layout with seeded random weights
+def fixture(out: Path, family: str, size: str, seed: int, fmt: str, overwrite: bool) -> None:
+    """Write a model directory in the family's official layout with seeded random weights
     (weights cannot be downloaded here; this exercises the real loading path)."""
-    from .fixtures import build_model_dir
+    from .families import get_family
 
     if out.exists() and not overwrite:
         raise SentisTTSError(f"{out} exists; pass --overwrite to replace it")
     t0 = time.perf_counter()
-    build_model_dir(out, size=size, seed=seed, fmt=fmt, overwrite=overwrite)
-    click.echo(f"wrote {size} model dir {out} in {time.perf_counter() - t0:.1f} s")
+    get_family(family).build_fixture(out, size=size, seed=seed, fmt=fmt, overwrite=overwrite)
+    click.echo(f"wrote {size} {family} model dir {out} in {time.perf_counter() - t0:.1f} s")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -278,9 +278,9 @@ class ConsoleProgress:
 
 def run_export(model_dir: Path, out: Path, components: list[str], options, *, overwrite: bool, quiet: bool = False) -> dict:
     from .export import export_components
-    from .modeldir import ModelDir
+    from .families import open_model_dir
 
-    md = ModelDir.open(model_dir)
+    md = open_model_dir(model_dir)
     mode = "create" if overwrite else "update"
     progress = ConsoleProgress(quiet)
     try:
@@ -295,12 +295,14 @@ def run_export(model_dir: Path, out: Path, components: list[str], options, *, ov
     return manifest
 
 
-_COMPONENT_HELP = "Component(s) to export: all, llm, flow, hift, speech_tokenizer, campplus."
+_COMPONENT_HELP = ("Component(s) to export: all, or the family's: cosyvoice2: llm, flow, hift, speech_tokenizer, campplus, text; "
+                   "zipvoice: text_encoder, fm_decoder, vocos, text.")
 
 
 @cli.command()
 @click.argument("components", nargs=-1, required=True)
-@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path), help="Official CosyVoice2 model directory.")
+@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path),
+              help="Model directory in its official layout (CosyVoice2, ZipVoice; detected from its files).")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Bundle folder (created, or updated in place atomically).")
 @click.option("--fp16", is_flag=True, help="Store weights as float16 (graph inputs/outputs stay float32).")
 @click.option("--opset", type=click.IntRange(15, 17), default=17, show_default=True, help="ONNX opset (Sentis-safe range 15-17).")
@@ -328,14 +330,16 @@ def export(ctx, components, model_dir, out, fp16, opset, sentis_version, flow_le
       sentis-tts export llm  --model-dir CosyVoice2-0.5B --out bundle/ --fp16
       sentis-tts export flow --model-dir CosyVoice2-0.5B --out bundle/ --flow-len 256 --flow-len 512
     """
-    from .export import COMPONENTS, available_components
+    from .families import detect_family
 
+    family = detect_family(model_dir)
     comps = list(components)
     if ALL in comps:
-        comps = available_components()
-    unknown = [c for c in comps if c not in COMPONENTS]
+        comps = family.available_components()
+    unknown = [c for c in comps if c not in family.components]
     if unknown:
-        raise SentisTTSError(f"unknown component(s) {', '.join(unknown)}; choose from: all, {', '.join(COMPONENTS)}")
+        raise SentisTTSError(f"unknown {family.name} component(s) {', '.join(unknown)}; "
+                             f"choose from: all, {', '.join(family.components)}")
     opts = _export_options(fp16, opset, sentis_version, no_parity, seed, threads, flow_len, max_cache_len, prefill_chunk, hift_frames)
     if profile:
         from click.core import ParameterSource
@@ -428,6 +432,13 @@ def write_wav_atomic(out: Path, audio, rate: int) -> None:
         raise
 
 
+def _progress_kw(method, progress) -> dict:
+    """{'progress': progress} if the family's pipeline method reports progress, else {}."""
+    import inspect as _inspect
+
+    return {"progress": progress} if "progress" in _inspect.signature(method).parameters else {}
+
+
 class SynthProgress:
     """On a terminal: one self-overwriting stderr line for texts of several pieces (pieces done /
     total, audio seconds, ETA). Elsewhere (logs, pipes): silent."""
@@ -489,7 +500,8 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
 
     import numpy as np
 
-    from runtime_ref.pipeline import Pipeline
+    from runtime_ref.bundle import Bundle
+    from runtime_ref.families import check_request_options, runtime_family
 
     if text is not None and text_file is not None:
         raise SentisTTSError("give the text either with --text or with --text-file, not both")
@@ -520,22 +532,29 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
     if not text.strip():
         raise SentisTTSError("the text to synthesize is empty (pass the text with --text, --text-file or stdin)")
     t0 = time.perf_counter()
-    pipe = Pipeline.open(bundle, threads=threads, normalize=not no_normalize, japanese_reading=not no_japanese_reading)
+    b = Bundle.open(bundle, threads=threads)
+    family = runtime_family(b.manifest)
+    check_request_options(family, {"mode": mode, "instruct": instruct, "bistream": bistream})
+    if stream and not family.streaming:
+        raise SentisTTSError(f"{family.name} bundles have no streaming path (the whole utterance is one solve); drop --stream")
+    popts = {k: False for k, off in (("normalize", no_normalize), ("japanese_reading", no_japanese_reading)) if off}
+    pipe = family.open(b, **popts)
+    request = {k: v for k, v in (("mode", mode), ("instruct", instruct)) if v is not None}
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     progress = SynthProgress()
     try:
         if stream or bistream:
             chunks, first = [], None
-            gen = (pipe.stream_bistream(lines, voice_name, mode=mode, instruct=instruct, seed=seed) if bistream
-                   else pipe.stream(text, voice_name, mode=mode, instruct=instruct, seed=seed, progress=progress))
+            gen = (pipe.stream_bistream(lines, voice_name, seed=seed, **request) if bistream
+                   else pipe.stream(text, voice_name, seed=seed, **request, **_progress_kw(pipe.stream, progress)))
             for chunk in gen:
                 if first is None:
                     first = time.perf_counter() - t0
                 chunks.append(chunk)
             audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         else:
-            audio = pipe.synthesize(text, voice_name, mode=mode, instruct=instruct, seed=seed, progress=progress).audio
+            audio = pipe.synthesize(text, voice_name, seed=seed, **request, **_progress_kw(pipe.synthesize, progress)).audio
             first = None
     finally:
         progress.close()
@@ -558,18 +577,20 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
 @cli.command()
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
               help="Folder for the demo model dir, bundle and outputs (replaced if it exists).")
+@click.option("--family", type=click.Choice(FAMILY_NAMES), default="cosyvoice2", show_default=True,
+              help="Model family of the built-in tiny model.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--threads", type=THREADS, default=max(1, min(4, os.cpu_count() or 1)), show_default=True)
-def demo(out: Path, seed: int, threads: int) -> None:
+def demo(out: Path, family: str, seed: int, threads: int) -> None:
     """Run the main job on the built-in tiny model: build a seeded tiny model directory in the
     official layout, export every component (Sentis checker + parity vs PyTorch per graph), bake a
     voice from a synthetic prompt with onnxruntime only, synthesize a sentence with runtime_ref and
     with the PyTorch reference (non-streaming and streaming), and write OUT/report.md with the
     parity table and PNG plots, plus OUT/demo.wav."""
-    from .demo import run_demo
+    from .families import get_family
 
     t0 = time.perf_counter()
-    res = run_demo(out, seed=seed, threads=threads, log=click.echo)
+    res = get_family(family).run_demo(out, seed=seed, threads=threads, log=click.echo)
     click.echo(f"report: {out / 'report.md'}   audio: {out / 'demo.wav'}")
     if not res["ok"]:
         raise SentisTTSError("end-to-end parity is outside its targets; see report.md")

@@ -112,9 +112,17 @@ def voice_bytes(voice: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def voice_problem(voice: dict) -> str | None:
-    """What makes voice arrays unusable (None if nothing): the arrays of the module doc with their
-    dtypes and shapes, finite values, and the token/mel alignment."""
+def voice_problem(voice: dict, family: str = "cosyvoice2") -> str | None:
+    """What makes voice arrays unusable (None if nothing). Every family: arrays only, no NaN/Inf
+    in any float array. CosyVoice2: the arrays of the module doc with their dtypes and shapes, and
+    the token/mel alignment."""
+    for key, a in voice.items():
+        if not isinstance(a, np.ndarray):
+            return f"'{key}' is a {type(a).__name__}, not an array"
+        if a.dtype.kind == "f" and a.size and not bool(np.isfinite(a).all()):
+            return f"'{key}' holds {int(a.size - np.count_nonzero(np.isfinite(a)))} NaN/Inf value(s)"
+    if family != "cosyvoice2":
+        return None
     emb, tok, mel = voice.get("embedding"), voice.get("speech_tokens"), voice.get("prompt_mel")
     for key, a in (("embedding", emb), ("speech_tokens", tok), ("prompt_mel", mel)):
         if not isinstance(a, np.ndarray):
@@ -181,10 +189,10 @@ def add_voice_to_bundle(root: str | Path, name: str, voice: dict[str, np.ndarray
     check_voice_name(name)
     root = Path(root)
     mpath = root / "manifest.json"
-    problem = voice_problem(voice)
+    manifest = read_manifest(root)
+    problem = voice_problem(voice, manifest.get("family", "cosyvoice2"))
     if problem:  # validated before anything is written: a bad voice never replaces a good one
         raise VoiceError(f"voice {name!r} from {source} is unusable: {problem}; nothing was written (check the prompt audio)")
-    manifest = read_manifest(root)
     voices = manifest.setdefault("voices", {})
     if name in voices and not overwrite:
         raise VoiceError(f"{root}: voice {name!r} exists; pass --overwrite to replace it")
@@ -195,10 +203,11 @@ def add_voice_to_bundle(root: str | Path, name: str, voice: dict[str, np.ndarray
     digest = hashlib.sha256(data).hexdigest()
     manifest.setdefault("files", {})[rel] = {"sha256": digest, "bytes": len(data), "component": "voices",
                                              "description": f"voice {name}"}
-    entry = {"file": rel, "source": source, "prompt_text": str(voice.get("prompt_text", "")),
-             "n_tokens": int(voice["speech_tokens"].shape[0]), "n_mel_frames": int(voice["prompt_mel"].shape[0]),
-             "embedding_dim": int(voice["embedding"].shape[0]), "has_text_ids": "prompt_text_ids" in voice,
-             "alignment": "k = min(mel_frames // 2, tokens); prompt_mel = mel[:2k], speech_tokens = tokens[:k]"}
+    entry = {"file": rel, "source": source, "prompt_text": str(voice.get("prompt_text", ""))}
+    if "speech_tokens" in voice:  # CosyVoice2 voices (other families describe theirs in `extra`)
+        entry.update({"n_tokens": int(voice["speech_tokens"].shape[0]), "n_mel_frames": int(voice["prompt_mel"].shape[0]),
+                      "embedding_dim": int(voice["embedding"].shape[0]), "has_text_ids": "prompt_text_ids" in voice,
+                      "alignment": "k = min(mel_frames // 2, tokens); prompt_mel = mel[:2k], speech_tokens = tokens[:k]"})
     entry.update(extra or {})
     voices[name] = entry
     _atomic_write(mpath, (json.dumps(manifest, indent=2) + "\n").encode())

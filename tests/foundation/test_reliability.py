@@ -210,12 +210,12 @@ def test_usage_errors_are_one_error_line_exit_2():
 
 
 def test_internal_errors_exit_3_with_report_hint_and_debug_traceback(monkeypatch, tmp_path):
-    from exporter import modeldir
+    from exporter import families
 
     def boom(path):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(modeldir.ModelDir, "open", staticmethod(boom))
+    monkeypatch.setattr(families, "detect_family", boom)
     code, out, err = invoke("inspect", "--model-dir", str(tmp_path))
     assert code == 3 and err.count("\n") == 1
     assert err.startswith("error: internal error: KeyError") and "please report it" in err and "--debug" in err
