@@ -54,6 +54,8 @@ def manifest_problem(manifest) -> str | None:
     ver = manifest.get("schema_version")
     if ver != SUPPORTED_SCHEMA or isinstance(ver, bool):
         return f"schema_version {ver!r} is not supported (this version reads {SUPPORTED_SCHEMA})"
+    if not isinstance(manifest.get("family", ""), str):
+        return f"'family' is a {type(manifest['family']).__name__}, not a family name"
     for key in ("graphs", "constants", "components"):
         if not isinstance(manifest.get(key), dict):
             return f"'{key}' is missing or not an object"
