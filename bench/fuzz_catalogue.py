@@ -523,7 +523,7 @@ def manifest_cases(base: Base, rng: np.random.Generator, n_random: int) -> list[
     replacements = [None, [], {}, "x", -1, 1e308, True, [[1]], {"a": 1}]
     for i in range(n_random):
         p = all_paths[int(rng.integers(0, len(all_paths)))]
-        rep = replacements[int(rng.integers(0, len(replacements) + 1)) % (len(replacements) + 1)] if i % 2 else "<delete>"
+        rep = (replacements + ["<delete>"])[int(rng.integers(0, len(replacements) + 1))] if i % 2 else "<delete>"
 
         def edit(m, p=p, rep=rep):
             node = m
