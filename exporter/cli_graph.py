@@ -162,7 +162,7 @@ def check_command(files, sentis_version, allow_dynamic, opset_range, max_tensor_
             if as_json:
                 results.append({"path": path, "ok": False, "error": _one_line(exc)})
             else:
-                click.echo(f"Error: {_one_line(exc)}", err=True)
+                click.echo(f"error: {_one_line(exc)}", err=True)
             continue
         if not report.ok and status == 0:
             status = 1

@@ -52,6 +52,7 @@ def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dic
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     worst: dict[str, float] = {name: 0.0 for name in kinds}
     mismatched: dict[str, int] = {}
+    nonfinite: dict[str, int] = {}
     for case in range(spec.parity_cases):
         feeds = {k: np.ascontiguousarray(v) for k, v in spec.make_inputs(case).items() if k in {i.name for i in spec.inputs}}
         ref = _run_torch(spec, case)
@@ -59,12 +60,18 @@ def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dic
         for o, r, g in zip(spec.outputs, ref, got):
             if r.shape != g.shape:
                 raise ExportError(f"{spec.name}: output {o.name} has shape {g.shape} in ONNX but {r.shape} in PyTorch (case {case})")
+            # non-finite values fail the gate: max(0.0, nan) is 0.0, so NaN must never reach the max-abs
+            n_bad = int(r.size - np.count_nonzero(np.isfinite(r))) + int(g.size - np.count_nonzero(np.isfinite(g)))
+            if n_bad:
+                nonfinite[o.name] = nonfinite.get(o.name, 0) + n_bad
+                continue
             if o.name in spec.exact_outputs:
                 mismatched[o.name] = mismatched.get(o.name, 0) + int(np.sum(r != g))
                 continue
             err = compare_error(kinds[o.name], r, g)
             worst[o.name] = err if not err <= worst[o.name] else worst[o.name]  # NaN sticks
-    failures = []
+    failures = [f"{name}: {n} NaN/Inf value(s) in the ONNX or PyTorch output (the weights or the graph are broken)"
+                for name, n in nonfinite.items()]
     for name, err in worst.items():
         tol = spec.atol_per_output.get(name, spec.atol)
         if not err <= tol:
@@ -84,6 +91,8 @@ def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dic
         result["error"] = dict(worst)
     if spec.exact_outputs:
         result["exact"] = {k: mismatched.get(k, 0) == 0 for k in spec.exact_outputs}
+    if nonfinite:
+        result["nonfinite"] = nonfinite
     if failures:
         raise ExportError(f"{spec.name}: parity vs PyTorch failed: " + "; ".join(failures))
     return result
