@@ -162,6 +162,22 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
 STAGES = ("tracing", "graph passes", "Sentis check", "parity")
 
 
+def trace_to_onnx(module: torch.nn.Module, inputs: tuple, input_names: list[str], output_names: list[str],
+                  opset: int, dynamic_axes: dict | None = None, *, scratch: Path, what: str) -> onnx.ModelProto:
+    """The TorchScript exporter (dynamo=False) on `module`, through the file `scratch` (removed)."""
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, inputs, str(scratch), input_names=input_names, output_names=output_names,
+                              opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
+    except Exception as e:  # noqa: BLE001 - re-raised as a one-line export error
+        scratch.unlink(missing_ok=True)
+        raise ExportError(f"{what}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
+    model = onnx.load(str(scratch))
+    scratch.unlink(missing_ok=True)
+    return model
+
+
 def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
                  on_stage: Callable[[str], None] | None = None) -> GraphResult:
     """Trace, pass, check and measure one graph; writes out_dir/<name>.onnx. `on_stage(name)` is
@@ -184,25 +200,12 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
         if axes:
             dynamic_axes[t.name] = axes
     stage("tracing")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                spec.module,
-                spec.torch_inputs(0),
-                str(raw),
-                input_names=[t.name for t in spec.inputs],
-                output_names=[t.name for t in spec.outputs],
-                opset_version=options.opset,
-                dynamic_axes=dynamic_axes or None,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-    except Exception as e:  # noqa: BLE001 - re-raised as a one-line export error
-        raw.unlink(missing_ok=True)
-        raise ExportError(f"{spec.name}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
-    model = onnx.load(str(raw))
-    raw.unlink(missing_ok=True)
+    if spec.build_onnx is not None:
+        model = spec.build_onnx(options.opset, raw)
+    else:
+        model = trace_to_onnx(spec.module, spec.torch_inputs(0), [t.name for t in spec.inputs],
+                              [t.name for t in spec.outputs], options.opset, dynamic_axes or None,
+                              scratch=raw, what=spec.name)
     stage("graph passes")
     weights = detach_weights(model)
     model, applied = run_pipeline(model, spec.passes, input_shapes=spec.static_shapes(), target_opset=options.opset)

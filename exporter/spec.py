@@ -64,6 +64,10 @@ class GraphSpec:
     # outputs compared with a custom metric instead of max-abs (e.g. integer token ids: exact)
     exact_outputs: tuple[str, ...] = ()
     fp16_exempt: bool = False  # keep fp32 weights even in an fp16 bundle (precision-sensitive)
+    # builds the raw graph instead of tracing `module` (e.g. the flow solver: one traced estimator
+    # step unrolled in ONNX); gets (opset, a scratch file path), returns a ModelProto with these
+    # inputs/outputs. `module` stays the PyTorch reference the parity is measured against.
+    build_onnx: Callable[[int, Any], Any] | None = None
 
     @property
     def file(self) -> str:
