@@ -5,7 +5,8 @@ graph passes, Sentis check, parity; saving is inside "graph passes"), sampled fr
     flock /tmp/sentis_heavy.lock /usr/bin/time -v python bench/export_profile.py \
         --model-dir /tmp/perf-full-model --out /tmp/perf-bundle all
 
-Prints a table (markdown) and the same as JSON with --json FILE.
+Prints a table (markdown) and the same as JSON with --json FILE (FILE + "l": one JSON line per
+finished stage, written as the export runs).
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def rss_bytes() -> int:
 class StageProfile:
     """Export progress sink: records (component, graph, stage) -> seconds, peak RSS in that stage."""
 
-    def __init__(self, period: float = 0.1):
+    def __init__(self, period: float = 0.1, log=None):
+        self.log = log  # a file: each finished row as a JSON line, as it happens
         self.rows: list[dict] = []
         self.cur: dict | None = None
         self.lock = threading.Lock()
@@ -49,6 +51,8 @@ class StageProfile:
             if self.cur is not None:
                 self.cur["seconds"] = now - self.cur.pop("_t0")
                 self.rows.append(self.cur)
+                if self.log:
+                    print(json.dumps(self.cur), file=self.log, flush=True)
             self.cur = None if stage is None else {"component": comp, "graph": graph, "stage": stage,
                                                    "peak_rss": rss_bytes(), "_t0": now}
 
@@ -88,7 +92,7 @@ def main():
 
     torch.set_num_threads(a.threads)
     comps = available_components() if a.components == ["all"] else a.components
-    prof = StageProfile()
+    prof = StageProfile(log=open(a.json + "l", "w") if a.json else None)
     t0 = time.perf_counter()
     md = ModelDir.open(a.model_dir)
     export_components(md, a.out, comps, ExportOptions(threads=a.threads, flow_lens=tuple(a.flow_len)),

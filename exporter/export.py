@@ -159,6 +159,43 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
     return model
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+_GRAPH_FIELD, _INITIALIZER_FIELD = 7, 5  # ModelProto.graph, GraphProto.initializer (onnx.proto)
+
+
+def save_with_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto], path: Path) -> None:
+    """Write `model` with the weights `detach_weights` took out as initializers again (those still
+    used), streaming them into the file one by one: the same file content as attach_weights +
+    onnx.save, without a second in-memory copy of every weight and a third as one serialized
+    string (the full-size LLM step is 1.45 GB of weights). Encodes the graph field by hand: the
+    small graph, then each big initializer as one more length-delimited `initializer` entry."""
+    used = {n for node in model.graph.node for n in node.input}
+    big = [init for name, init in stash.items() if name in used]
+    small = onnx.ModelProto()
+    small.CopyFrom(model)
+    inputs = [i for i in small.graph.input if i.name not in stash]
+    del small.graph.input[:]
+    small.graph.input.extend(inputs)
+    graph = small.graph.SerializeToString()
+    small.ClearField("graph")
+    sizes = [init.ByteSize() for init in big]
+    entries = sum(1 + len(_varint(n)) + n for n in sizes)  # tag byte (5 << 3 | 2) + length + payload
+    with open(path, "wb") as f:
+        f.write(small.SerializeToString())
+        f.write(bytes([_GRAPH_FIELD << 3 | 2]) + _varint(len(graph) + entries) + graph)
+        for init, n in zip(big, sizes):
+            f.write(bytes([_INITIALIZER_FIELD << 3 | 2]) + _varint(n))
+            f.write(init.SerializeToString())
+
+
 STAGES = ("tracing", "graph passes", "Sentis check", "parity")
 
 
@@ -209,15 +246,14 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
     stage("graph passes")
     weights = detach_weights(model)
     model, applied = run_pipeline(model, spec.passes, input_shapes=spec.static_shapes(), target_opset=options.opset)
-    model = attach_weights(model, weights)
-    del weights
     weights_dtype = "float32"
     if options.fp16 and not spec.fp16_exempt:
-        model = weights_to_fp16(model)
+        model = weights_to_fp16(attach_weights(model, weights))
+        weights = {}
         applied = list(applied) + ["weights_to_fp16"]
         weights_dtype = "float16"
-    onnx.save(model, str(path))
-    del model
+    save_with_weights(model, weights, path)
+    del model, weights
     stage("Sentis check")
     report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys())
     if not report.ok:
