@@ -331,4 +331,5 @@ def export_components(
                 bw.add_file(rel, content, component=comp)
             m["components"][comp] = ce.manifest
             m["export_options"][comp] = {"fp16": options.fp16, "opset": options.opset, "sentis_version": options.sentis_version}
+            ce = spec = res = None  # this component's modules (the LLM's 2 GB) go before the next one is built
         return m

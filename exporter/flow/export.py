@@ -40,13 +40,18 @@ ATOL_FP16_MEL = 0.5
 
 
 def load_flows(model_dir, lens) -> dict[int, Flow]:
-    """One Flow module per mel length, all loaded strictly from flow.pt."""
+    """One Flow module per mel length, the first loaded strictly from flow.pt, the others sharing
+    its parameter tensors (one copy of the 450 MB of full-size weights for all buckets; only the
+    per-length constants differ)."""
     cfg = model_dir.config.flow
-    sd = model_dir.load_checkpoint("flow")
     flows = {}
     for n in lens:
         f = Flow(cfg, n).eval()
-        load_into(f, sd, source=str(model_dir.checkpoint_path("flow")))
+        if not flows:
+            load_into(f, model_dir.load_checkpoint("flow"), source=str(model_dir.checkpoint_path("flow")))
+            shared = f.state_dict()
+        else:
+            f.load_state_dict(shared, strict=True, assign=True)
         flows[n] = f
     return flows
 
