@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--graph", default=None, help="profile this .onnx instead of the bundle's flow_solve_{frames}")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--exact-frames", type=int, default=650,
+                    help="the workload's real length (what the official code computes, unpadded): FLOP floor of the ratio")
     a = ap.parse_args()
 
     path = a.graph or str(Path(a.bundle) / f"flow_solve_{a.frames}.onnx")
@@ -141,6 +143,14 @@ def main():
         rate = f / sec / 1e9 if f and sec else 0.0
         print(f"| {c} | {sec:.2f} | {100 * sec / total:.1f} | {f / 1e9:.1f} | {rate:.0f} | {100 * rate / peak:.0f} |" if f else
               f"| {c} | {sec:.2f} | {100 * sec / total:.1f} | — | — | — |")
+    # padding: weight GEMMs and convs scale with N, attention with N^2
+    lin = cls_f.get("weight GEMM", 0.0) + cls_f.get("Conv", 0.0)
+    att = cls_f.get("activation MatMul (attention)", 0.0)
+    r = a.exact_frames / N
+    exact = lin * r + att * r * r
+    print(f"\nexact length {a.exact_frames} frames (no padding, as the official code runs): {exact / 1e9:.1f} GFLOP; "
+          f"bucket {N} / exact = {(lin + att) / exact:.3f} -> at equal GEMM efficiency the ratio to the official flow "
+          f"cannot be below {(lin + att) / exact:.2f}; below 0.6 needs {(lin + att) / exact / 0.6:.2f}x the official's FLOP rate")
     print("\nby ORT op type: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])[:12]))
 
 
