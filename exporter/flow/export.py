@@ -20,9 +20,11 @@ import onnx
 import torch
 from torch import nn
 
+from graph_passes import DEFAULT_PASSES, run_pipeline
+
 from ..checkpoint import load_into
 from ..errors import ExportError
-from ..export import trace_to_onnx
+from ..export import attach_weights, detach_weights, trace_to_onnx
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .model import Flow, official_noise
 from .unroll import unroll_euler
@@ -86,6 +88,9 @@ class VelocityGraph(nn.Module):
 
 
 VELOCITY_INPUTS = ("x", "t", "mu", "cond", "spks", "mel_mask", "streaming")
+# the unrolled graph: solve_onnx already folded the step; folding the ten copies again would only
+# fold the per-step time embedding of the constant t (a few tiny ops) at ~10x the cost
+SOLVE_PASSES = [p for p in DEFAULT_PASSES if p != "fold_constants"]
 
 
 def solve_onnx(flow: Flow, example: dict[str, np.ndarray], opset: int, scratch) -> onnx.ModelProto:
@@ -94,6 +99,11 @@ def solve_onnx(flow: Flow, example: dict[str, np.ndarray], opset: int, scratch) 
     inputs = tuple(torch.from_numpy(np.ascontiguousarray(example[k])) for k in VELOCITY_INPUTS)
     step = trace_to_onnx(VelocityGraph(flow), inputs, list(VELOCITY_INPUTS), ["velocity"], opset,
                          scratch=scratch, what=f"flow_solve_{flow.n_frames}")
+    # the graph passes on the one step (folding is the costly pass and scales with the nodes it
+    # visits); export_graph runs them again on the unrolled graph, where little is left to do
+    weights = detach_weights(step)
+    step, _ = run_pipeline(step, None, input_shapes={k: list(example[k].shape) for k in VELOCITY_INPUTS}, target_opset=opset)
+    step = attach_weights(step, weights)
     return unroll_euler(step, x="x", t="t", velocity="velocity", ts=flow.t_steps, dts=flow.dt_steps, x0="noise", out="mel")
 
 
@@ -196,6 +206,7 @@ def build_graphs(flows: dict[int, Flow], options: ExportOptions, noise: np.ndarr
                 make_inputs=lambda case, cfg=cfg, n=n: decoder_inputs(cfg, n, case, noise),
                 build_onnx=lambda opset, scratch, flow=flow, cfg=cfg, n=n: solve_onnx(
                     flow, decoder_inputs(cfg, n, 0, noise), opset, scratch),
+                passes=SOLVE_PASSES,
                 atol=ATOL_FP16_MEL if fp16 else ATOL_SOLVE, parity_cases=3 if n == min(flows) else 1, fixed_dims=dims,
                 description=f"{cfg.n_timesteps}-step Euler CFM solve (cosine t, CFG {cfg.inference_cfg_rate}) unrolled",
                 metadata=dict(dims, n_timesteps=cfg.n_timesteps),
