@@ -41,8 +41,10 @@ def load_state_dict(path: str | Path, *, strip_prefixes: Iterable[str] = ()) -> 
                 f"{p}: cannot be loaded with torch.load(weights_only=True) — corrupt, or it holds "
                 f"pickled Python objects rather than plain tensors ({msg[:200]})"
             ) from None
-        if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-            obj = obj["state_dict"]
+        for wrapper in ("state_dict", "model"):  # Lightning-style / icefall-style (ZipVoice model.pt) wrappers
+            if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+                obj = obj[wrapper]
+                break
         if not isinstance(obj, Mapping):
             raise CheckpointError(f"{p}: expected a state_dict (mapping of name -> tensor), got {type(obj).__name__}")
         sd = {}

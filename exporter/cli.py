@@ -1,4 +1,5 @@
-"""`sentis-tts`: export CosyVoice2 to Sentis-clean ONNX bundles, check them, run them.
+"""`sentis-tts`: export text-to-speech models (CosyVoice2, ZipVoice families) to Sentis-clean ONNX
+bundles, check them, run them. Family-specific steps are asked of exporter/families/.
 
 Every user error is printed as one line (`error: …`) with a non-zero exit code.
 """
@@ -13,8 +14,10 @@ import click
 
 from . import __version__
 from .errors import SentisTTSError
+from .families import family_names
 
 ALL = "all"
+FAMILY_NAMES = family_names()
 
 
 def _max_abs(parity: dict) -> str:
@@ -56,12 +59,13 @@ def print_graph_table(manifest: dict, names: list[str] | None = None) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sentis-tts")
 def cli() -> None:
-    """Turn a CosyVoice2 text-to-speech model into ONNX graphs that Unity Sentis imports,
-    prove they compute what PyTorch computes, and run them without PyTorch.
+    """Turn a text-to-speech model (CosyVoice2, ZipVoice / ZipVoice-Distill) into ONNX graphs that
+    Unity Sentis imports, prove they compute what PyTorch computes, and run them without PyTorch.
 
     \b
     Typical use:
       sentis-tts demo                                   # tiny seeded model, end to end
+      sentis-tts demo --family zipvoice                 # the same for the ZipVoice family
       sentis-tts inspect --model-dir CosyVoice2-0.5B    # what is in a model directory
       sentis-tts export all --model-dir CosyVoice2-0.5B --out bundle/
       sentis-tts check bundle/*.onnx                    # Sentis compatibility report
@@ -71,52 +75,48 @@ def cli() -> None:
 
 # ------------------------------------------------------------------------------------------------
 @cli.command()
-@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path), help="Official CosyVoice2 model directory.")
+@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path),
+              help="Model directory in its official layout (the family is detected from its files).")
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed configuration as JSON.")
 def inspect(model_dir: Path, as_json: bool) -> None:
     """Read a model directory (safely: nothing in the yaml is imported or executed) and show
     its hyper-parameters and which files are present."""
     import json
 
-    from .modeldir import ModelDir
+    from .families import detect_family
 
-    md = ModelDir.open(model_dir)
+    fam = detect_family(model_dir)
+    md = fam.open(model_dir)
     if as_json:
-        click.echo(json.dumps({"config": md.config.to_dict(), "files": md.inventory()}, indent=2))
+        click.echo(json.dumps({"family": fam.name, "config": fam.config_dict(md), "files": fam.inventory(md)}, indent=2))
         return
-    c = md.config
-    q = c.llm.qwen
     click.echo(f"model dir: {md.root}")
-    click.echo(f"  llm : Qwen2 {q.num_hidden_layers} layers, hidden {q.hidden_size}, heads {q.num_attention_heads}/{q.num_key_value_heads} kv, "
-               f"text vocab {q.vocab_size}, speech vocab {c.llm.speech_vocab}")
-    e, s = c.flow.encoder, c.flow.estimator
-    click.echo(f"  flow: encoder {e.num_blocks}+{e.num_up_blocks} blocks × {e.output_size}, estimator channels {list(s.channels)}, "
-               f"{s.n_blocks} blocks/level, {s.num_mid_blocks} mid, {s.num_heads} heads")
-    h = c.hift
-    click.echo(f"  hift: base {h.base_channels}, upsample {list(h.upsample_rates)}, istft {h.istft_n_fft}/{h.istft_hop_len}, "
-               f"{h.sampling_rate} Hz ({h.hop_samples} samples per mel frame)")
-    for name, state in md.inventory().items():
+    click.echo(f"  family: {fam.name} ({fam.title})")
+    for line in fam.describe(md):
+        click.echo(line)
+    for name, state in fam.inventory(md).items():
         click.echo(f"  {name:32s} {state}")
 
 
 # ------------------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@click.option("--family", type=click.Choice(FAMILY_NAMES), default="cosyvoice2", show_default=True, help="Model family.")
 @click.option("--size", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
-              help="tiny: small dims for tests; full: real CosyVoice2-0.5B dims (≈3 GB) for benchmarks.")
+              help="tiny: small dims for tests; full: the family's real dims (CosyVoice2-0.5B ≈3 GB) for benchmarks.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["pt", "safetensors"]), default="pt", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing directory.")
-def fixture(out: Path, size: str, seed: int, fmt: str, overwrite: bool) -> None:
-    """Write a model directory in the official layout with seeded random weights
+def fixture(out: Path, family: str, size: str, seed: int, fmt: str, overwrite: bool) -> None:
+    """Write a model directory in the family's official layout with seeded random weights
     (weights cannot be downloaded here; this exercises the real loading path)."""
-    from .fixtures import build_model_dir
+    from .families import get_family
 
     if out.exists() and not overwrite:
         raise SentisTTSError(f"{out} exists; pass --overwrite to replace it")
     t0 = time.perf_counter()
-    build_model_dir(out, size=size, seed=seed, fmt=fmt, overwrite=overwrite)
-    click.echo(f"wrote {size} model dir {out} in {time.perf_counter() - t0:.1f} s")
+    get_family(family).build_fixture(out, size=size, seed=seed, fmt=fmt, overwrite=overwrite)
+    click.echo(f"wrote {size} {family} model dir {out} in {time.perf_counter() - t0:.1f} s")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -175,9 +175,9 @@ class ConsoleProgress:
 
 def run_export(model_dir: Path, out: Path, components: list[str], options, *, overwrite: bool, quiet: bool = False) -> dict:
     from .export import export_components
-    from .modeldir import ModelDir
+    from .families import open_model_dir
 
-    md = ModelDir.open(model_dir)
+    md = open_model_dir(model_dir)
     mode = "create" if overwrite else "update"
     progress = ConsoleProgress(quiet)
     try:
@@ -192,12 +192,14 @@ def run_export(model_dir: Path, out: Path, components: list[str], options, *, ov
     return manifest
 
 
-_COMPONENT_HELP = "Component(s) to export: all, llm, flow, hift, speech_tokenizer, campplus."
+_COMPONENT_HELP = ("Component(s) to export: all, or the family's: cosyvoice2: llm, flow, hift, speech_tokenizer, campplus, text; "
+                   "zipvoice: text_encoder, fm_decoder, vocos, text.")
 
 
 @cli.command()
 @click.argument("components", nargs=-1, required=True)
-@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path), help="Official CosyVoice2 model directory.")
+@click.option("--model-dir", "-m", required=True, type=click.Path(path_type=Path),
+              help="Model directory in its official layout (CosyVoice2, ZipVoice; detected from its files).")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Bundle folder (created, or updated in place atomically).")
 @click.option("--fp16", is_flag=True, help="Store weights as float16 (graph inputs/outputs stay float32).")
 @click.option("--opset", type=click.IntRange(15, 17), default=17, show_default=True, help="ONNX opset (Sentis-safe range 15-17).")
@@ -225,14 +227,16 @@ def export(ctx, components, model_dir, out, fp16, opset, sentis_version, flow_le
       sentis-tts export llm  --model-dir CosyVoice2-0.5B --out bundle/ --fp16
       sentis-tts export flow --model-dir CosyVoice2-0.5B --out bundle/ --flow-len 256 --flow-len 512
     """
-    from .export import COMPONENTS, available_components
+    from .families import detect_family
 
+    family = detect_family(model_dir)
     comps = list(components)
     if ALL in comps:
-        comps = available_components()
-    unknown = [c for c in comps if c not in COMPONENTS]
+        comps = family.available_components()
+    unknown = [c for c in comps if c not in family.components]
     if unknown:
-        raise SentisTTSError(f"unknown component(s) {', '.join(unknown)}; choose from: all, {', '.join(COMPONENTS)}")
+        raise SentisTTSError(f"unknown {family.name} component(s) {', '.join(unknown)}; "
+                             f"choose from: all, {', '.join(family.components)}")
     opts = _export_options(fp16, opset, sentis_version, no_parity, seed, threads, flow_len, max_cache_len, prefill_chunk, hift_frames)
     if profile:
         from click.core import ParameterSource
@@ -252,13 +256,20 @@ def export(ctx, components, model_dir, out, fp16, opset, sentis_version, flow_le
 def verify(bundle: Path, sentis_version: str | None) -> None:
     """Verify a bundle: every file's sha256 matches the manifest and every graph passes the
     Sentis checker again."""
+    from graph_passes import GraphPassError
+    from graph_passes._graph import load_model
     from graph_passes.sentis import check_model
+    from graph_passes.validate import validate_model
     from runtime_ref.bundle import Bundle
 
     b = Bundle.open(bundle, verify=True)
     bad = 0
     for name, g in b.manifest["graphs"].items():
         ver = sentis_version or g.get("checker", {}).get("sentis_version", "2.1")
+        try:  # structural validation first: a broken graph is never "checker ok"
+            validate_model(load_model(bundle / g["file"]), path=str(bundle / g["file"]), what=f"{name} ({g['file']})")
+        except GraphPassError as exc:
+            raise SentisTTSError(str(exc)) from None
         rep = check_model(bundle / g["file"], ver, allowed_symbolic_dims=g.get("symbolic_dims", {}).keys())
         click.echo(f"{name:28s} sha256 ok  checker {'ok' if rep.ok else 'FAIL'} ({ver})")
         if not rep.ok:
@@ -298,7 +309,8 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
       sentis-tts synthesize -b bundle/ -v alice -t "Hi!" --instruct "Speak happily." -o hi.wav --stream
     """
     from runtime_ref.audio import write_wav
-    from runtime_ref.pipeline import Pipeline
+    from runtime_ref.bundle import Bundle
+    from runtime_ref.families import check_request_options, runtime_family
 
     if text is not None and text_file is not None:
         raise SentisTTSError("give the text either with --text or with --text-file, not both")
@@ -323,22 +335,29 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
     if not text.strip():
         raise SentisTTSError("the text to synthesize is empty")
     t0 = time.perf_counter()
-    pipe = Pipeline.open(bundle, threads=threads, normalize=not no_normalize, japanese_reading=not no_japanese_reading)
+    b = Bundle.open(bundle, threads=threads)
+    family = runtime_family(b.manifest)
+    check_request_options(family, {"mode": mode, "instruct": instruct, "bistream": bistream})
+    if stream and not family.streaming:
+        raise SentisTTSError(f"{family.name} bundles have no streaming path (the whole utterance is one solve); drop --stream")
+    popts = {k: False for k, off in (("normalize", no_normalize), ("japanese_reading", no_japanese_reading)) if off}
+    pipe = family.open(b, **popts)
+    request = {k: v for k, v in (("mode", mode), ("instruct", instruct)) if v is not None}
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     if stream or bistream:
         import numpy as np
 
         chunks, first = [], None
-        gen = (pipe.stream_bistream(lines, voice_name, mode=mode, instruct=instruct, seed=seed) if bistream
-               else pipe.stream(text, voice_name, mode=mode, instruct=instruct, seed=seed))
+        gen = (pipe.stream_bistream(lines, voice_name, seed=seed, **request) if bistream
+               else pipe.stream(text, voice_name, seed=seed, **request))
         for chunk in gen:
             if first is None:
                 first = time.perf_counter() - t0
             chunks.append(chunk)
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     else:
-        audio = pipe.synthesize(text, voice_name, mode=mode, instruct=instruct, seed=seed).audio
+        audio = pipe.synthesize(text, voice_name, seed=seed, **request).audio
         first = None
     dt = time.perf_counter() - t0
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -354,18 +373,20 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
 @cli.command()
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
               help="Folder for the demo model dir, bundle and outputs (replaced if it exists).")
+@click.option("--family", type=click.Choice(FAMILY_NAMES), default="cosyvoice2", show_default=True,
+              help="Model family of the built-in tiny model.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), show_default=True)
-def demo(out: Path, seed: int, threads: int) -> None:
+def demo(out: Path, family: str, seed: int, threads: int) -> None:
     """Run the main job on the built-in tiny model: build a seeded tiny model directory in the
     official layout, export every component (Sentis checker + parity vs PyTorch per graph), bake a
     voice from a synthetic prompt with onnxruntime only, synthesize a sentence with runtime_ref and
     with the PyTorch reference (non-streaming and streaming), and write OUT/report.md with the
     parity table and PNG plots, plus OUT/demo.wav."""
-    from .demo import run_demo
+    from .families import get_family
 
     t0 = time.perf_counter()
-    res = run_demo(out, seed=seed, threads=threads, log=click.echo)
+    res = get_family(family).run_demo(out, seed=seed, threads=threads, log=click.echo)
     click.echo(f"report: {out / 'report.md'}   audio: {out / 'demo.wav'}")
     if not res["ok"]:
         raise SentisTTSError("end-to-end parity is outside its targets; see report.md")

@@ -27,7 +27,9 @@ def add_command(bundle: Path, name: str, wav: Path, text: str, overwrite: bool) 
         entry = add_voice(bundle, name, wav, text=text, overwrite=overwrite)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
-    click.echo(f"voice {name}: {entry['n_tokens']} tokens, {entry['n_mel_frames']} mel frames -> {bundle / entry['file']}")
+    frames = entry.get("n_mel_frames", entry.get("n_prompt_frames"))
+    tokens = f"{entry['n_tokens']} tokens, " if "n_tokens" in entry else ""
+    click.echo(f"voice {name}: {tokens}{frames} mel frames -> {bundle / entry['file']}")
 
 
 @voice_group.command("import-spk2info")

@@ -42,7 +42,8 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
     from runtime_ref.pipeline import Pipeline
     from runtime_ref.prompt import add_voice_to_bundle, bake_voice
 
-    from .export import available_components, export_components
+    from .export import export_components
+    from .families import get_family
     from .fixtures import build_model_dir
     from .modeldir import ModelDir
     from .reference_pipeline import TorchPipeline, snr_db
@@ -56,7 +57,7 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
     log(f"[1/5] tiny model dir (seed {seed}): {md_path}")
     md = ModelDir.open(md_path)
 
-    comps = available_components()
+    comps = get_family("cosyvoice2").available_components()
     log(f"[2/5] exporting {', '.join(comps)}")
     t0 = time.perf_counter()
 

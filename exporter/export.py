@@ -6,7 +6,6 @@ measured parity figures in the manifest.
 """
 from __future__ import annotations
 
-import importlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -19,43 +18,6 @@ import torch
 
 from .errors import ExportError, SentisTTSError
 from .spec import ComponentExport, ExportOptions, GraphSpec
-
-# component name -> module providing `build(model_dir: ModelDir, options: ExportOptions) -> ComponentExport`
-COMPONENTS: dict[str, str] = {
-    "llm": "exporter.llm.export",
-    "flow": "exporter.flow.export",
-    "hift": "exporter.hift.export",
-    "speech_tokenizer": "exporter.speech_tokenizer.export",
-    "campplus": "exporter.campplus.export",
-    "text": "exporter.text_export",
-}
-
-
-def available_components() -> list[str]:
-    """Components whose export module exists in this installation."""
-    out = []
-    for name, mod in COMPONENTS.items():
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-            continue
-        out.append(name)
-    return out
-
-
-def component_builder(name: str) -> Callable:
-    if name not in COMPONENTS:
-        raise SentisTTSError(f"unknown component {name!r}; one of: {', '.join(COMPONENTS)}")
-    try:
-        mod = importlib.import_module(COMPONENTS[name])
-    except ModuleNotFoundError as e:
-        if e.name == COMPONENTS[name]:
-            raise SentisTTSError(f"component {name!r} is not implemented in this version of sentis-tts") from None
-        raise
-    return mod.build
-
 
 @dataclass
 class GraphResult:
@@ -297,25 +259,24 @@ def export_components(
     `progress` (optional) gets component_start(comp, graph_names), stage(comp, graph, stage),
     graph_done(comp, graph, result) and component_done(comp)."""
     from .bundle import BundleWriter, sha256_file
+    from .families import family_of
 
+    family = family_of(model_dir)
     components = list(components)
-    builders = {c: component_builder(c) for c in components}
+    builders = {c: family.component_builder(c) for c in components}
     torch.manual_seed(options.seed)
-    with BundleWriter(out, mode=mode, overwrite=overwrite) as bw:
+    with BundleWriter(out, mode=mode, overwrite=overwrite, family=family.name) as bw:
         m = bw.manifest
+        if m.get("family", "cosyvoice2") != family.name:
+            raise SentisTTSError(f"{out} holds a {m.get('family')} bundle; export the {family.name} model into a new folder "
+                                 "(or pass --overwrite)")
         m["source"]["model_dir"] = str(Path(model_dir.root).resolve())
-        m["constants"].update({
-            "sample_rate": model_dir.config.sample_rate,
-            "token_frame_rate": model_dir.config.token_frame_rate,
-            "token_mel_ratio": model_dir.config.token_mel_ratio,
-            "chunk_size": model_dir.config.chunk_size,
-        })
+        m["constants"].update(family.constants(model_dir))
         m.setdefault("export_options", {})
         for comp in components:
             ce: ComponentExport = builders[comp](model_dir, options)
             bw.drop_component(comp)
-            if comp in ("llm", "flow", "hift"):
-                ck = model_dir.checkpoint_path(comp)
+            for ck in family.checkpoint_files(model_dir, comp):
                 m["source"].setdefault("checkpoints", {})[comp] = {"file": ck.name, "sha256": sha256_file(ck)}
             if progress:
                 progress.component_start(comp, [g.name for g in ce.graphs])

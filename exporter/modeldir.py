@@ -34,6 +34,7 @@ STRIP_PREFIXES = {"hift": ("generator.", "module."), "llm": ("module.",), "flow"
 
 @dataclass
 class ModelDir:
+    family = "cosyvoice2"  # exporter/families/cosyvoice2.py
     root: Path
     config: CosyVoice2Config
     yaml: dict = field(repr=False)

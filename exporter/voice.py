@@ -11,13 +11,14 @@ from .errors import SentisTTSError
 
 def add_voice(bundle_path: str | Path, name: str, wav: str | Path, *, text: str = "", overwrite: bool = False) -> dict:
     from runtime_ref.bundle import Bundle
-    from runtime_ref.prompt import add_voice_to_bundle, bake_voice_from_wav, check_voice_name
+    from runtime_ref.families import runtime_family
+    from runtime_ref.prompt import add_voice_to_bundle, check_voice_name
 
     check_voice_name(name)
     bundle = Bundle.open(bundle_path, verify=False)
     if name in bundle.manifest.get("voices", {}) and not overwrite:
         raise SentisTTSError(f"{bundle_path}: voice {name!r} exists; pass --overwrite to replace it")
-    voice = bake_voice_from_wav(bundle, wav, text=text)
+    voice = runtime_family(bundle.manifest).bake_voice_from_wav(bundle, wav, text=text)
     return add_voice_to_bundle(bundle_path, name, voice, source=f"wav:{Path(wav).name}", overwrite=overwrite)
 
 

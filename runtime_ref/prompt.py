@@ -146,10 +146,11 @@ def add_voice_to_bundle(root: str | Path, name: str, voice: dict[str, np.ndarray
     digest = hashlib.sha256(data).hexdigest()
     manifest.setdefault("files", {})[rel] = {"sha256": digest, "bytes": len(data), "component": "voices",
                                              "description": f"voice {name}"}
-    entry = {"file": rel, "source": source, "prompt_text": str(voice.get("prompt_text", "")),
-             "n_tokens": int(voice["speech_tokens"].shape[0]), "n_mel_frames": int(voice["prompt_mel"].shape[0]),
-             "embedding_dim": int(voice["embedding"].shape[0]), "has_text_ids": "prompt_text_ids" in voice,
-             "alignment": "k = min(mel_frames // 2, tokens); prompt_mel = mel[:2k], speech_tokens = tokens[:k]"}
+    entry = {"file": rel, "source": source, "prompt_text": str(voice.get("prompt_text", ""))}
+    if "speech_tokens" in voice:  # CosyVoice2 voices (other families describe theirs in `extra`)
+        entry.update({"n_tokens": int(voice["speech_tokens"].shape[0]), "n_mel_frames": int(voice["prompt_mel"].shape[0]),
+                      "embedding_dim": int(voice["embedding"].shape[0]), "has_text_ids": "prompt_text_ids" in voice,
+                      "alignment": "k = min(mel_frames // 2, tokens); prompt_mel = mel[:2k], speech_tokens = tokens[:k]"})
     entry.update(extra or {})
     voices[name] = entry
     _atomic_write(mpath, (json.dumps(manifest, indent=2) + "\n").encode())

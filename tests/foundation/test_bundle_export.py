@@ -63,9 +63,9 @@ def toy_component(monkeypatch):
     mod = types.ModuleType("toy_component_for_tests")
     mod.build = toy_build()
     monkeypatch.setitem(sys.modules, "toy_component_for_tests", mod)
-    import exporter.export as ex
+    from exporter.families import get_family
 
-    monkeypatch.setitem(ex.COMPONENTS, "toy", "toy_component_for_tests")
+    monkeypatch.setitem(get_family("cosyvoice2").components, "toy", "toy_component_for_tests")
     return mod
 
 

@@ -37,11 +37,13 @@ def test_every_command_explains_itself(cmd):
     assert code == 0 and "Usage:" in out and len(out) > 200
 
 
-def test_errors_are_one_line(tmp_path):
+def test_errors_are_one_line(tmp_path, tiny_model_dir):
     code, out = run_cli("inspect", "--model-dir", str(tmp_path / "nope"))
     assert code == 1 and out.strip() == f"error: model directory not found: {tmp_path / 'nope'}"
-    code, out = run_cli("export", "bogus", "--model-dir", str(tmp_path), "--out", str(tmp_path / "b"))
-    assert code == 1 and "unknown component(s) bogus" in out and out.count("\n") == 1
+    code, out = run_cli("export", "all", "--model-dir", str(tmp_path), "--out", str(tmp_path / "b"))
+    assert code == 1 and "not a model directory of a known family" in out and "model.json" in out and out.count("\n") == 1
+    code, out = run_cli("export", "bogus", "--model-dir", str(tiny_model_dir), "--out", str(tmp_path / "b"))
+    assert code == 1 and "unknown cosyvoice2 component(s) bogus" in out and out.count("\n") == 1
     code, out = run_cli("verify", "--bundle", str(tmp_path))
     assert code == 1 and "no manifest.json" in out
 

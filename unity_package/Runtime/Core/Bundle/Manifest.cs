@@ -48,6 +48,8 @@ namespace SentisTts.Core
     {
         public const int SupportedSchema = 1;
         public int SchemaVersion;
+        /// <summary>manifest["family"]: the model family (ModelFamilies); "cosyvoice2" when absent.</summary>
+        public string Family = "cosyvoice2";
         public JsonObject Root, Constants, Components;
         public readonly Dictionary<string, GraphEntry> Graphs = new Dictionary<string, GraphEntry>();
         /// <summary>Extra files (tokenizer, voices, arrays): relative path -> sha256 (may be null).</summary>
@@ -71,6 +73,8 @@ namespace SentisTts.Core
             if (requireSchema && m.SchemaVersion != SupportedSchema)
                 throw new SentisTtsException(where + ": schema_version " + (ver == null ? "(missing)" : ver.Text) +
                                              " is not supported (this runtime reads " + SupportedSchema + ")");
+            m.Family = m.Root.Str("family") ?? "cosyvoice2";
+            ModelFamilies.Parse(m.Family, where);
             m.Constants = m.Root.Obj("constants") ?? new JsonObject();
             m.Components = m.Root.Obj("components") ?? new JsonObject();
             var graphs = m.Root.Obj("graphs");

@@ -84,6 +84,7 @@ namespace SentisTts.Core.Pipeline
 
         public TtsPipeline(BundleManifest manifest, IGraphRunner runner, Qwen2Tokenizer tokenizer, IFlowStage flow)
         {
+            ModelFamilies.Require(manifest, ModelFamily.CosyVoice2, "TtsPipeline");
             Manifest = manifest;
             Tokenizer = tokenizer;
             Llm = new LlmGenerator(manifest, runner);
