@@ -86,15 +86,16 @@ def main():
 
     import torch
 
-    from exporter.export import available_components, export_components
+    from exporter.export import export_components
+    from exporter.families import family_of
     from exporter.modeldir import ModelDir
     from exporter.spec import ExportOptions
 
     torch.set_num_threads(a.threads)
-    comps = available_components() if a.components == ["all"] else a.components
-    prof = StageProfile(log=open(a.json + "l", "w") if a.json else None)
     t0 = time.perf_counter()
     md = ModelDir.open(a.model_dir)
+    comps = family_of(md).available_components() if a.components == ["all"] else a.components
+    prof = StageProfile(log=open(a.json + "l", "w") if a.json else None)
     export_components(md, a.out, comps, ExportOptions(threads=a.threads, flow_lens=tuple(a.flow_len)),
                       overwrite=True, progress=prof)
     prof.close()

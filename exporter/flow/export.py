@@ -90,7 +90,7 @@ class VelocityGraph(nn.Module):
 VELOCITY_INPUTS = ("x", "t", "mu", "cond", "spks", "mel_mask", "streaming")
 # the unrolled graph: solve_onnx already folded the step; folding the ten copies again would only
 # fold the per-step time embedding of the constant t (a few tiny ops) at ~10x the cost
-SOLVE_PASSES = [p for p in DEFAULT_PASSES if p != "fold_constants"]
+SOLVE_PASSES = [p for p in DEFAULT_PASSES if p not in ("fold_constants", "fold_to_fixed_point")]
 
 
 def solve_onnx(flow: Flow, example: dict[str, np.ndarray], opset: int, scratch) -> onnx.ModelProto:
