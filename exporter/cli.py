@@ -27,7 +27,7 @@ def _max_abs(parity: dict) -> str:
     exact = parity.get("exact", {})
     parts = []
     if vals:
-        tol = max(parity.get("atol", {}).values() or [0])
+        tol = max([parity.get("atol", {}).get(k, 0) for k in parity.get("max_abs", {})] or [0])  # max-abs outputs
         parts.append(f"{max(vals):.2e} (≤{tol:g})")
     if exact:
         parts.append("exact" if all(exact.values()) else "MISMATCH")
