@@ -287,11 +287,12 @@ def verify(bundle: Path, sentis_version: str | None) -> None:
 @click.option("--bistream", is_flag=True, help="Text arrives as a stream: each line of --text-file/stdin is fed as it is read "
               "(official bistream schedule; speech starts before the text is complete). Implies --stream.")
 @click.option("--seed", type=int, default=0, show_default=True, help="One seed for every random draw (sampling, vocoder noise).")
+@click.option("--speed", type=click.FloatRange(0.25, 4.0), default=None, help="ZipVoice: speaking rate (1.0 = the prompt's; >1 faster).")
 @click.option("--no-normalize", is_flag=True, help="Skip text normalisation (numbers, symbols).")
 @click.option("--no-japanese-reading", is_flag=True, help="Keep kanji as written instead of kana readings (Japanese).")
 @click.option("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), show_default=True)
-def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream, bistream, seed, no_normalize, no_japanese_reading,
-               threads) -> None:
+def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream, bistream, seed, speed, no_normalize,
+               no_japanese_reading, threads) -> None:
     """Speak TEXT with a voice of the bundle, on onnxruntime + numpy only (no PyTorch), and write
     a WAV. Same seed, same bundle → same samples.
 
@@ -330,12 +331,12 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
     t0 = time.perf_counter()
     b = Bundle.open(bundle, threads=threads)
     family = runtime_family(b.manifest)
-    check_request_options(family, {"mode": mode, "instruct": instruct, "bistream": bistream})
+    check_request_options(family, {"mode": mode, "instruct": instruct, "bistream": bistream, "speed": speed})
     if stream and not family.streaming:
         raise SentisTTSError(f"{family.name} bundles have no streaming path (the whole utterance is one solve); drop --stream")
     popts = {k: False for k, off in (("normalize", no_normalize), ("japanese_reading", no_japanese_reading)) if off}
     pipe = family.open(b, **popts)
-    request = {k: v for k, v in (("mode", mode), ("instruct", instruct)) if v is not None}
+    request = {k: v for k, v in (("mode", mode), ("instruct", instruct), ("speed", speed)) if v is not None}
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     if stream or bistream:
