@@ -20,12 +20,17 @@ from ..flow.export import pretranspose_linears  # one shared initializer per wei
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .export_common import example_features, frame_lens
 from .model import load_model, time_steps
+from .zipformer import freeze_positions
 
 
 class SolveGraph(torch.nn.Module):
-    def __init__(self, model):
+    """The solve for one frame bucket T: its own copy of the model (weights pre-transposed,
+    position tables frozen for T), like the CosyVoice2 flow's per-bucket modules."""
+
+    def __init__(self, model, T: int):
         super().__init__()
         self.model = pretranspose_linears(model)
+        freeze_positions(self.model.fm_decoder, T)
 
     def forward(self, noise, text_condition, speech_condition, frame_count, timesteps, guidance_scale):
         return self.model.solve(noise, text_condition, speech_condition, frame_count, timesteps, guidance_scale)
@@ -36,9 +41,10 @@ def build(md, options: ExportOptions) -> ComponentExport:
     c = cfg.model
     F = c.feat_dim
     steps = int(options.extra.get("num_step") or cfg.num_step)
-    graph = SolveGraph(load_model(md))
+    model = load_model(md)
     specs = []
     for T in frame_lens(md, options):
+        graph = SolveGraph(model, T)
         def make_inputs(case: int, T=T) -> dict[str, np.ndarray]:
             rng = np.random.default_rng(3000 + case)
             n = [T, T - 13 if T > 26 else T, T // 2 + 1][case % 3]

@@ -46,25 +46,28 @@ class ZipVoiceModel(nn.Module):
         """fm decoder on cat([x, text, speech]); t (B,) -> velocity (B, T, feat_dim)."""
         return self.fm_decoder(torch.cat([x, text_cond, speech_cond], dim=2), mask, n_valid, t, guidance_scale)
 
-    def velocity(self, t: torch.Tensor, x, text_cond, speech_cond, n_valid, guidance_scale: torch.Tensor):
-        """t (1,) in [0, 1); x, text_cond, speech_cond (1, T, F); guidance_scale (1,)."""
+    def velocity(self, t: torch.Tensor, x, text_cond, speech_cond, n_valid, guidance_scale: torch.Tensor, zeros=None):
+        """t (1,) in [0, 1); x, text_cond, speech_cond (1, T, F); guidance_scale (1,). `zeros`: a
+        zero tensor like text_cond (the solve passes one for all steps; a zeros_like of a static
+        shape would be folded into a new constant per step)."""
         mask = padding_mask(n_valid, x.shape[1])
         if self.distill:
             return self.decoder(t, x, text_cond, speech_cond, mask, n_valid, guidance_scale)
+        zeros = text_cond * 0.0 if zeros is None else zeros
         late = t > 0.5  # (1,)
-        uncond_speech = torch.where(late[:, None, None], torch.zeros_like(speech_cond), speech_cond)
+        uncond_speech = torch.where(late[:, None, None], zeros, speech_cond)
         g = torch.where(late, guidance_scale, 2.0 * guidance_scale)[:, None, None]
-        v = self.decoder(t.expand(2), torch.cat([x, x]), torch.cat([torch.zeros_like(text_cond), text_cond]),
+        v = self.decoder(t.expand(2), torch.cat([x, x]), torch.cat([zeros, text_cond]),
                          torch.cat([uncond_speech, speech_cond]), mask.expand(2, -1), n_valid)
         v_uncond, v_cond = v[0:1], v[1:2]
         return (1 + g) * v_cond - g * v_uncond
 
     def solve(self, noise, text_cond, speech_cond, n_valid, timesteps: torch.Tensor, guidance_scale: torch.Tensor):
         """Euler over len(timesteps) - 1 steps (unrolled), from x = noise. -> (1, T, F)."""
-        x = noise
+        x, zeros = noise, text_cond * 0.0
         for i in range(timesteps.shape[0] - 1):
             t0, t1 = timesteps[i: i + 1], timesteps[i + 1: i + 2]
-            x = x + self.velocity(t0, x, text_cond, speech_cond, n_valid, guidance_scale) * (t1 - t0)
+            x = x + self.velocity(t0, x, text_cond, speech_cond, n_valid, guidance_scale, zeros) * (t1 - t0)
         return x
 
 

@@ -97,6 +97,16 @@ class AttentionWeights(nn.Module):
         self.heads, self.qd, self.pd = heads, query_head_dim, pos_head_dim
         self.in_proj = nn.Linear(dim, (2 * query_head_dim + pos_head_dim) * heads)
         self.linear_pos = nn.Linear(pos_dim, heads * pos_head_dim, bias=False)
+        # (H, 1, pd, 2T-1) precomputed for one length (export, see freeze_positions)
+        self.register_buffer("pos_cache", None)  # a None buffer is not in the state_dict (official layout kept)
+
+    def positions(self, pos_emb: torch.Tensor, T: int) -> torch.Tensor:
+        """(H, 1, pd, 2T-1): the projected relative-position table (weights only: the same in every
+        solver step, so an export precomputes it once in exactly this shape, see PositionCache —
+        any op applied to it would be folded into a new constant per call)."""
+        if self.pos_cache is not None and self.pos_cache.shape[-1] == 2 * T - 1:
+            return self.pos_cache
+        return self.linear_pos(pos_emb).reshape(2 * T - 1, self.heads, self.pd).permute(1, 2, 0)[:, None]
 
     def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, _ = x.shape
@@ -106,8 +116,7 @@ class AttentionWeights(nn.Module):
         k = x[..., H * qd: 2 * H * qd].reshape(B, T, H, qd).permute(2, 0, 3, 1)  # (H, B, qd, T)
         p = x[..., 2 * H * qd:].reshape(B, T, H, pd).permute(2, 0, 1, 3)  # (H, B, T, pd)
         scores = torch.matmul(q, k)  # (H, B, T, T)
-        pos = self.linear_pos(pos_emb).reshape(2 * T - 1, H, pd).permute(1, 2, 0)  # (H, pd, 2T-1)
-        pos_scores = torch.matmul(p, pos[:, None])  # (H, B, T, 2T-1); column r = offset r - (T-1)
+        pos_scores = torch.matmul(p, self.positions(pos_emb, T))  # (H, B, T, 2T-1); column r = offset r - (T-1)
         scores = scores + rel_shift(pos_scores)
         if mask is not None:
             scores = scores.masked_fill(mask[None, :, None, :], -1000.0)
@@ -301,3 +310,19 @@ class Zipformer(nn.Module):
         for enc in self.encoders:
             x = enc(x, time_emb, mask, n_valid) if isinstance(enc, DownsampledStack) else enc(x, time_emb, mask)
         return self.out_proj(x)
+
+
+def freeze_positions(zipformer: Zipformer, T: int) -> Zipformer:
+    """Export helper, in place: every attention layer gets its projected position table for input
+    length T as a buffer, so a graph that runs the Zipformer many times (the unrolled solve)
+    holds each table once (computed on the fly, it is folded into one constant per call)."""
+    with torch.no_grad():
+        for ds, enc in zip(zipformer.c.downsampling_factor, zipformer.encoders):
+            stack = enc.encoder if isinstance(enc, DownsampledStack) else enc
+            Ts = -(-T // ds)
+            pe = rel_position_encoding(Ts, stack.pos_dim)
+            for layer in stack.layers:
+                attn = layer.self_attn_weights
+                attn.pos_cache = None
+                attn.pos_cache = attn.positions(pe, Ts).detach().clone()
+    return zipformer
