@@ -92,9 +92,16 @@ def test_log_mel_matches_s3tokenizer(s3tok, speech_like):
             got, frames = front(torch.from_numpy(buf), torch.tensor([len(x)], dtype=torch.int32))
         n = int(frames[0])
         assert n == ref.shape[1] == len(x) // 160
-        assert np.abs(got[0, :, :n].numpy() - ref).max() <= 1e-5
-        # the host reference is float64; the oracle itself is float32 torch.stft (~1e-5 of its own error)
-        assert np.abs(whisper_log_mel(x) - ref).max() <= 2e-5
+        got = got[0, :, :n].numpy()
+        # the host reference is float64; the oracle itself is float32 torch.stft (~1e-5 of its own
+        # error: 1.5e-5 on the 5.31 s case on an AVX2 EPYC, where its FFT rounds differently)
+        ref64 = whisper_log_mel(x)
+        oracle_err = np.abs(ref64 - ref).max()
+        assert oracle_err <= 2e-5
+        # our float32 graph: within 1e-5 of the float64 truth, and no farther from the oracle than
+        # the oracle's own float32 error allows
+        assert np.abs(got - ref64).max() <= 1e-5
+        assert np.abs(got - ref).max() <= oracle_err + 1e-5
 
 
 def _run_bundle(b, x, tail=0.0):
