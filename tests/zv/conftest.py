@@ -1,5 +1,5 @@
 """ZipVoice fixtures: tiny model dirs in the published layout (seeded random weights) and a bundle
-exported from one. The bundle uses small buckets and a 4-step solve (export option num_step) so
+exported from one. The bundle uses small buckets and a 2-step solve (export option num_step) so
 the suite stays fast; the default 16 / 8 steps are exercised by the demo and the official tests."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 FRAMES = (192,)
 TOKENS = (64,)
-STEPS = 4
+STEPS = 2
 
 
 @pytest.fixture(scope="session")
