@@ -22,6 +22,8 @@ def main():
     ap.add_argument("--frames", type=int, default=512, help="frame bucket (prompt + speech), 93.75 frames per s")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--size", default="full", choices=["full", "tiny"], help="tiny: smoke run of this script")
+    ap.add_argument("--num-step", type=int, default=None, help="export a shorter solve (smoke runs)")
     a = ap.parse_args()
     from exporter.demo import synthetic_prompt
     from exporter.export import export_components
@@ -36,14 +38,15 @@ def main():
     from runtime_ref.zipvoice.voice import bake_voice
 
     torch.set_num_threads(a.threads)
-    md_path, bundle_path = a.work / f"model_{a.variant}", a.work / f"bundle_{a.variant}_{a.frames}"
+    md_path, bundle_path = a.work / f"model_{a.size}_{a.variant}", a.work / f"bundle_{a.size}_{a.variant}_{a.frames}"
     if not md_path.exists():
-        build_model_dir(md_path, size="full", seed=0, variant=a.variant)
+        build_model_dir(md_path, size=a.size, seed=0, variant=a.variant)
     md = ZipVoiceModelDir.open(md_path)
     if not bundle_path.exists():
         t0 = time.perf_counter()
         export_components(md, bundle_path, get_family("zipvoice").available_components(),
-                          ExportOptions(threads=a.threads, flow_lens=(a.frames,), extra={"token_lens": (256,)}), mode="create")
+                          ExportOptions(threads=a.threads, flow_lens=(a.frames,),
+                                                    extra={"token_lens": (256,), "num_step": a.num_step}), mode="create")
         print(f"export: {time.perf_counter() - t0:.0f} s")
     bundle = Bundle.open(bundle_path, threads=a.threads)
     sizes = {n: f"{g['bytes'] / 1e6:.0f} MB" for n, g in bundle.manifest["graphs"].items()}
