@@ -83,7 +83,7 @@ def main():
     o = min(runs["ort"], key=lambda r: r[1])
     t = min(runs["torch"], key=lambda r: r[1])
     secs = o[0].audio.size / 24000
-    print(f"{a.variant}: {md.config.num_step} steps, guidance {md.config.guidance_scale}; bucket {a.frames} frames, "
+    print(f"{a.variant}: {bundle.component('fm_decoder')['num_step']} steps, guidance {md.config.guidance_scale}; bucket {a.frames} frames, "
           f"utterance {o[0].n_frames} frames ({secs:.2f} s of new audio), threads {a.threads}; graphs {sizes}")
     for name, (res, total, st) in (("onnxruntime (bundle)", o), ("PyTorch (ours)", t)):
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in st.items())
