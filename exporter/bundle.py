@@ -70,23 +70,34 @@ class BundleWriter:
     def __enter__(self) -> "BundleWriter":
         from .errors import SentisTTSError
 
+        from runtime_ref.bundle import read_manifest
+        from runtime_ref.errors import BundleError
+
         if self.out.exists() and not self.out.is_dir():
-            raise SentisTTSError(f"--out {self.out} exists and is not a directory")
+            raise SentisTTSError(f"--out {self.out} exists and is not a directory (choose a folder name)")
         exists = self.out.is_dir() and any(self.out.iterdir())
         if exists and self.mode == "create" and not self.overwrite:
             raise SentisTTSError(f"{self.out} already exists; pass --overwrite to replace it (or export into a new folder)")
+        update = exists and self.mode == "update"
+        if update:  # everything about the existing bundle is checked before anything is copied or created
+            if not (self.out / MANIFEST).is_file():
+                raise SentisTTSError(f"{self.out} is not empty and holds no {MANIFEST}, so it is not a bundle "
+                                     "(export into a new or empty folder, or pass --overwrite to replace it)")
+            try:
+                existing = read_manifest(self.out)
+            except BundleError as e:
+                raise SentisTTSError(f"cannot update the bundle: {e} — or pass --overwrite to replace it") from None
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
-        if exists and self.mode == "update" and (self.out / MANIFEST).is_file():
-            shutil.copytree(self.out, self.tmp, dirs_exist_ok=True)
-            self.manifest = json.loads((self.tmp / MANIFEST).read_text())
-            if self.manifest.get("schema_version") != SCHEMA_VERSION:
-                raise SentisTTSError(
-                    f"{self.out}: manifest schema {self.manifest.get('schema_version')} != {SCHEMA_VERSION}; "
-                    "export into a new folder"
-                )
-        else:
-            self.manifest = new_manifest(self.family)
+        try:
+            if update:
+                shutil.copytree(self.out, self.tmp, dirs_exist_ok=True)
+                self.manifest = existing
+            else:
+                self.manifest = new_manifest(self.family)
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -35,11 +35,12 @@ def load_state_dict(path: str | Path, *, strip_prefixes: Iterable[str] = ()) -> 
     else:
         try:
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError, AttributeError) as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError, AttributeError,
+                TypeError, KeyError, IndexError, OSError, UnicodeDecodeError, MemoryError, OverflowError, RecursionError) as e:
             raise CheckpointError(
-                f"{p}: cannot be loaded with torch.load(weights_only=True) — corrupt, or it holds "
-                f"pickled Python objects rather than plain tensors ({msg[:200]})"
+                f"{p}: cannot be loaded as plain tensors with torch.load(weights_only=True) — {_load_failure(e)} "
+                "(re-download the file, or convert a trusted copy to .safetensors; never load an untrusted "
+                "checkpoint with weights_only disabled)"
             ) from None
         for wrapper in ("state_dict", "model"):  # Lightning-style / icefall-style (ZipVoice model.pt) wrappers
             if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
@@ -56,10 +57,38 @@ def load_state_dict(path: str | Path, *, strip_prefixes: Iterable[str] = ()) -> 
                 bad.append(str(k))
         if bad:
             raise CheckpointError(f"{p}: entries that are not tensors: {summarize_keys(bad)}")
+    if not sd:
+        raise CheckpointError(f"{p}: holds no tensors (re-download the checkpoint)")
+    # model weights are floating point; int64 is kept for counters/index buffers (num_batches_tracked, position ids)
+    odd = [f"{k} ({str(v.dtype).replace('torch.', '')})" for k, v in sd.items() if not v.is_floating_point() and v.dtype != torch.int64]
+    if odd:
+        raise CheckpointError(f"{p}: {len(odd)} tensor(s) are not floating point: {summarize_keys(odd, 3)} "
+                              "(model weights are float32/float16/bfloat16: this is not a model checkpoint, or it was converted wrongly)")
+    nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if nonfinite:
+        raise CheckpointError(f"{p}: {len(nonfinite)} tensor(s) hold NaN/Inf values: {summarize_keys(nonfinite)} "
+                              "(the checkpoint is corrupt or diverged in training; use an earlier or re-downloaded one)")
     for prefix in strip_prefixes:
         if sd and all(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix):]: v for k, v in sd.items()}
     return sd
+
+
+def _dtype_kind(t: torch.Tensor) -> str:
+    return "bool" if t.dtype == torch.bool else ("float" if t.is_floating_point() else ("complex" if t.is_complex() else "int"))
+
+
+def _load_failure(e: BaseException) -> str:
+    """What torch.load said, without its advice to disable weights_only (unsafe for untrusted files)."""
+    text = " ".join(str(e).split())
+    if isinstance(e, pickle.UnpicklingError) or "weights only load failed" in text.lower() or "weights_only" in text:
+        import re
+
+        m = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+|Unsupported class [\w.]+)", text)
+        return "it holds pickled Python objects, not only tensors" + (f" ({m.group(1)})" if m else "")
+    if isinstance(e, (zipfile.BadZipFile, EOFError)) or "zip" in text.lower() or "central directory" in text:
+        return f"the file is truncated or not a checkpoint ({type(e).__name__})"
+    return f"{type(e).__name__}: {text[:160]}"
 
 
 def check_state_dict(
@@ -105,8 +134,13 @@ def load_into(
     ignore_unexpected: Iterable[str] = (),
 ) -> torch.nn.Module:
     """Strictly load `state_dict` into `module` (after our own key/shape check for a clear error)."""
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    msd = module.state_dict()
+    expected = {k: tuple(v.shape) for k, v in msd.items()}
     check_state_dict(expected, state_dict, source=source, ignore_unexpected=ignore_unexpected)
+    dtypes = [f"{k} {state_dict[k].dtype} (expected {msd[k].dtype})" for k in expected if _dtype_kind(msd[k]) != _dtype_kind(state_dict[k])]
+    if dtypes:
+        raise CheckpointError(f"{source}: {len(dtypes)} tensor(s) have the wrong kind of dtype: {summarize_keys(dtypes, 3)} "
+                              "(floating-point weights are stored as integers or bools: the file is not this model's checkpoint)")
     filtered = {k: v for k, v in state_dict.items() if k in expected}
     module.load_state_dict(filtered, strict=True)
     return module

@@ -119,13 +119,18 @@ def _declared_symbolic_dims(path: str) -> list[str]:
 @_MAX_TENSOR_OPT
 @_MAX_DIM_OPT
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list with one report dict per file instead of text.")
-def check_command(files, sentis_version, allow_dynamic, opset_range, max_tensor_mb, max_dim, as_json):
+@click.option("--no-policy", "no_policy", is_flag=True, help="Report the project's policy rules (dynamic dims, opset range, "
+              "DOUBLE, external data, ...) without failing on them; reject/runtime/semantics still fail.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=VALUE", help="Pin a symbolic dim as the importer's "
+              "dynamic-dim setting does (Sentis 2.2+), e.g. --dim query_len=1. Repeatable.")
+def check_command(files, sentis_version, allow_dynamic, opset_range, max_tensor_mb, max_dim, as_json, no_policy, dims):
     """Check ONNX FILES against what Unity Sentis can import.
 
-    Reports every violation as `rule  node(op)  message` (stable rule ids such as
-    op-unsupported, subgraph, dynamic-dim, int64-range, cast-to-bool, attr-resize-mode), notes
-    that do not fail (e.g. NonZero runs on CPU only), and a summary (opset, node count, op
-    counts, file size).
+    Reports every finding as `level rule  node(op)  message`: reject (import fails), runtime
+    (throws on a backend), semantics (computes something else), perf (CPU fallback, blocking
+    readbacks, blocked fusions; never fails) and policy (this project's rules; --no-policy).
+    Then the import analysis per file (layers after folding, CPU-read inputs, CPU-fallback
+    layers, blocking readbacks per run, 2.4 flushes, rewrites) and a summary.
 
     A graph inside a sentis-tts bundle may keep the symbolic dims its manifest.json declares
     (each with a written justification); they are allowed automatically and listed.
@@ -134,11 +139,12 @@ def check_command(files, sentis_version, allow_dynamic, opset_range, max_tensor_
     payloads vs their dims, dtypes, size limits, an onnxruntime load with default optimizations);
     a file that fails is reported in one line and never called OK.
 
-    Exit status: 0 if every file is clean, 1 if any file has a violation, 2 if a file cannot be
-    read as ONNX or is not valid ONNX.
+    Exit status: 0 if every file is clean, 1 if any file has a reject/runtime/semantics (or
+    policy) finding, 2 if a file cannot be read as ONNX or is not valid ONNX.
     """
     rng = _parse_opset_range(opset_range)
     limits = Limits.from_mb(max_tensor_mb, max_dim)
+    pinned = _parse_dims(dims)
     status = 0
     results = []
     for path in files:
@@ -148,13 +154,15 @@ def check_command(files, sentis_version, allow_dynamic, opset_range, max_tensor_
         try:
             validate_model(load_model(path), limits=limits, path=path, what=path)
             report = check_model(path, sentis_version, allowed_symbolic_dims=tuple(allow_dynamic) + tuple(declared),
-                                 opset_range=rng)
+                                 opset_range=rng, policy=not no_policy, pinned_dims=pinned)
+        except ValueError as exc:
+            raise GraphCommandError(_one_line(exc)) from None
         except GraphPassError as exc:
             status = 2
             if as_json:
                 results.append({"path": path, "ok": False, "error": _one_line(exc)})
             else:
-                click.echo(f"Error: {_one_line(exc)}", err=True)
+                click.echo(f"error: {_one_line(exc)}", err=True)
             continue
         if not report.ok and status == 0:
             status = 1
@@ -345,6 +353,8 @@ def convert_command(input_path, output_path, input_shapes, target_opset, sentis_
         notes.extend(parity.lines())
     except (GraphPassError, SentisTTSError) as exc:
         raise GraphCommandError(_one_line(exc)) from None
+    # what a pass changed beyond a rewrite, e.g. double_to_float's count
+    notes.extend(f"{p.key}: {p.value}" for p in out.metadata_props if p.key.startswith("graph_passes."))
     _write_atomic(out, output_path)
     try:
         report = check_model(output_path, sentis_version, allowed_symbolic_dims=allow_dynamic, opset_range=rng)

@@ -58,13 +58,17 @@ class Qwen2Config:
 
     @classmethod
     def from_json(cls, path: Path) -> "Qwen2Config":
+        from .hyperyaml import read_utf8
+
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ModelDirError(f"cannot read {path}: {e.strerror}") from None
+            raw = json.loads(read_utf8(path))
         except json.JSONDecodeError as e:
-            raise ModelDirError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+            raise ModelDirError(f"{path}: not valid JSON (line {e.lineno}): {e.msg} (use the config.json of the official model)") from None
+        except RecursionError:
+            raise ModelDirError(f"{path}: nested too deeply to read (use the config.json of the official model)") from None
         where = str(path)
+        if not isinstance(raw, dict):
+            raise ModelDirError(f"{where}: expected a JSON object of Qwen2 hyper-parameters, got a {type(raw).__name__}")
         required = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"]
         missing = [k for k in required if k not in raw]
         if missing:

@@ -129,17 +129,22 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
 
 
 def write_report(out: Path, manifest: dict, ours, theirs, e2e: dict, *, t_export: float, t_total: float) -> None:
-    from .png import heatmap, waveform
+    from .png import heatmap_plot, waveform_plot
 
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
+    rate = int(manifest["constants"].get("sample_rate", 24000))
     if ours.mels:
         a, b = theirs.mels[0][0], ours.mels[0][0]
         lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
-        heatmap(plots / "mel_pytorch.png", a, vmin=lo, vmax=hi)
-        heatmap(plots / "mel_bundle.png", b, vmin=lo, vmax=hi)
-        heatmap(plots / "mel_difference.png", np.abs(a - b))
-    waveform(plots / "waveform.png", ours.audio)
+        c = manifest["constants"]
+        frames_per_s = float(c.get("token_frame_rate", 25)) * float(c.get("token_mel_ratio", 2))  # 50 mel frames/s
+        frames_s = (0.0, a.shape[1] / frames_per_s)
+        axes = dict(xlabel="time (s)", ylabel="mel bin", x_range=frames_s)
+        heatmap_plot(plots / "mel_pytorch.png", a, title="mel, PyTorch reference", unit="log mel (ln)", vmin=lo, vmax=hi, **axes)
+        heatmap_plot(plots / "mel_bundle.png", b, title="mel, bundle (onnxruntime)", unit="log mel (ln)", vmin=lo, vmax=hi, **axes)
+        heatmap_plot(plots / "mel_difference.png", np.abs(a - b), title="|PyTorch - bundle|", unit="abs difference (ln)", **axes)
+    waveform_plot(plots / "waveform.png", ours.audio, rate, title=f"waveform, runtime_ref ({rate} Hz)")
     lines = [
         "# sentis-tts demo report",
         "",
@@ -154,7 +159,7 @@ def write_report(out: Path, manifest: dict, ours, theirs, e2e: dict, *, t_export
     for name, g in manifest["graphs"].items():
         p = g.get("parity", {})
         mx = max(p.get("max_abs", {}).values(), default=None)
-        tol = max(p.get("atol", {}).values(), default=None)
+        tol = max((p.get("atol", {}).get(k, 0) for k in p.get("max_abs", {})), default=None)  # of the max-abs outputs
         exact = p.get("exact")
         par = "exact" if exact and all(exact.values()) and mx is None else (f"{mx:.2e}" if mx is not None else "-")
         ck = g["checker"]
@@ -174,7 +179,8 @@ def write_report(out: Path, manifest: dict, ours, theirs, e2e: dict, *, t_export
         "",
         "## Plots",
         "",
-        "Mel of the first piece, PyTorch reference | bundle | absolute difference (own colour scale):",
+        "Mel of the first piece (x: time in s, y: mel bin, colour bar: natural-log mel; the first two share one scale), "
+        "PyTorch reference | bundle | absolute difference (own colour scale):",
         "",
         "![mel pytorch](plots/mel_pytorch.png) ![mel bundle](plots/mel_bundle.png) ![mel difference](plots/mel_difference.png)",
         "",

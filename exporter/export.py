@@ -35,16 +35,24 @@ def _run_torch(spec: GraphSpec, case: int) -> list[np.ndarray]:
 
 
 def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dict:
-    """Run the ONNX file in onnxruntime and the PyTorch module on the same inputs; max-abs per
-    output over all cases. Raises ExportError if any output exceeds its tolerance."""
+    """Run the ONNX file in onnxruntime and the PyTorch module on the same inputs; per output the
+    worst figure over all cases of its comparison kind (spec.compare, default max-abs; see
+    exporter.spec.COMPARE_KINDS). Raises ExportError if any output exceeds its tolerance."""
     import onnxruntime as ort
 
+    from .spec import COMPARE_KINDS, COMPARE_MAX_ABS, compare_error
+
+    kinds = {o.name: spec.compare.get(o.name, COMPARE_MAX_ABS) for o in spec.outputs if o.name not in spec.exact_outputs}
+    unknown = {k: v for k, v in kinds.items() if v not in COMPARE_KINDS}
+    if unknown:
+        raise ExportError(f"{spec.name}: unknown comparison kind(s) {unknown}; one of {', '.join(COMPARE_KINDS)}")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-    worst: dict[str, float] = {o.name: 0.0 for o in spec.outputs}
+    worst: dict[str, float] = {name: 0.0 for name in kinds}
     mismatched: dict[str, int] = {}
+    nonfinite: dict[str, int] = {}
     for case in range(spec.parity_cases):
         feeds = {k: np.ascontiguousarray(v) for k, v in spec.make_inputs(case).items() if k in {i.name for i in spec.inputs}}
         ref = _run_torch(spec, case)
@@ -52,27 +60,39 @@ def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dic
         for o, r, g in zip(spec.outputs, ref, got):
             if r.shape != g.shape:
                 raise ExportError(f"{spec.name}: output {o.name} has shape {g.shape} in ONNX but {r.shape} in PyTorch (case {case})")
+            # non-finite values fail the gate: max(0.0, nan) is 0.0, so NaN must never reach the max-abs
+            n_bad = int(r.size - np.count_nonzero(np.isfinite(r))) + int(g.size - np.count_nonzero(np.isfinite(g)))
+            if n_bad:
+                nonfinite[o.name] = nonfinite.get(o.name, 0) + n_bad
+                continue
             if o.name in spec.exact_outputs:
                 mismatched[o.name] = mismatched.get(o.name, 0) + int(np.sum(r != g))
                 continue
-            err = float(np.max(np.abs(r.astype(np.float64) - g.astype(np.float64)))) if r.size else 0.0
-            worst[o.name] = max(worst[o.name], err)
-    failures = []
+            err = compare_error(kinds[o.name], r, g)
+            worst[o.name] = err if not err <= worst[o.name] else worst[o.name]  # NaN sticks
+    failures = [f"{name}: {n} NaN/Inf value(s) in the ONNX or PyTorch output (the weights or the graph are broken)"
+                for name, n in nonfinite.items()]
     for name, err in worst.items():
         tol = spec.atol_per_output.get(name, spec.atol)
-        if name not in spec.exact_outputs and not err <= tol:
-            failures.append(f"{name} max-abs {err:.3g} > {tol:g}")
+        if not err <= tol:
+            what = "max-abs" if kinds[name] == COMPARE_MAX_ABS else kinds[name].replace("_", " ")
+            failures.append(f"{name} {what} {err:.3g} > {tol:g}")
     for name, n in mismatched.items():
         if n:
             failures.append(f"{name}: {n} element(s) differ (exact match required)")
     result = {
         "reference": "torch",
         "cases": spec.parity_cases,
-        "max_abs": {k: v for k, v in worst.items() if k not in spec.exact_outputs},
-        "atol": {o.name: spec.atol_per_output.get(o.name, spec.atol) for o in spec.outputs if o.name not in spec.exact_outputs},
+        "max_abs": {k: v for k, v in worst.items() if kinds[k] == COMPARE_MAX_ABS},
+        "atol": {k: spec.atol_per_output.get(k, spec.atol) for k in kinds},
     }
+    if any(v != COMPARE_MAX_ABS for v in kinds.values()):
+        result["compare"] = dict(kinds)
+        result["error"] = dict(worst)
     if spec.exact_outputs:
         result["exact"] = {k: mismatched.get(k, 0) == 0 for k in spec.exact_outputs}
+    if nonfinite:
+        result["nonfinite"] = nonfinite
     if failures:
         raise ExportError(f"{spec.name}: parity vs PyTorch failed: " + "; ".join(failures))
     return result
@@ -121,7 +141,78 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
     return model
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+_GRAPH_FIELD, _INITIALIZER_FIELD = 7, 5  # ModelProto.graph, GraphProto.initializer (onnx.proto)
+
+
+def save_with_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto], path: Path) -> None:
+    """Write `model` with the weights `detach_weights` took out as initializers again (those still
+    used), streaming them into the file one by one: the same file content as attach_weights +
+    onnx.save, without a second in-memory copy of every weight and a third as one serialized
+    string (the full-size LLM step is 1.45 GB of weights). Encodes the graph field by hand: the
+    small graph, then each big initializer as one more length-delimited `initializer` entry."""
+    used = {n for node in model.graph.node for n in node.input}
+    big = [init for name, init in stash.items() if name in used]
+    small = onnx.ModelProto()
+    small.CopyFrom(model)
+    inputs = [i for i in small.graph.input if i.name not in stash]
+    del small.graph.input[:]
+    small.graph.input.extend(inputs)
+    graph = small.graph.SerializeToString()
+    small.ClearField("graph")
+    sizes = [init.ByteSize() for init in big]
+    entries = sum(1 + len(_varint(n)) + n for n in sizes)  # tag byte (5 << 3 | 2) + length + payload
+    with open(path, "wb") as f:
+        f.write(small.SerializeToString())
+        f.write(bytes([_GRAPH_FIELD << 3 | 2]) + _varint(len(graph) + entries) + graph)
+        for init, n in zip(big, sizes):
+            f.write(bytes([_INITIALIZER_FIELD << 3 | 2]) + _varint(n))
+            f.write(init.SerializeToString())
+
+
 STAGES = ("tracing", "graph passes", "Sentis check", "parity")
+
+
+def trace_to_onnx(module: torch.nn.Module, inputs: tuple, input_names: list[str], output_names: list[str],
+                  opset: int, dynamic_axes: dict | None = None, *, scratch: Path, what: str) -> onnx.ModelProto:
+    """The TorchScript exporter (dynamo=False) on `module`, through the file `scratch` (removed)."""
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, inputs, str(scratch), input_names=input_names, output_names=output_names,
+                              opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
+    except Exception as e:  # noqa: BLE001 - re-raised as a one-line export error
+        scratch.unlink(missing_ok=True)
+        raise ExportError(f"{what}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
+    model = onnx.load(str(scratch))
+    scratch.unlink(missing_ok=True)
+    return model
+
+
+def import_figures(path: Path, report) -> dict:
+    """The import analysis of a checked graph for its export version and the newest Sentis
+    (`check_model(..., import_versions=[DEFAULT_VERSION])`: layers, CPU-read inputs, CPU-fallback
+    layers, readbacks, rewrites); raises ExportError when either has a blocking GPU->CPU readback
+    (docs/sentis.md)."""
+    analyses = dict(report.other_imports)
+    if report.importer is not None:
+        analyses[report.sentis_version] = report.importer
+    figures = {}
+    for ver, a in sorted(analyses.items()):
+        figures[ver] = a.summary()
+        n = figures[ver]["blocking_readbacks"]
+        if n:
+            where = "; ".join(f"{r.layer}({r.op}) '{r.tensor}' ({r.scenario})" for r in a.readbacks)[:400]
+            raise ExportError(f"{path.stem}: {n} blocking GPU->CPU readback(s) per run in Sentis {ver}: {where}")
+    return figures
 
 
 def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
@@ -131,6 +222,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
     stage = on_stage or (lambda name: None)
     from graph_passes import run_pipeline
     from graph_passes.precision import weights_to_fp16
+    from graph_passes.sentis import DEFAULT_VERSION as SENTIS_NEWEST
     from graph_passes.sentis import check_model
 
     t0 = time.perf_counter()
@@ -146,42 +238,33 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
         if axes:
             dynamic_axes[t.name] = axes
     stage("tracing")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                spec.module,
-                spec.torch_inputs(0),
-                str(raw),
-                input_names=[t.name for t in spec.inputs],
-                output_names=[t.name for t in spec.outputs],
-                opset_version=options.opset,
-                dynamic_axes=dynamic_axes or None,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-    except Exception as e:  # noqa: BLE001 - re-raised as a one-line export error
-        raw.unlink(missing_ok=True)
-        raise ExportError(f"{spec.name}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
-    model = onnx.load(str(raw))
-    raw.unlink(missing_ok=True)
+    if spec.build_onnx is not None:
+        model = spec.build_onnx(options.opset, raw)
+    else:
+        model = trace_to_onnx(spec.module, spec.torch_inputs(0), [t.name for t in spec.inputs],
+                              [t.name for t in spec.outputs], options.opset, dynamic_axes or None,
+                              scratch=raw, what=spec.name)
     stage("graph passes")
     weights = detach_weights(model)
     model, applied = run_pipeline(model, spec.passes, input_shapes=spec.static_shapes(), target_opset=options.opset)
-    model = attach_weights(model, weights)
-    del weights
     weights_dtype = "float32"
     if options.fp16 and not spec.fp16_exempt:
-        model = weights_to_fp16(model)
+        model = attach_weights(model, weights)
+        weights = {}
+        keep = frozenset(i.name for i in model.graph.initializer if i.name.startswith(spec.fp16_keep_prefixes)) \
+            if spec.fp16_keep_prefixes else frozenset()
+        model = weights_to_fp16(model, keep=keep)
         applied = list(applied) + ["weights_to_fp16"]
         weights_dtype = "float16"
-    onnx.save(model, str(path))
-    del model
+    save_with_weights(model, weights, path)
+    del model, weights
     stage("Sentis check")
-    report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys())
+    report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys(),
+                         import_versions=[SENTIS_NEWEST])
     if not report.ok:
         lines = "; ".join(f"{v.rule} {v.node or ''}({v.op or ''}) {v.message}" for v in report.violations[:5])
         raise ExportError(f"{spec.name}: Sentis checker found {len(report.violations)} violation(s): {lines}")
+    imports = import_figures(path, report)
     stage("parity")
     parity = measure_parity(spec, path, threads=options.threads) if options.parity else {"skipped": True}
     if options.fp16 and not spec.fp16_exempt:
@@ -198,7 +281,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
         "passes": list(applied),
         "weights_dtype": weights_dtype,
         "checker": {"sentis_version": options.sentis_version, "ok": report.ok, "nodes": report.n_nodes,
-                    "op_counts": dict(sorted(report.op_counts.items()))},
+                    "op_counts": dict(sorted(report.op_counts.items())), "import": imports},
         "parity": parity,
     }
     if spec.metadata:
@@ -253,4 +336,5 @@ def export_components(
                 bw.add_file(rel, content, component=comp)
             m["components"][comp] = ce.manifest
             m["export_options"][comp] = {"fp16": options.fp16, "opset": options.opset, "sentis_version": options.sentis_version}
+            ce = spec = res = None  # this component's modules (the LLM's 2 GB) go before the next one is built
         return m

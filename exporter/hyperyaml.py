@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+import yaml.composer
 
 from .errors import ModelDirError
 
@@ -187,27 +188,105 @@ def _resolve(value: Any, doc: dict, where: str, depth: int = 0) -> Any:
     return value
 
 
-def loads(text: str, where: str = "<yaml>", overrides: dict | None = None) -> dict:
-    """Parse hyperpyyaml text safely. `overrides` replace top-level keys before !ref resolution
-    (as `load_hyperpyyaml(f, overrides=...)` does)."""
+# Bounds on what a YAML document may expand to. A real cosyvoice2.yaml has ~300 nodes and uses
+# no aliases; a 1 KB "billion laughs" document expands to 9^9 nodes through nested aliases.
+MAX_EXPANDED_NODES = 100_000
+MAX_ALIASES = 1_000
+
+
+def _expanded_size(node: yaml.Node, where: str) -> int:
+    """Nodes the document has once every alias is expanded (memoised per node: linear time)."""
+    sizes: dict[int, int] = {}
+    stack = [(node, False)]
+    while stack:
+        n, children_done = stack.pop()
+        if id(n) in sizes:
+            continue
+        kids = []
+        if isinstance(n, yaml.SequenceNode):
+            kids = list(n.value)
+        elif isinstance(n, yaml.MappingNode):
+            kids = [x for kv in n.value for x in kv]
+        if not children_done:
+            stack.append((n, True))
+            stack.extend((k, False) for k in kids if id(k) not in sizes)
+            continue
+        sizes[id(n)] = total = 1 + sum(sizes.get(id(k), 1) for k in kids)
+        if total > MAX_EXPANDED_NODES:
+            raise ModelDirError(f"{where}: the YAML expands to more than {MAX_EXPANDED_NODES} nodes through aliases "
+                                "(an alias bomb?); refusing to read it (use the file from the official model)")
+    return sizes[id(node)]
+
+
+class _CountingLoader(_SafeHyperLoader):
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.n_aliases = getattr(self, "n_aliases", 0) + 1
+            if self.n_aliases > MAX_ALIASES:
+                raise ModelDirError(f"{self.where}: more than {MAX_ALIASES} YAML aliases (an alias bomb?); refusing to read it")
+        return yaml.composer.Composer.compose_node(self, parent, index)
+
+
+def safe_yaml(text: str, where: str, loader: type = None):
+    """Parse YAML with bounds: at most MAX_ALIASES aliases and MAX_EXPANDED_NODES nodes after
+    expansion, nesting the parser can handle; every failure is one ModelDirError."""
+    loader_cls = loader or _CountingLoader
+    ld = loader_cls(text)
+    ld.where = where
     try:
-        doc = yaml.load(text, Loader=_SafeHyperLoader)  # noqa: S506 - SafeLoader subclass
+        node = ld.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, where)
+        return ld.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         pos = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ModelDirError(f"{where}: not valid YAML{pos}: {problem}") from None
+        raise ModelDirError(f"{where}: not valid YAML{pos}: {problem} (fix the file, or use the one from the official model)") from None
+    except RecursionError:
+        raise ModelDirError(f"{where}: the YAML is nested too deeply to read (a malformed or hostile file)") from None
+    finally:
+        ld.dispose()
+
+
+class _PlainCountingLoader(yaml.SafeLoader):
+    compose_node = _CountingLoader.compose_node
+
+
+def safe_plain_yaml(text: str, where: str):
+    """Plain YAML (profiles, no hyperpyyaml tags) with the same bounds as `safe_yaml`."""
+    return safe_yaml(text, where, loader=_PlainCountingLoader)
+
+
+def read_utf8(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ModelDirError(f"cannot read {p}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ModelDirError(f"{p}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); the file is corrupt "
+                            "(use the one from the official model)") from None
+
+
+def loads(text: str, where: str = "<yaml>", overrides: dict | None = None) -> dict:
+    """Parse hyperpyyaml text safely. `overrides` replace top-level keys before !ref resolution
+    (as `load_hyperpyyaml(f, overrides=...)` does)."""
+    doc = safe_yaml(text, where)
     if not isinstance(doc, dict):
-        raise ModelDirError(f"{where}: expected a mapping at the top level, got {type(doc).__name__}")
+        raise ModelDirError(f"{where}: expected a mapping at the top level, got {type(doc).__name__} "
+                            "(use the cosyvoice2.yaml of the official model)")
     if overrides:
         doc.update(overrides)
-    return _resolve(doc, doc, where)
+    try:
+        return _resolve(doc, doc, where)
+    except RecursionError:
+        raise ModelDirError(f"{where}: the YAML is nested too deeply to resolve") from None
 
 
 def load(path: str | Path, overrides: dict | None = None) -> dict:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ModelDirError(f"cannot read {p}: {e.strerror}") from None
-    return loads(text, where=str(p), overrides=overrides)
+    return loads(read_utf8(p), where=str(p), overrides=overrides)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-import yaml
 
 from .errors import SentisTTSError
 from .spec import ExportOptions
@@ -28,10 +27,9 @@ def resolve_profile_path(name_or_path: str) -> Path:
 def load_profile(name_or_path: str) -> dict:
     """Read a profile into a dict of ExportOptions field values (validated names and types)."""
     p = resolve_profile_path(name_or_path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise SentisTTSError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+    from .hyperyaml import read_utf8, safe_plain_yaml
+
+    raw = safe_plain_yaml(read_utf8(p), str(p)) or {}
     if not isinstance(raw, dict):
         raise SentisTTSError(f"{p}: expected a mapping of export options")
     opts = raw.get("export", raw)

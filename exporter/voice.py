@@ -87,7 +87,13 @@ def import_spk2info(bundle_path: str | Path, spk2info: str | Path, *, names: lis
     done = []
     for spk in wanted:
         name = str(spk) if VOICE_NAME.match(str(spk)) else _ascii_name(str(spk))
-        add_voice_to_bundle(bundle_path, name, voice_from_spk2info_entry(data[spk]), source=f"spk2info:{spk}",
-                            overwrite=overwrite)
+        try:
+            voice = voice_from_spk2info_entry(data[spk]) if isinstance(data[spk], dict) else None
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as e:
+            raise SentisTTSError(f"{spk2info}: speaker {spk!r} is malformed ({type(e).__name__}: {' '.join(str(e).split())[:120]}); "
+                                 "use the official spk2info.pt") from None
+        if voice is None:
+            raise SentisTTSError(f"{spk2info}: speaker {spk!r} is a {type(data[spk]).__name__}, not a dict of arrays; use the official spk2info.pt")
+        add_voice_to_bundle(bundle_path, name, voice, source=f"spk2info:{spk}", overwrite=overwrite)
         done.append(name)
     return done

@@ -42,9 +42,11 @@ def _quiet_gs():
     import onnxruntime as ort
     from onnx_graphsurgeon.logger import G_LOGGER
 
+    from .ort_eval import ORT_LOG_ERROR
+
     old = G_LOGGER.severity
     G_LOGGER.severity = G_LOGGER.ERROR
-    ort.set_default_logger_severity(3)  # gs's sessions would print optimizer warnings
+    ort.set_default_logger_severity(ORT_LOG_ERROR)  # gs's sessions would print optimizer warnings
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield gs
@@ -219,6 +221,14 @@ def _pick_static(n, dims: list[int | None], consts) -> np.ndarray | None:
 
 
 SMALL_FOLD_ELEMENTS = 4096
+# ops whose result is bounded by their inputs (or checked first): what shape arithmetic uses
+_SHAPE_ARITHMETIC = {
+    "Constant", "Identity", "Cast", "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Sign", "Floor", "Ceil", "Pow",
+    "Min", "Max", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Xor", "Where",
+    "Gather", "GatherElements", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Flatten", "Transpose",
+    "ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin", "ArgMax", "ArgMin", "CumSum", "Range", "ConstantOfShape",
+    "Expand", "Tile",
+}
 
 
 def fold_small_constants(model: ModelProto, max_elements: int = SMALL_FOLD_ELEMENTS) -> ModelProto:
@@ -228,6 +238,7 @@ def fold_small_constants(model: ModelProto, max_elements: int = SMALL_FOLD_ELEME
     the rest (floats included, on onnxruntime)."""
     from ._const import _constant_value, _eval_node
     from ._graph import has_subgraph
+    from .validate import _sized_by_constants
 
     m = copy_model(model)
     g = m.graph
@@ -237,8 +248,11 @@ def fold_small_constants(model: ModelProto, max_elements: int = SMALL_FOLD_ELEME
             vals[init.name] = numpy_helper.to_array(init)
     keep, new_inits = [], []
     for n in g.node:
-        ok = (n.domain in DEFAULT_DOMAINS and n.op_type not in NONDETERMINISTIC_OPS and not has_subgraph(n)
-              and n.op_type not in ("Shape", "Size") and all(not i or i in vals for i in n.input) and len(n.output) == 1)
+        ok = (n.domain in DEFAULT_DOMAINS and n.op_type in _SHAPE_ARITHMETIC and not has_subgraph(n)
+              and all(not i or i in vals for i in n.input) and len(n.output) == 1)
+        if ok and n.op_type in ("Range", "ConstantOfShape", "Expand", "Tile"):
+            count = _sized_by_constants(n, vals)  # never allocate an absurd tensor to find out
+            ok = count is not None and count <= max_elements
         out = None
         if ok and n.op_type == "Constant":
             out = _constant_value(n)

@@ -9,12 +9,14 @@ import onnx
 from onnx import ModelProto
 
 from ._graph import PROTOBUF_LIMIT
+from .casts import remove_same_dtype_casts
 from .cleanup import constant_value_attrs, remove_dead_nodes, remove_empty_concat_inputs, remove_identity
 from .control_flow import fold_if, unroll_loop
 from .dtypes import check_int64, fix_cast_to_bool
 from .errors import GraphPassError
 from .folding import fold_constants, simplify
 from .opset import DEFAULT_TARGET_OPSET, convert_opset, normalize_default_domain
+from .payloads import double_to_float, tensor_payloads
 from .precision import weights_to_fp16
 from .shapes import fix_input_shapes, infer_shapes
 
@@ -71,18 +73,24 @@ PASSES: dict[str, Callable[..., ModelProto]] = {
     "remove_empty_concat_inputs": remove_empty_concat_inputs,
     "infer_shapes": infer_shapes,
     "weights_to_fp16": weights_to_fp16,
+    "double_to_float": double_to_float,
+    "remove_same_dtype_casts": remove_same_dtype_casts,
+    "tensor_payloads": tensor_payloads,
 }
 
 DEFAULT_PASSES: list[str] = [
     "fix_input_shapes",
+    "double_to_float",
     "fold_to_fixed_point",
     "remove_empty_concat_inputs",
     "convert_opset",
     "check_int64",
     "fix_cast_to_bool",
     "constant_value_attrs",
+    "remove_same_dtype_casts",
     "remove_identity",
     "remove_dead_nodes",
+    "tensor_payloads",
     "infer_shapes",
 ]
 

@@ -342,15 +342,34 @@ def find_problem(model: ModelProto, *, limits: Limits = Limits(), path: str | No
     p = structure_problem(model) or tensors_problem(model, limits)
     if p:
         return p
+    p = resource_problem(model, limits)  # constant-sized allocations, before inference would materialize them
+    if p:
+        return p
     inferred = None
     if model.ByteSize() < PROTOBUF_LIMIT:
+        from .shapes import data_prop_safe
+
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                         data_prop=data_prop_safe(model))
         except Exception:  # noqa: BLE001 - the checker below reports inference errors
             inferred = None
     p = resource_problem(model, limits, inferred=inferred)
     if p:
         return p
+    if inferred is not None:
+        # sizes computed from constants (Range(0, a*a)): fold the integer shape arithmetic (guarded,
+        # small) and infer again, so nothing below — checker, onnxruntime — ever allocates them
+        from .folding import _fold_shape_arithmetic
+
+        try:
+            pre = _fold_shape_arithmetic(inferred, max_rounds=8)
+        except Exception:  # noqa: BLE001 - best effort; the checker reports real errors
+            pre = None
+        if pre is not None:
+            p = resource_problem(pre, limits, inferred=pre)
+            if p:
+                return p
     p = checker_problem(model, path, inferred)
     if p:
         return p
@@ -365,4 +384,5 @@ def validate_model(model: ModelProto, *, limits: Limits = Limits(), path: str | 
     p = find_problem(model, limits=limits, path=path, ort=ort)
     if p:
         label = what or (os.fspath(path) if path else "model")
-        raise InvalidModelError(f"{label}: invalid ONNX: {p}")
+        kind = "over a size limit" if LIMIT_FIX in p else "invalid ONNX"
+        raise InvalidModelError(f"{label}: {kind}: {p}")

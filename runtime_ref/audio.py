@@ -1,5 +1,5 @@
-"""Audio input and front-ends in numpy (no torch): WAV reading with the standard library `wave`
-module (plus a small parser for IEEE-float WAVs, which `wave` refuses), resampling, and the three
+"""Audio input and front-ends in numpy (no torch): WAV reading (a small RIFF parser: PCM, IEEE
+float and WAVE_FORMAT_EXTENSIBLE, every header field checked, NaN/Inf refused), resampling, and the three
 feature front-ends of the CosyVoice2 prompt path:
 
 - `whisper_log_mel`: 128-bin log-mel of the S3 tokenizer v2 (fact sheet §2.1),
@@ -35,61 +35,82 @@ MAX_PROMPT_S = 30.0
 
 
 # ------------------------------------------------------------------------------------------ io
-def _parse_float_wav(data: bytes, path: str) -> tuple[np.ndarray, int]:
-    """RIFF/WAVE with format tag 3 (IEEE float) or WAVE_FORMAT_EXTENSIBLE carrying float."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise AudioError(f"{path}: not a RIFF/WAVE file")
+WAV_FIX = "convert it to a PCM 16/24/32-bit or float32 WAV, e.g. `ffmpeg -i in -ac 1 -c:a pcm_s16le out.wav`"
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+
+
+def _riff_chunks(data: bytes, path: str) -> tuple[bytes, bytes]:
+    """(fmt body, data body) of a RIFF/WAVE file; a data chunk whose size runs past the end of
+    the file (streamed/truncated files) is read up to the end."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioError(f"{path}: not a RIFF/WAVE file ({WAV_FIX})")
     pos, fmt, payload = 12, None, None
     while pos + 8 <= len(data):
         cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
         body = data[pos + 8:pos + 8 + size]
-        if cid == b"fmt ":
+        if cid == b"fmt " and fmt is None:
             fmt = body
-        elif cid == b"data":
+        elif cid == b"data" and payload is None:
             payload = body
         pos += 8 + size + (size & 1)
     if fmt is None or payload is None:
-        raise AudioError(f"{path}: WAV file lacks a fmt or data chunk")
-    tag, channels, rate = struct.unpack("<HHI", fmt[:8])
-    bits = struct.unpack("<H", fmt[14:16])[0]
-    if tag == 0xFFFE and len(fmt) >= 26:
-        tag = struct.unpack("<H", fmt[24:26])[0]
-    if tag != 3 or bits not in (32, 64):
-        raise AudioError(f"{path}: unsupported WAV encoding (format tag {tag}, {bits} bit); use PCM 16/24/32-bit or float32")
-    x = np.frombuffer(payload[: len(payload) // (bits // 8) * (bits // 8)], dtype="<f4" if bits == 32 else "<f8")
-    n = len(x) // channels
-    return x[: n * channels].reshape(n, channels).astype(np.float64), rate
+        raise AudioError(f"{path}: the WAV file lacks a {'fmt' if fmt is None else 'data'} chunk (truncated? {WAV_FIX})")
+    return fmt, payload
+
+
+def parse_wav(data: bytes, path: str = "<wav>") -> tuple[np.ndarray, int]:
+    """RIFF/WAVE bytes -> (samples (n, channels) float64, sample_rate). PCM 8/16/24/32-bit,
+    IEEE float 32/64-bit, and WAVE_FORMAT_EXTENSIBLE carrying either; every header field is
+    checked (rate, channels, bits, block alignment) and NaN/Inf samples are refused."""
+    fmt, payload = _riff_chunks(data, path)
+    if len(fmt) < 16:
+        raise AudioError(f"{path}: the WAV fmt chunk is {len(fmt)} bytes, at least 16 expected (corrupt header; {WAV_FIX})")
+    tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == _EXTENSIBLE:
+        if len(fmt) < 40:
+            raise AudioError(f"{path}: WAVE_FORMAT_EXTENSIBLE header of {len(fmt)} bytes, 40 expected (corrupt header; {WAV_FIX})")
+        valid_bits = struct.unpack("<H", fmt[18:20])[0]
+        tag = struct.unpack("<H", fmt[24:26])[0]  # the sub-format GUID starts with the format tag
+        if valid_bits and valid_bits > bits:
+            raise AudioError(f"{path}: {valid_bits} valid bits in {bits}-bit samples (corrupt header; {WAV_FIX})")
+    if channels == 0:
+        raise AudioError(f"{path}: the WAV header says 0 channels (corrupt header; {WAV_FIX})")
+    if rate == 0:
+        raise AudioError(f"{path}: the WAV header says a sample rate of 0 Hz (corrupt header; {WAV_FIX})")
+    kinds = {(_PCM, 8): "u1", (_PCM, 16): "<i2", (_PCM, 24): "i3", (_PCM, 32): "<i4", (_FLOAT, 32): "<f4", (_FLOAT, 64): "<f8"}
+    kind = kinds.get((tag, bits))
+    if kind is None:
+        enc = {_PCM: "PCM", _FLOAT: "IEEE float"}.get(tag, f"format tag {tag}")
+        raise AudioError(f"{path}: unsupported WAV encoding ({enc}, {bits} bit; {WAV_FIX})")
+    width = bits // 8
+    if block != channels * width:
+        raise AudioError(f"{path}: block alignment {block} does not match {channels} channel(s) × {width} byte(s) (corrupt header; {WAV_FIX})")
+    n = len(payload) // block
+    raw = payload[: n * block]
+    if kind == "u1":
+        x = (np.frombuffer(raw, np.uint8).astype(np.float64) - 128.0) / 128.0
+    elif kind == "i3":
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        x = np.where(v >= 1 << 23, v - (1 << 24), v).astype(np.float64) / float(1 << 23)
+    elif kind in ("<i2", "<i4"):
+        x = np.frombuffer(raw, kind).astype(np.float64) / float(1 << (bits - 1))
+    else:
+        x = np.frombuffer(raw, kind).astype(np.float64)
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise AudioError(f"{path}: {bad} sample(s) are NaN or infinite (a broken float WAV; re-export the audio)")
+    return x.reshape(n, channels), int(rate)
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a WAV file -> (samples (n, channels) float64 in [-1, 1], sample_rate).
-    PCM 8/16/24/32-bit via `wave`; IEEE float 32/64-bit via a small RIFF parser."""
+    """Read a WAV file -> (samples (n, channels) float64, sample_rate); see `parse_wav`."""
     path = str(path)
     try:
-        with wave.open(path, "rb") as w:
-            ch, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-            raw = w.readframes(n)
-    except wave.Error as e:
-        if "unknown format: 3" in str(e) or "unknown format: 65534" in str(e):
-            return _parse_float_wav(Path(path).read_bytes(), path)
-        raise AudioError(f"{path}: cannot read WAV ({e}); convert it to PCM or float32 WAV") from None
-    except (EOFError, FileNotFoundError, IsADirectoryError) as e:
-        raise AudioError(f"{path}: cannot read WAV ({type(e).__name__}: {e})") from None
-    if width == 1:
-        x = (np.frombuffer(raw, np.uint8).astype(np.float64) - 128.0) / 128.0
-    elif width == 2:
-        x = np.frombuffer(raw, "<i2").astype(np.float64) / 32768.0
-    elif width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
-        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        v = np.where(v >= 1 << 23, v - (1 << 24), v)
-        x = v.astype(np.float64) / float(1 << 23)
-    elif width == 4:
-        x = np.frombuffer(raw, "<i4").astype(np.float64) / float(1 << 31)
-    else:
-        raise AudioError(f"{path}: unsupported sample width {width * 8} bit")
-    n = len(x) // ch
-    return x[: n * ch].reshape(n, ch), rate
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise AudioError(f"{path}: cannot read the WAV file ({e.strerror or type(e).__name__})") from None
+    return parse_wav(data, path)
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int, *, bits: int = 16) -> None:
@@ -174,6 +195,11 @@ def check_prompt_audio(x: np.ndarray, rate: int, *, name: str = "prompt audio") 
     """Empty, silent, < 1 s or > 30 s -> AudioError; full-scale samples -> ClippingWarning."""
     if x.size == 0:
         raise AudioError(f"{name}: the audio is empty; record a 3-10 s prompt")
+    if rate <= 0:
+        raise AudioError(f"{name}: sample rate {rate} Hz is not usable (fix the WAV header)")
+    bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise AudioError(f"{name}: {bad} sample(s) are NaN or infinite (re-export the audio)")
     dur = x.size / float(rate)
     if dur < MIN_PROMPT_S:
         raise AudioError(f"{name}: the audio is {dur:.2f} s long; a prompt needs at least {MIN_PROMPT_S:g} s (3-10 s works best)")

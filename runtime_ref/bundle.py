@@ -23,6 +23,85 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+REEXPORT = "re-export the bundle with `sentis-tts export`"
+
+
+def _is_rel_path(p) -> bool:
+    return isinstance(p, str) and p != "" and not Path(p).is_absolute() and ".." not in Path(p).parts
+
+
+def _check_tensor_list(where: str, value) -> str | None:
+    if not isinstance(value, list):
+        return f"{where} is not a list"
+    for i, t in enumerate(value):
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+            return f"{where}[{i}] has no name"
+        shape = t.get("shape")
+        if not isinstance(shape, list) or not all((isinstance(d, int) and not isinstance(d, bool) and d >= 0) or isinstance(d, str)
+                                                  for d in shape):
+            return f"{where}[{i}] ({t['name']}) has no valid shape"
+        if t.get("dtype") not in _NP:
+            return f"{where}[{i}] ({t['name']}) has dtype {t.get('dtype')!r}, not one of {', '.join(_NP)}"
+    return None
+
+
+def manifest_problem(manifest) -> str | None:
+    """What is structurally wrong with a parsed manifest.json (None if nothing): the top-level
+    sections, every graph entry (file, inputs, outputs), files and voices entries. Component
+    sections are checked where they are read."""
+    if not isinstance(manifest, dict):
+        return f"the top level is a JSON {type(manifest).__name__}, not an object"
+    ver = manifest.get("schema_version")
+    if ver != SUPPORTED_SCHEMA or isinstance(ver, bool):
+        return f"schema_version {ver!r} is not supported (this version reads {SUPPORTED_SCHEMA})"
+    if not isinstance(manifest.get("family", ""), str):
+        return f"'family' is a {type(manifest['family']).__name__}, not a family name"
+    for key in ("graphs", "constants", "components"):
+        if not isinstance(manifest.get(key), dict):
+            return f"'{key}' is missing or not an object"
+    for key in ("files", "voices"):
+        if not isinstance(manifest.get(key, {}), dict):
+            return f"'{key}' is not an object"
+    for name, g in manifest["graphs"].items():
+        if not isinstance(g, dict):
+            return f"graph '{name}' is not an object"
+        if not _is_rel_path(g.get("file")):
+            return f"graph '{name}' has no valid 'file' (a path inside the bundle)"
+        for io_key in ("inputs", "outputs"):
+            problem = _check_tensor_list(f"graph '{name}' {io_key}", g.get(io_key))
+            if problem:
+                return problem
+        if "sha256" in g and not isinstance(g["sha256"], str):
+            return f"graph '{name}' has a malformed sha256"
+    for rel, f in manifest.get("files", {}).items():
+        if not _is_rel_path(rel) or not isinstance(f, dict) or not isinstance(f.get("sha256", ""), str):
+            return f"files entry {rel!r} is malformed"
+    for name, v in manifest.get("voices", {}).items():
+        if not isinstance(v, dict) or not _is_rel_path(v.get("file")):
+            return f"voice '{name}' has no valid 'file'"
+    return None
+
+
+def read_manifest(root: str | Path) -> dict:
+    """Read and structurally validate `root/manifest.json`; any problem is one BundleError."""
+    root = Path(root)
+    mpath = root / "manifest.json"
+    if not mpath.is_file():
+        raise BundleError(f"{root}: no manifest.json — not a sentis-tts bundle (create one with `sentis-tts export`)")
+    try:
+        manifest = json.loads(mpath.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise BundleError(f"{mpath}: not UTF-8 text (byte {e.start}); the file is corrupt ({REEXPORT})") from None
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{mpath}: not valid JSON (line {e.lineno}): {e.msg} ({REEXPORT})") from None
+    except (OSError, RecursionError) as e:
+        raise BundleError(f"{mpath}: cannot be read ({type(e).__name__}: {e}) ({REEXPORT})") from None
+    problem = manifest_problem(manifest)
+    if problem:
+        raise BundleError(f"{mpath}: {problem} ({REEXPORT})")
+    return manifest
+
+
 @dataclass
 class GraphInfo:
     name: str
@@ -55,20 +134,7 @@ class Bundle:
     @classmethod
     def open(cls, path: str | Path, *, verify: bool = True, threads: int = 2) -> "Bundle":
         root = Path(path)
-        mpath = root / "manifest.json"
-        if not mpath.is_file():
-            raise BundleError(f"{root}: no manifest.json — not a sentis-tts bundle (create one with `sentis-tts export`)")
-        try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise BundleError(f"{mpath}: not valid JSON (line {e.lineno}): {e.msg}") from None
-        ver = manifest.get("schema_version")
-        if ver != SUPPORTED_SCHEMA:
-            raise BundleError(f"{mpath}: schema_version {ver!r} is not supported (this runtime reads {SUPPORTED_SCHEMA})")
-        for key in ("graphs", "constants", "components"):
-            if not isinstance(manifest.get(key), dict):
-                raise BundleError(f"{mpath}: missing or malformed '{key}'")
-        b = cls(root, manifest, threads=threads)
+        b = cls(root, read_manifest(root), threads=threads)
         if verify:
             b.verify()
         return b
@@ -81,9 +147,9 @@ class Bundle:
         for rel, digest in items:
             p = self.root / rel
             if not p.is_file():
-                raise BundleError(f"{self.root}: {rel} is listed in manifest.json but missing")
+                raise BundleError(f"{self.root}: {rel} is listed in manifest.json but missing (restore it, or {REEXPORT})")
             if digest and _sha256(p) != digest:
-                raise BundleError(f"{self.root}: {rel} does not match its sha256 in manifest.json (modified or corrupt)")
+                raise BundleError(f"{self.root}: {rel} does not match its sha256 in manifest.json (modified or corrupt; restore it, or {REEXPORT})")
 
     # -- access ---------------------------------------------------------------------------------
     @property
@@ -110,9 +176,12 @@ class Bundle:
 
     def load_array(self, rel: str) -> np.ndarray:
         p = self.root / rel
-        if not p.is_file():
-            raise BundleError(f"{self.root}: missing {rel}")
-        return np.load(p, allow_pickle=False)
+        if not _is_rel_path(rel) or not p.is_file():
+            raise BundleError(f"{self.root}: missing {rel} ({REEXPORT})")
+        try:
+            return np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise BundleError(f"{self.root}: {rel} is not a readable .npy array ({' '.join(str(e).split())[:120]}) ({REEXPORT})") from None
 
     def session(self, name: str):
         """An onnxruntime InferenceSession for graph `name` (cached)."""
@@ -124,11 +193,19 @@ class Bundle:
             so.intra_op_num_threads = self.threads
             so.inter_op_num_threads = 1
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            so.log_severity_level = 3  # a broken graph is one BundleError, not a flood of ORT log lines
             try:
                 self._sessions[name] = ort.InferenceSession(str(self.root / g.entry["file"]), so,
                                                             providers=["CPUExecutionProvider"])
             except Exception as e:  # noqa: BLE001
-                raise BundleError(f"{self.root}: cannot load {g.entry['file']} in onnxruntime: {str(e).splitlines()[0]}") from None
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise BundleError(f"{self.root}: cannot load {g.entry['file']} in onnxruntime: {first[:200]} ({REEXPORT})") from None
+            sess = self._sessions[name]
+            for kind, declared, actual in (("inputs", g.inputs, sess.get_inputs()), ("outputs", g.outputs, sess.get_outputs())):
+                if sorted(t["name"] for t in declared) != sorted(a.name for a in actual):
+                    del self._sessions[name]
+                    raise BundleError(f"{self.root}: manifest.json lists {kind} {sorted(t['name'] for t in declared)} for graph '{name}' "
+                                      f"but {g.entry['file']} has {sorted(a.name for a in actual)} ({REEXPORT})")
         return self._sessions[name]
 
     def run(self, name: str, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:

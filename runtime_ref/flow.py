@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import RuntimeRefError
+from .errors import BundleError, RuntimeRefError
 
 
 class FlowInputError(RuntimeRefError):
@@ -85,7 +85,11 @@ def token2mel(bundle, prompt_tokens, tokens, prompt_mel, spk_embedding, *, strea
     cond[:, :, :F] = prompt_mel[0].T
     mel_mask = np.zeros((1, 1, N), np.float32)
     mel_mask[..., :M] = 1
-    noise = bundle.load_array(comp["noise_file"])[:, :, :N].astype(np.float32)
+    table = bundle.load_array(comp["noise_file"])
+    if table.ndim != 3 or table.shape[1] != n_mels or table.shape[2] < N or table.dtype.kind != "f":
+        raise BundleError(f"{bundle.root}: {comp['noise_file']} has shape {list(table.shape)} ({table.dtype}), expected "
+                          f"(1, {n_mels}, >= {N}) floats (re-export the flow with `sentis-tts export flow`)")
+    noise = table[:, :, :N].astype(np.float32)
     common = {"mu": enc["mu"], "cond": cond, "spks": enc["spks"], "mel_mask": mel_mask, "streaming": stream}
     if "solve" in graphs:
         mel = bundle.run(graphs["solve"], {"noise": noise, **common})["mel"]

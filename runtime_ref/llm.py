@@ -56,6 +56,12 @@ class LLM:
         self.ras = RasParams.from_manifest(c["sampling"])
         self.cache_inputs = list(c["cache_inputs"])
         self.cache_outputs = list(c["cache_outputs"])
+        # KV-cache contract: "rows" (llm_step returns the new rows, llm_cache_append writes them) or
+        # "full" (bundles before the key: llm_step returns the whole cache)
+        self.cache_contract = c.get("cache_contract", "full")
+        if self.cache_contract not in ("rows", "full"):
+            raise RuntimeRefError(f"llm cache_contract {self.cache_contract!r} is not supported (rows, full): use the matching sentis-tts version")
+        self.cache_rows = list(c.get("cache_rows", []))
         self.cache_shape = (1, int(c["num_key_value_heads"]), self.capacity, int(c["head_dim"]))
 
     @classmethod
@@ -125,8 +131,11 @@ class LLM:
                  "position": np.array([position], np.int32), "valid_len": np.array([valid_len], np.int32)}
         feeds.update(cache)
         out = self.bundle.run(self.g["step"], feeds)
-        new_cache = {i: out[o] for i, o in zip(self.cache_inputs, self.cache_outputs)}
-        return out["logprobs"][0], new_cache
+        if self.cache_contract == "full":
+            return out["logprobs"][0], {i: out[o] for i, o in zip(self.cache_inputs, self.cache_outputs)}
+        app = {"position": feeds["position"], **cache, **{r: out[r] for r in self.cache_rows}}
+        new = self.bundle.run(self.g["cache_append"], app)
+        return out["logprobs"][0], {i: new[o] for i, o in zip(self.cache_inputs, self.cache_outputs)}
 
     def prefill(self, embeds: np.ndarray, cache: dict | None = None, position: int = 0):
         """Feed (L, d) rows in chunks of `prefill_chunk` (the last one zero-padded).

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import flow as flow_mod
 from .bundle import Bundle
+from .errors import BundleError
 from .errors import RuntimeRefError
 from .hift import HiFTVocoder, OfficialStream
 from .llm import LLM
@@ -45,6 +46,26 @@ ENDOFPROMPT = "<|endofprompt|>"
 
 class PipelineError(RuntimeRefError):
     """A request the pipeline cannot serve (unknown mode, missing voice data, …)."""
+
+
+class TextNotSpokenWarning(RuntimeWarning):
+    """Part of the text is not in the audio (capacity reached, or no speech for a piece)."""
+
+
+def _warn_not_spoken(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, TextNotSpokenWarning, stacklevel=3)
+
+
+def _clip(text: str, n: int = 40) -> str:
+    return repr(text if len(text) <= n else text[: n - 1] + "…")
+
+
+def _recording(source, into: list) -> Iterator[int]:
+    for tok in source:
+        into.append(tok)
+        yield tok
 
 
 class GeneratorUniforms:
@@ -109,10 +130,20 @@ class Synthesis:
 
 class Pipeline:
     def __init__(self, bundle: Bundle, *, normalize: bool = True, japanese_reading: bool = True):
+        self.bundle = bundle
+        try:
+            self._read_bundle(bundle, normalize=normalize, japanese_reading=japanese_reading)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
+            what = f"missing key {e}" if isinstance(e, KeyError) else " ".join(str(e).split())[:160]
+            raise BundleError(f"{bundle.root}: manifest.json component sections are malformed ({type(e).__name__}: {what}); "
+                              "re-export the bundle with `sentis-tts export`") from None
+
+    def _read_bundle(self, bundle: Bundle, *, normalize: bool, japanese_reading: bool) -> None:
         from .text.frontend import TextFrontend
 
-        self.bundle = bundle
         self.sample_rate = int(bundle.constants.get("sample_rate", 24000))
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate {self.sample_rate}")
         self.llm = LLM(bundle)
         self.vocoder = HiFTVocoder.from_bundle(bundle)
         self.text = TextFrontend.load(bundle, normalize=normalize, japanese_reading=japanese_reading)
@@ -120,8 +151,13 @@ class Pipeline:
         self.flow_meta = fl
         self.token_mel_ratio = int(fl["token_mel_ratio"])
         self.lookahead = int(fl["pre_lookahead_len"])
+        if not fl["mel_lens"]:
+            raise ValueError("flow mel_lens is empty")
         self.max_flow_tokens = max(int(n) for n in fl["mel_lens"]) // self.token_mel_ratio
         self.chunk_size = int(bundle.constants.get("chunk_size", 25))
+        for name, g in bundle.manifest["graphs"].items():  # load (and check) the graphs every request uses before any work
+            if g.get("component") in ("llm", "hift"):      # (flow buckets load when a request first needs them)
+                bundle.session(name)
 
     @classmethod
     def open(cls, path: str | Path, *, threads: int = 2, **kw) -> "Pipeline":
@@ -200,7 +236,7 @@ class Pipeline:
 
             warnings.warn(f"the piece {req.text[:40]!r} reached the flow's capacity ({self.flow_room(req)} speech tokens "
                           "after the prompt) before the model stopped; re-export the flow with a larger --flow-len",
-                          RuntimeWarning, stacklevel=3)
+                          TextNotSpokenWarning, stacklevel=3)
 
     def token2mel(self, req: PieceRequest, tokens, *, streaming: bool = False, finalize: bool = True) -> np.ndarray:
         return flow_mod.token2mel(self.bundle, req.flow_prompt_tokens[None], np.asarray(tokens, np.int32)[None],
@@ -212,34 +248,62 @@ class Pipeline:
 
     # -- whole utterances -----------------------------------------------------------------------
     def synthesize(self, text: str, voice: Voice | str, *, mode: str | None = None, instruct: str | None = None,
-                   seed: int = 0, sampler: str = "ras", max_new_tokens: int | None = None) -> Synthesis:
-        """Non-streaming synthesis: each piece is generated, flowed and vocoded whole."""
+                   seed: int = 0, sampler: str = "ras", max_new_tokens: int | None = None, progress=None) -> Synthesis:
+        """Non-streaming synthesis: each piece is generated, flowed and vocoded whole.
+        `progress(done, total, audio_seconds)` (optional) is called before the first and after each piece."""
         voice = self.voice(voice) if isinstance(voice, str) else voice
         sampling, noise = rng_streams(seed)
         out = Synthesis(np.zeros(0, np.float32), self.sample_rate)
         audio = []
-        for req in self.requests(text, voice, mode, instruct=instruct):
+        reqs = self._requests_or_error(text, voice, mode, instruct=instruct)
+        n_samples = 0
+        if progress:
+            progress(0, len(reqs), 0.0)
+        for i, req in enumerate(reqs):
             toks = self.speech_tokens(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens)
             out.tokens.append(toks)
             out.pieces.append(req.text)
-            if not toks:
-                continue
-            mel = self.token2mel(req, toks)
-            out.mels.append(mel)
-            audio.append(self.mel2wav(mel, noise))
+            if toks:
+                mel = self.token2mel(req, toks)
+                out.mels.append(mel)
+                audio.append(self.mel2wav(mel, noise))
+                n_samples += audio[-1].size
+            else:
+                _warn_not_spoken(f"the model produced no speech for the piece {_clip(req.text)}; that text is not in the audio")
+            if progress:
+                progress(i + 1, len(reqs), n_samples / self.sample_rate)
         out.audio = np.concatenate(audio).astype(np.float32) if audio else np.zeros(0, np.float32)
         return out
+
+    def _requests_or_error(self, text: str, voice: Voice, mode, *, instruct) -> list[PieceRequest]:
+        reqs = self.requests(text, voice, mode, instruct=instruct)
+        if not reqs:
+            raise PipelineError(f"nothing to speak in {_clip(text)} (no words left after normalisation; pass text with words)")
+        return reqs
 
     # -- streaming ------------------------------------------------------------------------------
     def stream(self, text: str, voice: Voice | str, *, mode: str | None = None, instruct: str | None = None,
                seed: int = 0, sampler: str = "ras", max_new_tokens: int | None = None,
-               first_hop: int | None = None, max_hop: int = 100) -> Iterator[np.ndarray]:
-        """Yields float32 PCM chunks as soon as they are ready (official streaming schedule)."""
+               first_hop: int | None = None, max_hop: int = 100, progress=None) -> Iterator[np.ndarray]:
+        """Yields float32 PCM chunks as soon as they are ready (official streaming schedule).
+        `progress` as in `synthesize` (called per piece)."""
         voice = self.voice(voice) if isinstance(voice, str) else voice
         sampling, noise = rng_streams(seed)
-        for req in self.requests(text, voice, mode, instruct=instruct):
-            toks = self.iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens)
-            yield from self._stream_piece(req, toks, noise, first_hop=first_hop or self.chunk_size, max_hop=max_hop)
+        reqs = self._requests_or_error(text, voice, mode, instruct=instruct)
+        n_samples = 0
+        if progress:
+            progress(0, len(reqs), 0.0)
+        for i, req in enumerate(reqs):
+            toks: list[int] = []
+            source = self.iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens)
+            for chunk in self._stream_piece(req, _recording(source, toks), noise, first_hop=first_hop or self.chunk_size, max_hop=max_hop):
+                n_samples += chunk.size
+                yield chunk
+            self._warn_if_capped(req, toks, max_new_tokens)
+            if not toks:
+                _warn_not_spoken(f"the model produced no speech for the piece {_clip(req.text)}; that text is not in the audio")
+            if progress:
+                progress(i + 1, len(reqs), n_samples / self.sample_rate)
 
     def stream_bistream(self, text_chunks, voice: Voice | str, *, mode: str | None = None, instruct: str | None = None,
                         seed: int = 0, sampler: str = "ras", max_new_tokens: int | None = None,
@@ -253,13 +317,25 @@ class Pipeline:
         mode, llm_text, llm_speech, f_tok, f_mel = self.prompts(voice, mode, instruct=instruct)
         req = PieceRequest("<stream>", np.zeros(0, np.int32), llm_text, llm_speech, f_tok, f_mel, voice.embedding)
 
+        chunks = iter(text_chunks)
+        arrived: list[str] = []
+
         def text_ids():
-            for chunk in text_chunks:
+            for chunk in chunks:
+                arrived.append(chunk)
                 yield from self.text.encode(chunk)
 
-        toks = self.bistream_tokens_for(req, text_ids(), sampling, sampler=sampler,
-                                        max_new_tokens=self.token_cap(req, max_new_tokens))
-        yield from self._stream_piece(req, toks, noise, first_hop=first_hop or self.chunk_size, max_hop=max_hop)
+        cap = self.token_cap(req, max_new_tokens)
+        toks: list[int] = []
+        source = self.bistream_tokens_for(req, text_ids(), sampling, sampler=sampler, max_new_tokens=cap)
+        yield from self._stream_piece(req, _recording(source, toks), noise, first_hop=first_hop or self.chunk_size, max_hop=max_hop)
+        if len(toks) >= cap:  # stopped by the cap, not by EOS: say which text did not make it
+            heard = "".join(arrived)
+            rest = "".join(chunks)  # the rest of the stream, never read by the LLM
+            why = (f"the utterance reached the {'--max-new-tokens cap' if max_new_tokens is not None else 'flow capacity'} "
+                   f"({cap} speech tokens) after {len(heard)} of {len(heard) + len(rest)} characters had arrived")
+            _warn_not_spoken(f"bistream: {why}; speech for the text from about there on is missing (the end: "
+                             f"{_clip((heard + rest)[-60:])}) — send shorter utterances, or re-export the flow with a larger --flow-len")
 
     def bistream_feeder(self):
         from .bistream import OrtFeeder

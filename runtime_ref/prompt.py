@@ -18,6 +18,7 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -111,31 +112,87 @@ def voice_bytes(voice: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+def voice_problem(voice: dict, family: str = "cosyvoice2") -> str | None:
+    """What makes voice arrays unusable (None if nothing). Every family: arrays only, no NaN/Inf
+    in any float array. CosyVoice2: the arrays of the module doc with their dtypes and shapes, and
+    the token/mel alignment."""
+    for key, a in voice.items():
+        if not isinstance(a, np.ndarray):
+            return f"'{key}' is a {type(a).__name__}, not an array"
+        if a.dtype.kind == "f" and a.size and not bool(np.isfinite(a).all()):
+            return f"'{key}' holds {int(a.size - np.count_nonzero(np.isfinite(a)))} NaN/Inf value(s)"
+    if family != "cosyvoice2":
+        return None
+    emb, tok, mel = voice.get("embedding"), voice.get("speech_tokens"), voice.get("prompt_mel")
+    for key, a in (("embedding", emb), ("speech_tokens", tok), ("prompt_mel", mel)):
+        if not isinstance(a, np.ndarray):
+            return f"no '{key}' array"
+        if a.dtype.kind not in "fiu":
+            return f"'{key}' has dtype {a.dtype}, not numbers"
+    if emb.ndim != 1 or emb.size == 0:
+        return f"'embedding' has shape {list(emb.shape)}, expected (D,)"
+    if tok.ndim != 1 or tok.dtype.kind not in "iu":
+        return f"'speech_tokens' has shape {list(tok.shape)} and dtype {tok.dtype}, expected (k,) int"
+    if mel.ndim != 2 or mel.shape[0] != 2 * tok.shape[0]:
+        return f"'prompt_mel' has shape {list(mel.shape)}, expected (2k, n_mels) with k = {tok.shape[0]} tokens"
+    for key, a in (("embedding", emb), ("prompt_mel", mel)):
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            return f"'{key}' holds {bad} NaN/Inf value(s)"
+    if tok.size and int(tok.min()) < 0:
+        return "'speech_tokens' holds negative ids"
+    ids = voice.get("prompt_text_ids")
+    if ids is not None and (not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu"):
+        return "'prompt_text_ids' is not an integer array"
+    text = voice.get("prompt_text")
+    if text is not None and (not isinstance(text, np.ndarray) or text.dtype.kind != "U"):
+        return "'prompt_text' is not a string"
+    return None
+
+
 def load_voice(bundle, name: str) -> dict[str, np.ndarray]:
     entry = bundle.manifest.get("voices", {}).get(name)
     if entry is None:
-        raise VoiceError(f"{bundle.root}: no voice {name!r}; known: {', '.join(sorted(bundle.manifest.get('voices', {}))) or 'none'}")
-    with np.load(bundle.root / entry["file"], allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        raise VoiceError(f"{bundle.root}: no voice {name!r} (known: {', '.join(sorted(bundle.manifest.get('voices', {}))) or 'none'}; "
+                         "bake one with `sentis-tts voice add`)")
+    path = bundle.root / entry["file"]
+    fix = f"re-bake it with `sentis-tts voice add --overwrite --name {name}`"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            voice = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, AttributeError) as e:
+        raise VoiceError(f"{path}: voice {name!r} is not a readable .npz of arrays ({' '.join(str(e).split())[:120]}; {fix})") from None
+    problem = voice_problem(voice)
+    if problem:
+        raise VoiceError(f"{path}: voice {name!r} is malformed: {problem} ({fix})")
+    return voice
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def add_voice_to_bundle(root: str | Path, name: str, voice: dict[str, np.ndarray], *, source: str,
                         overwrite: bool = False, extra: dict | None = None) -> dict:
     """Write voices/<name>.npz and register it (manifest `voices` + `files` with sha256).
     The voice file and then manifest.json are each replaced atomically."""
+    from .bundle import read_manifest
+
     check_voice_name(name)
     root = Path(root)
     mpath = root / "manifest.json"
-    if not mpath.is_file():
-        raise VoiceError(f"{root}: not a bundle (no manifest.json)")
-    manifest = json.loads(mpath.read_text())
+    manifest = read_manifest(root)
+    problem = voice_problem(voice, manifest.get("family", "cosyvoice2"))
+    if problem:  # validated before anything is written: a bad voice never replaces a good one
+        raise VoiceError(f"voice {name!r} from {source} is unusable: {problem}; nothing was written (check the prompt audio)")
     voices = manifest.setdefault("voices", {})
     if name in voices and not overwrite:
         raise VoiceError(f"{root}: voice {name!r} exists; pass --overwrite to replace it")

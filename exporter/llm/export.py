@@ -1,12 +1,17 @@
 """LLM export: one cached-step graph (prefill chunks and single-token decode share it) plus three
 small embedding-lookup graphs. See docs/components/llm.md for the design and measured figures.
 
-Graphs
+Graphs (KV-cache contract "rows", manifest llm.cache_contract; bundles without the key have the
+older "full" contract where llm_step itself returned present.*)
 - llm_step: inputs_embeds (1, query_len, d) f32, position (1,) i32, valid_len (1,) i32,
-  past_key_values.{i}.key/value (1, kv_heads, max_cache_len, head_dim) f32
+  past_key_values.{i}.key/value (1, kv_heads, max_cache_len, head_dim) f32 (read only)
   -> logprobs (1, speech_vocab) f32 (log-softmax of the last valid row),
-     present.{i}.key/value (same shape as past). query_len is the only symbolic dim: the runtime
-  feeds prefill_chunk rows (last chunk zero-padded, valid_len says how many are real) or 1 row.
+     new_key_values.{i}.key/value (1, kv_heads, query_len, head_dim): the new rows only.
+  query_len is the only symbolic dim: the runtime feeds prefill_chunk rows (last chunk
+  zero-padded, valid_len says how many are real) or 1 row.
+- llm_cache_append (no weights): position, past_key_values.*, new_key_values.* -> present.*
+  (the cache with the rows written at position..; rows past capacity dropped). A runtime keeps two
+  workers of it and alternates, so the cache moves from call to call without a copy.
 - llm_text_embedding: text_ids (1, n_ids) i32 -> text_embeds (1, n_ids, d)  (the 151936-row table
   lives only here)
 - llm_speech_embedding: speech_ids (1, n_ids) i32 -> speech_embeds (1, n_ids, d)
@@ -20,7 +25,7 @@ from torch import nn
 
 from ..errors import ExportError
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
-from .model import Qwen2LM
+from .model import Qwen2LM, append_rows, write_keep
 
 DEFAULT_MAX_CACHE_LEN = 2048  # 10 s prompt (250 tokens) + text + 20*text_len decode steps; see docs
 DEFAULT_PREFILL_CHUNK = 32
@@ -32,6 +37,9 @@ ATOL_FP32 = 1e-4
 ATOL_FP16 = 0.5
 
 
+CACHE_CONTRACT = "rows"
+
+
 def cache_names(n_layers: int) -> tuple[list[str], list[str]]:
     past, present = [], []
     for i in range(n_layers):
@@ -40,22 +48,39 @@ def cache_names(n_layers: int) -> tuple[list[str], list[str]]:
     return past, present
 
 
+def row_names(n_layers: int) -> list[str]:
+    return [f"new_key_values.{i}.{kv}" for i in range(n_layers) for kv in ("key", "value")]
+
+
 class StepGraph(nn.Module):
-    """forward(inputs_embeds, position, valid_len, *past) -> (logprobs, *present)."""
+    """forward(inputs_embeds, position, valid_len, *past) -> (logprobs, *new rows)."""
 
     def __init__(self, model: Qwen2LM):
         super().__init__()
         self.model = model
 
     def forward(self, inputs_embeds, position, valid_len, *past):
-        logp, present = self.model.step(inputs_embeds, list(past), position, valid_len)
-        return (logp, *present)
+        logp, rows = self.model.step_rows(inputs_embeds, list(past), position, valid_len)
+        return (logp, *rows)
+
+
+class AppendGraph(nn.Module):
+    """forward(position, *past, *rows) -> *present (append_rows per cache tensor)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def forward(self, position, *tensors):
+        past, rows = tensors[:self.n], tensors[self.n:]
+        wk = write_keep(rows[0].shape[2], past[0].shape[2], position)  # shared by every layer
+        return tuple(append_rows(c, r, position, wk) for c, r in zip(past, rows))
 
 
 class EmbeddingGraph(nn.Module):
     def __init__(self, table: nn.Embedding | torch.Tensor):
         super().__init__()
-        self.table = table if isinstance(table, nn.Embedding) else nn.Embedding.from_pretrained(table.detach().clone())
+        self.table = table if isinstance(table, nn.Embedding) else nn.Embedding.from_pretrained(table.detach())  # shares the storage (no 544 MB copy of the text table)
 
     def forward(self, ids):
         return self.table(ids)  # int32 ids -> Gather
@@ -82,6 +107,21 @@ def _step_inputs(cfg, capacity: int, chunk: int, case: int) -> dict[str, np.ndar
     return feeds
 
 
+def _append_inputs(cfg, capacity: int, chunk: int, case: int) -> dict[str, np.ndarray]:
+    """The step's cases: rows at position 0 (chunk), mid-cache (1 row), past capacity (dropped), last slot."""
+    q = cfg.qwen
+    step = _step_inputs(cfg, capacity, chunk, case)
+    rng = np.random.default_rng(4321 + case)
+    T = step["inputs_embeds"].shape[1]
+    feeds = {"position": step["position"]}
+    past, _ = cache_names(q.num_hidden_layers)
+    for name in past:
+        feeds[name] = step[name]
+    for name in row_names(q.num_hidden_layers):
+        feeds[name] = rng.standard_normal((1, q.num_key_value_heads, T, q.head_dim)).astype(np.float32)
+    return feeds
+
+
 def build_graphs(model: Qwen2LM, options: ExportOptions) -> tuple[list[GraphSpec], dict]:
     cfg = model.cfg
     q = cfg.qwen
@@ -92,7 +132,9 @@ def build_graphs(model: Qwen2LM, options: ExportOptions) -> tuple[list[GraphSpec
     atol = ATOL_FP16 if options.fp16 else ATOL_FP32
     d, V = q.hidden_size, cfg.speech_vocab
     past, present = cache_names(q.num_hidden_layers)
+    rows = row_names(q.num_hidden_layers)
     cache_shape = (1, q.num_key_value_heads, capacity, q.head_dim)
+    row_shape = (1, q.num_key_value_heads, "query_len", q.head_dim)
 
     step = GraphSpec(
         name="llm_step",
@@ -101,17 +143,33 @@ def build_graphs(model: Qwen2LM, options: ExportOptions) -> tuple[list[GraphSpec
         inputs=[TensorSpec("inputs_embeds", (1, "query_len", d), description="new input embeddings; last prefill chunk zero-padded"),
                 TensorSpec("position", (1,), "int32", "cache slots already filled = position of row 0"),
                 TensorSpec("valid_len", (1,), "int32", "real rows in inputs_embeds (1..query_len)")]
-        + [TensorSpec(n, cache_shape) for n in past],
+        + [TensorSpec(n, cache_shape, description="read only: slots < position are the past") for n in past],
         outputs=[TensorSpec("logprobs", (1, V), description="log-softmax over the speech vocabulary at row valid_len-1")]
-        + [TensorSpec(n, cache_shape) for n in present],
+        + [TensorSpec(n, row_shape, description="the new rows, for llm_cache_append") for n in rows],
         make_inputs=lambda case: _step_inputs(cfg, capacity, chunk, case),
         atol=atol,
         parity_cases=4,
         fixed_dims={"max_cache_len": capacity, "prefill_chunk": chunk},
         symbolic_dims={"query_len": f"rows fed per call: {chunk} (prefill_chunk) for prompt prefill, 1 for decode; "
                                     "one graph so the backbone weights ship once"},
-        description="Qwen2 backbone step with a fixed-capacity KV cache + llm_decoder + log_softmax",
-        metadata={"max_cache_len": capacity, "prefill_chunk": chunk},
+        description="Qwen2 backbone step over a read-only fixed-capacity KV cache + llm_decoder + log_softmax; "
+                    "outputs the new K/V rows (cache contract 'rows')",
+        metadata={"max_cache_len": capacity, "prefill_chunk": chunk, "cache_contract": CACHE_CONTRACT},
+    )
+    append = GraphSpec(
+        name="llm_cache_append",
+        component="llm",
+        module=AppendGraph(len(past)),
+        inputs=[TensorSpec("position", (1,), "int32", "slot of the first row")]
+        + [TensorSpec(n, cache_shape) for n in past] + [TensorSpec(n, row_shape) for n in rows],
+        outputs=[TensorSpec(n, cache_shape) for n in present],
+        make_inputs=lambda case: _append_inputs(cfg, capacity, chunk, case),
+        atol=0.0,
+        parity_cases=4,
+        fixed_dims={"max_cache_len": capacity},
+        symbolic_dims={"query_len": "rows written per call (prefill_chunk or 1)"},
+        description="KV-cache append: the step's new rows written at position.. (one-hot arithmetic, no weights)",
+        metadata={"cache_contract": CACHE_CONTRACT},
     )
 
     def ids_case(hi: int):
@@ -138,6 +196,7 @@ def build_graphs(model: Qwen2LM, options: ExportOptions) -> tuple[list[GraphSpec
 
     graphs = [
         step,
+        append,
         emb_spec("llm_text_embedding", model.backbone.embed_tokens, q.vocab_size, "text_ids", "text_embeds",
                  "Qwen2 embed_tokens lookup (text token ids)"),
         emb_spec("llm_speech_embedding", model.speech_embedding, V, "speech_ids", "speech_embeds",
@@ -146,7 +205,7 @@ def build_graphs(model: Qwen2LM, options: ExportOptions) -> tuple[list[GraphSpec
                  "llm_embedding lookup: 0 = sos, 1 = task_id"),
     ]
     manifest = {
-        "graphs": {"step": "llm_step", "text_embedding": "llm_text_embedding",
+        "graphs": {"step": "llm_step", "cache_append": "llm_cache_append", "text_embedding": "llm_text_embedding",
                    "speech_embedding": "llm_speech_embedding", "special_embedding": "llm_special_embedding"},
         "max_cache_len": capacity,
         "prefill_chunk": chunk,
@@ -167,7 +226,9 @@ def build_graphs(model: Qwen2LM, options: ExportOptions) -> tuple[list[GraphSpec
         "max_token_text_ratio": MAX_TOKEN_TEXT_RATIO,
         "sampling": {"method": "ras", "top_p": cfg.sampling.top_p, "top_k": cfg.sampling.top_k,
                      "win_size": cfg.sampling.win_size, "tau_r": cfg.sampling.tau_r},
+        "cache_contract": CACHE_CONTRACT,
         "cache_inputs": past,
+        "cache_rows": rows,
         "cache_outputs": present,
     }
     return graphs, manifest

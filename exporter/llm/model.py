@@ -16,10 +16,14 @@ drop it explicitly when loading (`ignore_unexpected=[LM_HEAD_KEY]`).
 Two computation paths over the same weights:
 - `Qwen2Model.forward(x)`: ordinary full-sequence causal forward (what HF computes; used to
   cross-check against transformers and as the no-cache reference for the cache path).
-- `Qwen2Model.step(x, cache, position)`: the exported path. A fixed-capacity KV cache
-  (1, kv_heads, capacity, head_dim) per layer; the T new keys/values are written at
+- `Qwen2Model.step_rows(x, cache, position)`: the exported path (cache contract "rows"). A
+  fixed-capacity KV cache (1, kv_heads, capacity, head_dim) per layer, read only: query t attends
+  to the cache slots j < position and to the new rows 0..t; the T new keys/values come out as
+  rows (1, kv_heads, T, head_dim). `append_rows` (its own weightless graph) writes them at
   positions [position, position+T) with one-hot arithmetic (no NonZero / boolean indexing /
-  data-dependent shapes), and query t attends to cache slots j <= position + t.
+  data-dependent shapes). So a decode step's big graph never copies the cache, and the one full
+  write per step is the append graph's output, which a runtime passes on without copying.
+  `Qwen2Model.step` = both (the reference for the pair).
 """
 from __future__ import annotations
 
@@ -98,13 +102,36 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x, cos, sin)
         return self.o_proj(self._attend(q, k, v, mask))
 
-    def step(self, x, cos, sin, mask, write, keep, k_cache, v_cache):
-        """write (S, T) one-hot of the new positions, keep (S, 1) = 1 - any(write): the cache
-        update is cache*keep + write@new (exact: each slot gets one term)."""
+    def step_rows(self, x, cos, sin, past_mask, new_mask, k_cache, v_cache):
+        """Attention over the read-only cache (slots masked by past_mask (T, S)) and the T new rows
+        (new_mask (T, T), causal); the cache is not written. Returns (out, k_new, v_new), the new
+        rows (1, KV, T, hd) for append_rows."""
         q, k, v = self._qkv(x, cos, sin)
-        k_cache = k_cache * keep + torch.matmul(write, k)  # (1, KV, S, hd)
-        v_cache = v_cache * keep + torch.matmul(write, v)
-        return self.o_proj(self._attend(q, k_cache, v_cache, mask)), k_cache, v_cache
+        B, H, T, hd = q.shape
+        G, S = H // self.n_kv, k_cache.shape[2]
+        qg = q.reshape(B, self.n_kv, G * T, hd)
+        s_past = (torch.matmul(qg, k_cache.transpose(-1, -2)) * (hd ** -0.5)).view(B, self.n_kv, G, T, S) + past_mask
+        s_new = (torch.matmul(qg, k.transpose(-1, -2)) * (hd ** -0.5)).view(B, self.n_kv, G, T, T) + new_mask
+        probs = torch.cat([s_past, s_new], dim=-1).softmax(dim=-1).view(B, self.n_kv, G * T, S + T)
+        out = torch.matmul(probs[..., :S], v_cache) + torch.matmul(probs[..., S:], v)  # (1, KV, G*T, hd)
+        out = out.view(B, H, T, hd).transpose(1, 2).reshape(B, T, H * hd)
+        return self.o_proj(out), k, v
+
+
+def write_keep(T: int, S: int, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """write (S, T) one-hot of slots position..position+T-1 (slots >= S dropped), keep (S, 1) = 1 - any(write)."""
+    pos = position.reshape(1).to(torch.int32) + torch.arange(T, dtype=torch.int32)  # (T,)
+    slots = torch.arange(S, dtype=torch.int32)
+    write = (slots[:, None] == pos[None, :]).float()  # (S, T)
+    return write, 1.0 - write.sum(dim=1, keepdim=True)
+
+
+def append_rows(cache: torch.Tensor, rows: torch.Tensor, position: torch.Tensor, wk=None) -> torch.Tensor:
+    """cache (1, KV, S, hd) with rows (1, KV, T, hd) written at slots position..position+T-1 (rows that
+    would land at slots >= S are dropped): cache*keep + write@rows — exact, each slot gets one term;
+    no ScatterND, no data-dependent shape. `wk`: write_keep(...) shared by all layers."""
+    write, keep = wk if wk is not None else write_keep(rows.shape[2], cache.shape[2], position)
+    return cache * keep + torch.matmul(write, rows)
 
 
 class MLP(nn.Module):
@@ -131,10 +158,10 @@ class DecoderLayer(nn.Module):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
-    def step(self, x, cos, sin, mask, write, keep, k_cache, v_cache):
-        a, k_cache, v_cache = self.self_attn.step(self.input_layernorm(x), cos, sin, mask, write, keep, k_cache, v_cache)
+    def step_rows(self, x, cos, sin, past_mask, new_mask, k_cache, v_cache):
+        a, k, v = self.self_attn.step_rows(self.input_layernorm(x), cos, sin, past_mask, new_mask, k_cache, v_cache)
         x = x + a
-        return x + self.mlp(self.post_attention_layernorm(x)), k_cache, v_cache
+        return x + self.mlp(self.post_attention_layernorm(x)), k, v
 
 
 class Qwen2Model(nn.Module):
@@ -157,23 +184,30 @@ class Qwen2Model(nn.Module):
             x = layer(x, cos, sin, mask)
         return self.norm(x)
 
-    def step(self, x: torch.Tensor, cache: list[torch.Tensor], position: torch.Tensor):
+    def step_rows(self, x: torch.Tensor, cache: list[torch.Tensor], position: torch.Tensor):
         """x (1, T, d) new embeddings at positions position..position+T-1 (position: (1,) int);
-        cache: [k0, v0, k1, v1, ...] each (1, KV, S, hd) with S = capacity. Slots >= position are
-        ignored (overwritten or masked). Returns hidden (1, T, d) and the updated cache.
-        Rows that would land at slots >= S are dropped (the caller keeps position+valid <= S)."""
+        cache: [k0, v0, k1, v1, ...] each (1, KV, S, hd), read only: slots < position are the
+        past, the rest is ignored. Returns hidden (1, T, d) and the new rows [k0, v0, ...] each
+        (1, KV, T, hd) — the exported step graph (the cache is written by append_rows)."""
         T, S = x.shape[1], cache[0].shape[2]
         pos = position.reshape(1).to(torch.int32) + torch.arange(T, dtype=torch.int32)  # (T,)
         slots = torch.arange(S, dtype=torch.int32)  # (S,)
         cos, sin = rope_cos_sin(pos, self.cfg.head_dim, self.cfg.rope_theta)
-        mask = torch.where(slots[None, :] <= pos[:, None], 0.0, MASK_VALUE)  # (T, S) causal + validity
-        write = (slots[:, None] == pos[None, :]).float()  # (S, T) one-hot
-        keep = 1.0 - write.sum(dim=1, keepdim=True)  # (S, 1)
-        new_cache = []
+        past_mask = torch.where(slots[None, :] < position.reshape(1).to(torch.int32), 0.0, MASK_VALUE).expand(T, S)  # (T, S)
+        ar = torch.arange(T)
+        new_mask = torch.where(ar[None, :] <= ar[:, None], 0.0, MASK_VALUE)  # (T, T) causal
+        rows = []
         for i, layer in enumerate(self.layers):
-            x, k, v = layer.step(x, cos, sin, mask, write, keep, cache[2 * i], cache[2 * i + 1])
-            new_cache += [k, v]
-        return self.norm(x), new_cache
+            x, k, v = layer.step_rows(x, cos, sin, past_mask, new_mask, cache[2 * i], cache[2 * i + 1])
+            rows += [k, v]
+        return self.norm(x), rows
+
+    def step(self, x: torch.Tensor, cache: list[torch.Tensor], position: torch.Tensor):
+        """step_rows + append_rows: hidden (1, T, d) and the updated cache. Rows that would land at
+        slots >= S are dropped (the caller keeps position+valid <= S)."""
+        h, rows = self.step_rows(x, cache, position)
+        wk = write_keep(x.shape[1], cache[0].shape[2], position)
+        return h, [append_rows(c, r, position, wk) for c, r in zip(cache, rows)]
 
 
 class _Nest(nn.Module):
@@ -220,11 +254,18 @@ class Qwen2LM(nn.Module):
         """(1, d) -> (1, speech_vocab) log-softmax over the speech vocabulary."""
         return self.llm_decoder(hidden_last).log_softmax(dim=-1)
 
-    def step(self, embeds: torch.Tensor, cache: list[torch.Tensor], position: torch.Tensor, valid_len: torch.Tensor):
-        """One cached forward: logprobs of the last valid row (index valid_len-1) + new cache."""
-        h, cache = self.backbone.step(embeds, cache, position)
+    def step_rows(self, embeds: torch.Tensor, cache: list[torch.Tensor], position: torch.Tensor, valid_len: torch.Tensor):
+        """One cached forward over a read-only cache: logprobs of the last valid row (index
+        valid_len-1) + the new K/V rows (the exported llm_step)."""
+        h, rows = self.backbone.step_rows(embeds, cache, position)
         last = torch.index_select(h[0], 0, (valid_len.reshape(1) - 1).long())  # (1, d)
-        return self.logprobs(last), cache
+        return self.logprobs(last), rows
+
+    def step(self, embeds: torch.Tensor, cache: list[torch.Tensor], position: torch.Tensor, valid_len: torch.Tensor):
+        """step_rows + append_rows (llm_step then llm_cache_append): logprobs + the new cache."""
+        logp, rows = self.step_rows(embeds, cache, position, valid_len)
+        wk = write_keep(embeds.shape[1], cache[0].shape[2], position)
+        return logp, [append_rows(c, r, position, wk) for c, r in zip(cache, rows)]
 
     def lm_input(self, text_ids: torch.Tensor, prompt_speech: torch.Tensor) -> torch.Tensor:
         """[sos, text (prompt text + text), task_id, prompt speech tokens] -> (1, L, d)."""

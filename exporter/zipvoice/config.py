@@ -131,7 +131,9 @@ def read_tokens(path: Path) -> dict[str, int]:
     """tokens.txt: `token<TAB>id` per line (SimpleTokenizer/EmiliaTokenizer format). A token may be
     a space (the line then starts with the tab)."""
     out: dict[str, int] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    from ..hyperyaml import read_utf8
+
+    for n, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.rstrip("\n").split("\t")
@@ -166,12 +168,11 @@ def parse_model_json(doc: dict, where: str) -> tuple[ZipVoiceModelConfig, dict]:
 
 
 def parse_vocos_yaml(path: Path) -> VocosConfig:
-    import yaml
+    from ..hyperyaml import read_utf8, safe_plain_yaml
 
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ModelDirError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    doc = safe_plain_yaml(read_utf8(path), str(path))  # bounded: aliases, expansion, nesting
+    if not isinstance(doc, dict):
+        raise ModelDirError(f"{path}: expected a mapping (the official vocos config.yaml)")
     c = VocosConfig()
     fe = (doc.get("feature_extractor") or {}).get("init_args", {})
     bb = (doc.get("backbone") or {}).get("init_args", {})

@@ -20,6 +20,7 @@ import torch
 
 from ..checkpoint import load_state_dict
 from ..errors import ModelDirError
+from ..hyperyaml import read_utf8
 from .config import VARIANT_DEFAULTS, ZipVoiceConfig, detect_tokenizer, parse_model_json, parse_vocos_yaml, read_tokens
 
 MODEL_JSON = "model.json"
@@ -43,7 +44,9 @@ class ZipVoiceModelDir:
             if not (root / rel).is_file():
                 raise ModelDirError(f"{root}: missing {rel} ({what}) — is this a ZipVoice model directory?")
         try:
-            doc = json.loads((root / MODEL_JSON).read_text(encoding="utf-8"))
+            doc = json.loads(read_utf8(root / MODEL_JSON))
+        except RecursionError:
+            raise ModelDirError(f"{root / MODEL_JSON}: nested too deeply to read (use the official model.json)") from None
         except json.JSONDecodeError as e:
             raise ModelDirError(f"{root / MODEL_JSON}: not valid JSON (line {e.lineno}): {e.msg}") from None
         model, feature = parse_model_json(doc, str(root / MODEL_JSON))

@@ -41,3 +41,21 @@ def test_heatmap_and_waveform(tmp_path):
     waveform(tmp_path / "w.png", np.sin(np.linspace(0, 20, 5000)), width=100, height=40)
     w = _decode(tmp_path / "w.png")
     assert w.shape == (40, 100, 3) and (w == [31, 119, 180]).all(axis=2).any()
+
+
+def test_framed_plots_have_title_axes_and_colour_bar(tmp_path):
+    from exporter.png import _colormap, heatmap_plot, nice_ticks, waveform_plot
+
+    assert nice_ticks(0, 2.4) == [0.0, 0.5, 1.0, 1.5, 2.0] and nice_ticks(-1, 1, 4) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    a = np.arange(80 * 50, dtype=np.float64).reshape(80, 50)
+    heatmap_plot(tmp_path / "m.png", a, title="mel", xlabel="time (s)", ylabel="mel bin", unit="log mel", x_range=(0, 1.0), scale=2)
+    img = _decode(tmp_path / "m.png")
+    h, w = 80 * 2, 50 * 2
+    assert img.shape[0] > h + 40 and img.shape[1] > w + 100  # room for title, ticks, labels and the colour bar
+    dark = (img.sum(axis=2) < 150)
+    assert dark[:24].any() and dark[-40:].any() and dark[:, :60].any()  # title, x ticks/label, y ticks/label
+    ramp = _colormap(np.array([0.0, 1.0]))
+    assert all((img == c).all(axis=2).sum() > 0 for c in ramp)  # the colour bar spans the scale from its lowest to its highest colour
+    waveform_plot(tmp_path / "w.png", np.sin(np.linspace(0, 50, 24000)), 24000, title="wave", width=300, height=80)
+    wimg = _decode(tmp_path / "w.png")
+    assert wimg.shape[1] > 300 and (wimg == [31, 119, 180]).all(axis=2).any() and (wimg.sum(axis=2) < 150)[:24].any()

@@ -261,3 +261,34 @@ def test_int32_scatternd_indices_are_invalid_onnx(runner, tmp_path):
     dst = tmp_path / "o.onnx"
     res = runner.invoke(convert_command, [src, str(dst)])
     assert res.exit_code == 2 and "invalid ONNX" in res.output and not dst.exists()
+
+
+def test_fixed_point_is_bounded():
+    from graph_passes import fold_to_fixed_point, fix_input_shapes
+
+    m = fix_input_shapes(_shape_if_model(), {"x": [1, 6]})
+    with pytest.raises(GraphPassError, match="no fixed point after 1 rounds"):
+        fold_to_fixed_point(m, max_rounds=1)
+
+
+def test_a_pass_that_changes_the_result_is_caught_and_nothing_is_written(runner, tmp_path, monkeypatch):
+    """The after-convert comparison with the input model: a (simulated) wrong pass is an error."""
+    from onnx import numpy_helper as nh
+
+    import graph_passes.pipeline as pipeline
+
+    def wrong(model):
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+        for i, t in enumerate(out.graph.initializer):
+            if t.name == "w":
+                out.graph.initializer[i].CopyFrom(nh.from_array(nh.to_array(t) * 1.01, "w"))
+        return out
+
+    monkeypatch.setitem(pipeline.PASSES, "remove_identity", wrong)
+    m = model([h.make_node("Mul", ["x", "w"], ["y"])], [vi("x", T.FLOAT, [1, 4])], [vi("y", T.FLOAT, [1, 4])],
+              [init("w", np.full((1, 4), 2.0, np.float32))])
+    dst = tmp_path / "out.onnx"
+    res = runner.invoke(convert_command, [_save(m, tmp_path / "in.onnx"), str(dst)])
+    assert res.exit_code == 2 and "differs from the input model on output 'y'" in res.output and "not written" in res.output
+    assert not dst.exists()

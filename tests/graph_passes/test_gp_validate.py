@@ -94,7 +94,8 @@ def test_broken_files_are_one_line_errors_in_check_and_convert(runner, tmp_path,
     onnx.save_model(build(), str(src))
     res = runner.invoke(check_command, [str(src)])
     assert res.exit_code == 2, res.output
-    assert expected in res.output and "invalid ONNX" in res.output and "OK for Sentis" not in res.output
+    kind = "over a size limit" if name.startswith("huge") else "invalid ONNX"
+    assert expected in res.output and kind in res.output and "OK for Sentis" not in res.output
     assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
     dst = tmp_path / "out.onnx"
     res = runner.invoke(convert_command, [str(src), str(dst)])
@@ -118,11 +119,40 @@ def test_onnxruntime_refusal_is_reported(tmp_path):
     assert p is not None and ("onnxruntime" in p or "onnx.checker" in p)
 
 
-def test_huge_range_convert_is_quiet_and_bounded(tmp_path):
+def _huge_computed_range():
+    """The limit is computed (2^31 * 2^31): only visible once the integer arithmetic is folded."""
+    nodes = [h.make_node("Mul", ["a", "a"], ["lim"]), h.make_node("Range", ["zero", "lim", "one"], ["r"], name="range"),
+             h.make_node("Shape", ["x"], ["s"]), h.make_node("Gather", ["s", "zero"], ["d"]), h.make_node("Add", ["r", "d"], ["y"])]
+    inits = [init("a", np.int64(2**31)), init("zero", np.int64(0)), init("one", np.int64(1))]
+    return model(nodes, [vi("x", T.FLOAT, [2, 3])], [vi("y", T.INT64, None)], inits)
+
+
+@pytest.mark.parametrize("build", [_huge_range, _huge_computed_range])
+def test_huge_range_convert_is_quiet_and_bounded(tmp_path, build):
     """Range(0, 2^62) used to print thousands of onnxruntime log lines and grow to 16 GB."""
     src = tmp_path / "range.onnx"
-    onnx.save_model(_huge_range(), str(src))
+    onnx.save_model(build(), str(src))
     code = "from exporter.cli_graph import convert_command; convert_command(['%s', '%s'])" % (src, tmp_path / "o.onnx")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    limit_memory = "import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
+    res = subprocess.run([sys.executable, "-c", limit_memory + code], capture_output=True, text=True, timeout=120)
     lines = (res.stdout + res.stderr).strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "would make a tensor" in lines[0], lines[:5]
+
+
+def test_verify_refuses_a_broken_graph_with_a_matching_hash(tmp_path, capsys):
+    """`verify` used to end in a traceback (or "checker ok") on a garbage graph whose sha256 matches."""
+    import hashlib
+    import json
+
+    from exporter.cli import main
+
+    onnx.save_model(_cycle(), str(tmp_path / "g.onnx"))
+    digest = hashlib.sha256((tmp_path / "g.onnx").read_bytes()).hexdigest()
+    manifest = {"schema_version": 1, "graphs": {"flow": {"file": "g.onnx", "sha256": digest}}, "constants": {}, "components": {}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", "--bundle", str(tmp_path)])
+    err = capsys.readouterr()
+    assert exit_info.value.code != 0
+    assert "flow (g.onnx): invalid ONNX" in err.err and "cycle" in err.err and "Traceback" not in err.err + err.out
+    assert "checker ok" not in err.out

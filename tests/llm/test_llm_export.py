@@ -26,9 +26,18 @@ def test_manifest_graphs_checker_and_parity(llm_bundle_path, tiny_md):
     names_in = [t["name"] for t in step["inputs"]]
     assert names_in[:3] == ["inputs_embeds", "position", "valid_len"]
     assert names_in[3:] == [f"past_key_values.{i}.{kv}" for i in range(n_layers) for kv in ("key", "value")]
-    assert [t["name"] for t in step["outputs"]][1:] == [f"present.{i}.{kv}" for i in range(n_layers) for kv in ("key", "value")]
+    # cache contract "rows": the step returns only the new rows; llm_cache_append writes the cache
+    assert comp["cache_contract"] == "rows" and comp["graphs"]["cache_append"] == "llm_cache_append"
+    rows = [f"new_key_values.{i}.{kv}" for i in range(n_layers) for kv in ("key", "value")]
+    assert [t["name"] for t in step["outputs"]][1:] == rows == comp["cache_rows"]
+    q = tiny_md.config.llm.qwen
+    assert all(t["shape"] == [1, q.num_key_value_heads, "query_len", q.head_dim] for t in step["outputs"][1:])
     assert step["outputs"][0]["shape"] == [1, tiny_md.config.llm.speech_vocab]
     assert list(step["symbolic_dims"]) == ["query_len"]
+    app = m["graphs"]["llm_cache_append"]
+    assert [t["name"] for t in app["inputs"]] == ["position"] + names_in[3:] + rows
+    assert [t["name"] for t in app["outputs"]] == comp["cache_outputs"] == [f"present.{i}.{kv}" for i in range(n_layers) for kv in ("key", "value")]
+    assert max(app["parity"]["max_abs"].values()) == 0.0  # one term per slot: exact
     for name in comp["graphs"].values():
         g = m["graphs"][name]
         assert g["checker"]["ok"]
@@ -36,6 +45,9 @@ def test_manifest_graphs_checker_and_parity(llm_bundle_path, tiny_md):
     assert max(step["parity"]["max_abs"].values()) <= TOL
     forbidden = {"NonZero", "If", "Loop", "Scan", "Compress", "ScatterND", "ScatterElements"}
     assert not forbidden & set(step["checker"]["op_counts"])
+    assert not forbidden & set(app["checker"]["op_counts"])
+    # no weights: at most the slot-index constants (a few vectors of max_cache_len)
+    assert sum(int(np.prod(i.dims)) for i in onnx.load(str(llm_bundle_path / "llm_cache_append.onnx")).graph.initializer) <= 2 * CAPACITY + 64
 
 
 def test_text_table_only_in_text_embedding_graph(llm_bundle_path, tiny_md):

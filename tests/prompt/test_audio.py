@@ -92,7 +92,7 @@ def test_prompt_checks():
 def test_unreadable_wav_is_one_line_error(tmp_path):
     p = tmp_path / "bad.wav"
     p.write_bytes(b"not a wav at all")
-    with pytest.raises(A.AudioError, match="cannot read WAV") as e:
+    with pytest.raises(A.AudioError, match="not a RIFF/WAVE file") as e:
         A.read_wav(p)
     assert "\n" not in str(e.value)
 

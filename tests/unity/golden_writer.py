@@ -27,6 +27,7 @@ input entry carries `"noise_slice": {"draw", "start", "count"}` (which elements 
 noise draw it holds, zeros after) next to its real sha256.
 
     python -m tests.unity.golden_writer --only-pipeline BUNDLE    # only pipeline_*, from an exported bundle
+    python -m tests.unity.golden_writer --only-text               # only text_frontend.json
 
 Adding a scenario is a new `kind` written here plus, on the C# side, one entry in the scenario
 table of the test program.
@@ -175,6 +176,106 @@ def tokenizer_golden(bundle_dir: Path, out: Path) -> None:
                        "with the tiny bundle's tokenizer (files in tokenizer_tiny/)",
         "tokenizer_dir": "tokenizer_tiny",
         "cases": [{"text": s, "ids": tok.encode(s), "pieces": pretokenize(unicodedata.normalize("NFC", s))} for s in lines]})
+
+
+# number/symbol/splitting cases the corpus lacks (English, Japanese kana + numerals, tags, long runs)
+TEXT_EXTRA = [
+    "At 10:30, $5 and 7:05 or 23:00.", "It costs $1.01, €2.50, £0.99 and ¥300; 3.5% of 1,234,567 is -4.", "The 21st, 2nd, 3rd, 12th, 100th and 1000000th.",
+    "Call 007 or 0.25 now & then: 1+1=2 @ 3 p.m.", "１２３ and ％ in full width.", "A number too big: 12345678901234567890.",
+    "いまは10:30です。ねだんは$5、3.5%です。", "きょうは2026ねん、0.25と-4と1,234です。", "すうじ１２３、１００００と100000000。",
+    "Hello[breath] there.<strong>Loud</strong> words [laughter] here.", "Wait... what?! Really!!! \"Yes.\" (Fine.) Done",
+    "One sentence without an end, then a clause, and another clause, and a third, and a fourth one here",
+    "これはとてもながいぶんしょうで、くぎりがすくないので、もじのあいだできることになります",
+    "这是一个很长的句子没有标点符号所以需要在字之间切开才能放进预算里面",
+    "   ", "...!!!", "Verylongwordwithoutanyblanksthatcannotbecutatallbecauseitisoneword",
+]
+
+
+def text_frontend_golden(tokenizer_dir: Path, out: Path) -> None:
+    """runtime_ref's text front-end on the corpus + TEXT_EXTRA: language, normalize_text
+    (japanese_reading=False: C# takes kana or pre-baked readings), split pieces at two budgets,
+    and text_token_budget on a few bundle shapes."""
+    from runtime_ref.text import Qwen2Tokenizer
+    from runtime_ref.text.errors import TextFrontendError
+    from runtime_ref.text.frontend import TextFrontend
+    from runtime_ref.text.normalize import detect_language, normalize_text
+    from runtime_ref.text.split import text_token_budget
+
+    tok = Qwen2Tokenizer.from_dir(tokenizer_dir)
+    fe = TextFrontend(tok, japanese_reading=False)
+    lines = [json.loads(s) for s in CORPUS.read_text(encoding="utf-8").splitlines() if s.strip()] + TEXT_EXTRA
+    cases = []
+    for t in lines:
+        c = {"text": t, "lang": detect_language(t), "normalized": normalize_text(t, japanese_reading=False)}
+        for budget in (12, 40):
+            try:
+                c[f"pieces_{budget}"] = [p.text for p in fe.pieces(t, budget)]
+            except TextFrontendError as e:
+                c[f"pieces_{budget}"] = {"error": str(e).split("'")[0].split(" (")[0].strip()}  # the kind, not the quoted text
+        cases.append(c)
+    budgets = []
+    for cap, flow, pt, ps, r in ((2048, 750, 0, 0, 10.0), (2048, 750, 30, 250, 10.0), (160, 96, 5, 13, 20.0), (2048, 750, 12, 300, 20.0)):
+        budgets.append({"max_cache_len": cap, "max_flow_tokens": flow, "prompt_text_tokens": pt, "prompt_speech_tokens": ps,
+                        "speech_tokens_per_text_token": r, "budget": text_token_budget(cap, flow, prompt_text_tokens=pt, prompt_speech_tokens=ps,
+                                                                                        speech_tokens_per_text_token=r)})
+    write_json(out / "text_frontend.json", {
+        "format": FORMAT, "kind": "text_frontend",
+        "description": "runtime_ref.text: detect_language, normalize_text(japanese_reading=False), TextFrontend.pieces at budgets 12 and 40 "
+                       "(tiny tokenizer), text_token_budget; corpus tests/text/corpus.jsonl + extra number/tag/splitting cases",
+        "tokenizer_dir": "tokenizer_tiny", "cases": cases, "budgets": budgets})
+
+
+def voice_features_golden(out: Path) -> None:
+    """runtime_ref/audio.py host features of voice making on a seeded 1.2 s 22.05 kHz signal: resample
+    to 16 and 24 kHz, Kaldi fbank (+CMN) of the 16 kHz signal, flow mel of the 24 kHz one."""
+    from runtime_ref import audio
+
+    rng = np.random.default_rng(5)
+    sr, n = 22050, int(1.2 * 22050)
+    t = np.arange(n) / sr
+    x = 0.3 * np.sin(2 * np.pi * (150 + 400 * t) * t) + 0.1 * np.sin(2 * np.pi * 1234.5 * t) + 0.02 * rng.standard_normal(n)
+    x = (x * np.minimum(1.0, t / 0.05)).astype(np.float32)  # a short fade-in
+    wav16 = audio.resample(x.astype(np.float64), sr, 16000).astype(np.float32)
+    wav24 = audio.resample(x.astype(np.float64), sr, 24000).astype(np.float32)
+    fb = audio.kaldi_fbank(wav16)
+    mel = audio.flow_mel(wav24)
+    write_json(out / "voice_features.json", {
+        "format": FORMAT, "kind": "voice_features",
+        "description": "runtime_ref.audio: resample 22050 -> 16000 / 24000, kaldi_fbank(wav16) (CAM++ input, CMN), flow_mel(wav24) "
+                       "(prompt mel) on a seeded chirp; the speech tokenizer's Whisper log-mel is inside its graph",
+        "rate": sr, "tolerance": 1e-4,
+        "signal": tensor_entry("signal", x, data=True), "wav16": tensor_entry("wav16", wav16, data=True),
+        "wav24": tensor_entry("wav24", wav24, data=True), "fbank": tensor_entry("fbank", fb, data=True),
+        "flow_mel": tensor_entry("flow_mel", mel, data=True)})
+
+
+def voice_bake_golden(work: Path, out: Path) -> None:
+    """runtime_ref.prompt.bake_voice on the tiny model's speech_tokenizer + campplus graphs (recorded
+    calls, outputs as data) from the voice_features signal: what the C# VoiceBuilder must reproduce."""
+    from exporter.export import export_components
+    from exporter.fixtures import build_model_dir
+    from exporter.modeldir import ModelDir
+    from exporter.spec import ExportOptions
+    from runtime_ref import prompt
+    from runtime_ref.bundle import Bundle
+
+    md = work / "model" if (work / "model").exists() else build_model_dir(work / "model", size="tiny", seed=0)
+    bdir = work / "prompt_bundle"
+    export_components(ModelDir.open(md), bdir, ["speech_tokenizer", "campplus"], ExportOptions(parity=False))
+    b = Bundle.open(bdir)
+    rec = RecordingBundle(b, {"speech_tokens", "token_count", "embedding"})
+    feats = json.loads((out / "voice_features.json").read_text(encoding="utf-8"))
+    x = np.frombuffer(base64.b64decode(feats["signal"]["data"]), np.float32)
+    v = prompt.bake_voice(rec, x.astype(np.float64), int(feats["rate"]), text="A tiny text.")
+    write_json(out / "voice_bake.json", {
+        "format": FORMAT, "kind": "voice_bake",
+        "description": "runtime_ref.prompt.bake_voice (resample, speech_tokenizer graph, Kaldi fbank + campplus graph, flow mel, "
+                       "alignment) on the tiny model's graphs; the signal of voice_features.json",
+        "manifest": manifest_subset(b.manifest, ["speech_tokenizer", "campplus"]), "signal_file": "voice_features.json",
+        "outputs": "recorded", "calls": rec.calls, "tolerance": 1e-4,
+        "result": {"embedding": tensor_entry("embedding", v["embedding"], data=True),
+                   "speech_tokens": v["speech_tokens"].tolist(),
+                   "prompt_mel": tensor_entry("prompt_mel", np.ascontiguousarray(v["prompt_mel"], np.float32), data=True)}})
 
 
 def sampler_golden(out: Path) -> None:
@@ -577,6 +678,9 @@ def write_all(out: Path, work: Path) -> None:
     bundle_dir = build_tiny_bundle(work)
     bundle = Bundle.open(bundle_dir)
     tokenizer_golden(bundle_dir, out)
+    text_frontend_golden(out / "tokenizer_tiny", out)
+    voice_features_golden(out)
+    voice_bake_golden(work, out)
     sampler_golden(out)
     voice_golden(out)
     llm_golden(bundle, out)
@@ -589,10 +693,16 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=GOLDEN)
+    ap.add_argument("--only-text", action="store_true", help="rewrite only text_frontend.json (from tokenizer_tiny/) and voice_features.json")
     ap.add_argument("--only-pipeline", type=Path, metavar="BUNDLE",
                     help="rewrite only the pipeline_* traces, from this already exported pipeline bundle")
     a = ap.parse_args()
-    if a.only_pipeline:
+    if a.only_text:
+        text_frontend_golden(a.out / "tokenizer_tiny", a.out)
+        voice_features_golden(a.out)
+        with tempfile.TemporaryDirectory() as t:
+            voice_bake_golden(Path(t), a.out)
+    elif a.only_pipeline:
         from runtime_ref.bundle import Bundle
 
         pipeline_golden(Bundle.open(a.only_pipeline), a.out)

@@ -28,7 +28,7 @@ def sources(*dirs: Path) -> list[str]:
 
 
 def mcs(out: Path, srcs: list[str], *, target: str = "library", refs: list[Path] = (), defines: str = "") -> None:
-    cmd = [MCS, f"-target:{target}", f"-out:{out}", "-nologo", "-warnaserror+", "-nowarn:1591,0618,0649,0169,0414"]
+    cmd = [MCS, f"-target:{target}", f"-out:{out}", "-nologo", "-warnaserror+", "-nowarn:1591,0618,0649,0169,0414", "-r:System.Numerics"]
     cmd += [f"-r:{r}" for r in refs]
     if defines:
         cmd.append(f"-define:{defines}")
@@ -85,22 +85,60 @@ def test_core_against_golden_traces(build, tmp_path):
 
 
 @needs_mono
-def test_sentis_unity_editor_layers_compile_against_stubs(build):
-    """Compile check only: the names/signatures used exist in the stubs written from the Sentis 2.x
-    (com.unity.ai.inference 2.2+) and UnityEngine/UnityEditor documentation."""
-    d = build
+@pytest.mark.parametrize("version", ["2.2.0", "2.4.0"])
+def test_sentis_unity_editor_layers_compile_against_stubs(build, version, tmp_path):
+    """Compile check only: every Unity.InferenceEngine name/signature the package uses exists in the
+    real API of that version (stubs generated from shared/reference/sentis_api by gen_sentis_stubs);
+    UnityEngine/UnityEditor/NUnit names against hand-written stubs."""
+    d = tmp_path
     stubs = d / "StubApis.dll"
-    mcs(stubs, sources(STUBS))
+    mcs(stubs, [str(STUBS / "generated" / f"InferenceEngine_{version}.g.cs")]
+        + sorted(str(p) for p in STUBS.glob("*.cs")))
+    core = build / "SentisTts.Core.dll"
     sentis = d / "SentisTts.Sentis.dll"
-    mcs(sentis, sources(PKG / "Runtime" / "Sentis"), refs=[d / "SentisTts.Core.dll", stubs])
+    mcs(sentis, sources(PKG / "Runtime" / "Sentis"), refs=[core, stubs])
     unity = d / "SentisTts.Unity.dll"
-    mcs(unity, sources(PKG / "Runtime" / "Unity"), refs=[d / "SentisTts.Core.dll", sentis, stubs])
+    mcs(unity, sources(PKG / "Runtime" / "Unity"), refs=[core, sentis, stubs])
     editor = d / "SentisTts.Editor.dll"
-    mcs(editor, sources(PKG / "Editor"), refs=[d / "SentisTts.Core.dll", sentis, unity, stubs])
+    mcs(editor, sources(PKG / "Editor"), refs=[core, sentis, unity, stubs])
     samples = d / "Samples.dll"
-    mcs(samples, sources(PKG / "Samples~"), refs=[d / "SentisTts.Core.dll", sentis, unity, stubs])
+    mcs(samples, sources(PKG / "Samples~"), refs=[core, sentis, unity, stubs])
     tests = d / "EditModeTests.dll"
-    mcs(tests, sources(PKG / "Tests" / "Editor"), refs=[d / "SentisTts.Core.dll", stubs])
+    mcs(tests, sources(PKG / "Tests" / "Editor"), refs=[core, stubs])
+    # the import dialog's answers (1 = Cancel or the dialog closed) -> precision, run for real
+    prog = d / "Dialog.cs"
+    prog.write_text("""
+using System; using SentisTts.Editor;
+static class P { static int Main() {
+  int asked = 0; Func<int> second2 = () => { asked++; return 2; }; Func<int> second1 = () => { asked++; return 1; }; Func<int> second0 = () => { asked++; return 0; };
+  bool ok = BundleImporter.QuantizationFromDialogs(0, second2) == WeightQuantization.Recommended && asked == 0
+         && BundleImporter.QuantizationFromDialogs(1, second2) == null && asked == 0
+         && BundleImporter.QuantizationFromDialogs(2, second0) == WeightQuantization.None
+         && BundleImporter.QuantizationFromDialogs(2, second2) == WeightQuantization.Uint8
+         && BundleImporter.QuantizationFromDialogs(2, second1) == null && asked == 3
+         && BundleImporter.ForGraph(WeightQuantization.Recommended, "llm", "llm_step") == WeightQuantization.Float16
+         && BundleImporter.ForGraph(WeightQuantization.Recommended, "llm", "llm_cache_append") == WeightQuantization.None
+         && BundleImporter.ForGraph(WeightQuantization.Recommended, "hift", "hift") == WeightQuantization.Float16
+         && BundleImporter.ForGraph(WeightQuantization.Uint8, "hift", "hift") == WeightQuantization.Uint8;
+  Console.WriteLine(ok ? "ok" : "wrong"); return ok ? 0 : 1; } }
+""", encoding="utf-8")
+    exe = d / "Dialog.exe"
+    mcs(exe, [str(prog)], target="exe", refs=[editor, stubs])
+    shutil.copy(core, d / core.name)
+    res = subprocess.run([MONO, str(exe)], capture_output=True, text=True, timeout=60, cwd=d)
+    assert res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
+def test_generated_sentis_stubs_are_current():
+    """The committed stubs are what the generator writes from the real API data."""
+    from . import gen_sentis_stubs as g
+
+    if not g.DEFAULT_API_DIR.is_dir():
+        pytest.skip(f"the extracted Sentis API ({g.DEFAULT_API_DIR}) is not on this machine; the committed stubs are used as they are")
+    for v in g.VERSIONS:
+        api = json.loads((g.DEFAULT_API_DIR / f"sentis_api_{v}.json").read_text(encoding="utf-8"))
+        assert (g.OUT / f"InferenceEngine_{v}.g.cs").read_text(encoding="utf-8") == g.generate(api), \
+            f"run `python -m tests.unity.gen_sentis_stubs`: stubs for {v} are stale"
 
 
 def test_upm_layout():

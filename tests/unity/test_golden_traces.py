@@ -180,4 +180,41 @@ def test_pipeline_traces_cover_modes_streaming_and_stops():
     for t in ts.values():
         if t["result"]["stop_reason"] == "stop_token":
             assert len(t["result"]["tokens"]) == t["result"]["min_len"] > 0
-    assert sum(p.stat().st_size for p in GOLDEN.glob("pipeline_*.json")) < 1_500_000
+    # ~1.5 MB: one llm_cache_append call (hashes only) per LLM step since the "rows" cache contract
+    assert sum(p.stat().st_size for p in GOLDEN.glob("pipeline_*.json")) < 1_700_000
+
+
+def test_text_frontend_golden_is_current(tmp_path):
+    """text_frontend.json is what runtime_ref's front-end gives today (and covers what it must)."""
+    gw.text_frontend_golden(GOLDEN / "tokenizer_tiny", tmp_path)
+    assert json.loads((tmp_path / "text_frontend.json").read_text(encoding="utf-8")) == load("text_frontend.json")
+    t = load("text_frontend.json")
+    assert {c["lang"] for c in t["cases"]} >= {"en", "ja", "zh", "ko"}
+    assert any(c["normalized"] != c["text"] for c in t["cases"] if c["lang"] == "en")  # numbers/symbols read as words
+    assert any(c["normalized"] != c["text"] for c in t["cases"] if c["lang"] == "ja")  # kanji numerals
+    assert any(isinstance(c["pieces_12"], list) and len(c["pieces_12"]) > 2 for c in t["cases"])  # real splitting
+    assert any(isinstance(c["pieces_12"], dict) for c in t["cases"])  # and its errors
+
+
+def test_voice_features_golden_is_current(tmp_path):
+    """voice_features.json is what runtime_ref/audio.py computes today."""
+    gw.voice_features_golden(tmp_path)
+    assert json.loads((tmp_path / "voice_features.json").read_text(encoding="utf-8")) == load("voice_features.json")
+
+
+def test_voice_bake_trace_replays_through_runtime_ref(tmp_path):
+    """runtime_ref.prompt.bake_voice today makes the same graph calls (input bytes) and, given the
+    recorded graph outputs, the same voice arrays as voice_bake.json."""
+    from runtime_ref import prompt
+
+    t = load("voice_bake.json")
+    sig = load(t["signal_file"])
+    x = np.frombuffer(base64.b64decode(sig["signal"]["data"]), np.float32).astype(np.float64)
+    rb = ReplayBundle(t, tmp_path)
+    rb._b.has_graph = lambda n: n in t["manifest"]["graphs"]
+    v = prompt.bake_voice(rb, x, int(sig["rate"]), text="A tiny text.")
+    assert rb.k == len(t["calls"]) == 2
+    r = t["result"]
+    assert v["speech_tokens"].tolist() == r["speech_tokens"] and len(r["speech_tokens"]) > 10
+    assert gw.sha256(v["embedding"]) == r["embedding"]["sha256"]
+    assert gw.sha256(np.ascontiguousarray(v["prompt_mel"], np.float32)) == r["prompt_mel"]["sha256"]

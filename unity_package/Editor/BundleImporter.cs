@@ -20,7 +20,9 @@ using UnityEngine;
 
 namespace SentisTts.Editor
 {
-    public enum WeightQuantization { None, Float16, Uint8 }
+    /// <summary>Weight precision of the imported graphs. Recommended = per graph, from the measured
+    /// effect of Sentis's own quantizer (docs/unity.md, "Quantize").</summary>
+    public enum WeightQuantization { None, Float16, Uint8, Recommended }
 
     public static class BundleImporter
     {
@@ -29,17 +31,46 @@ namespace SentisTts.Editor
         {
             var src = EditorUtility.OpenFolderPanel("sentis-tts bundle folder (with manifest.json)", "", "");
             if (string.IsNullOrEmpty(src)) return;
-            var q = EditorUtility.DisplayDialogComplex("Sentis TTS", "Serialize the graphs with quantized weights?",
-                                                       "No (import .onnx)", "Float16 .sentis", "Uint8 .sentis");
-            var quant = q == 1 ? WeightQuantization.Float16 : q == 2 ? WeightQuantization.Uint8 : WeightQuantization.None;
+            // DisplayDialogComplex returns 0 (ok), 1 (cancel — also when the dialog is closed) or 2 (alt)
+            var quant = QuantizationFromDialogs(
+                EditorUtility.DisplayDialogComplex("Sentis TTS", "Import with the recommended weight precision per graph (Float16 .sentis where it is measured lossless), or choose?",
+                                                   "Recommended", "Cancel", "Other..."),
+                () => EditorUtility.DisplayDialogComplex("Sentis TTS", "Weight precision of every graph",
+                                                         "Float32 (.onnx)", "Cancel", "Uint8 (.sentis, lossy)"));
+            if (quant == null) return;  // cancelled or closed: import nothing
             try
             {
-                var asset = Import(src, "Assets/SentisTts/" + Path.GetFileName(src.TrimEnd('/', '\\')), quant);
+                var asset = Import(src, "Assets/SentisTts/" + Path.GetFileName(src.TrimEnd('/', '\\')), quant.Value);
                 Selection.activeObject = asset;
             }
             catch (SentisTtsException e)
             {
                 EditorUtility.DisplayDialog("Sentis TTS import failed", e.Message, "OK");
+            }
+        }
+
+        /// <summary>The import dialogs' answers -> precision; null = cancelled (Cancel or the dialog closed,
+        /// both return 1). `second` is asked only when the first answer is "Other...".</summary>
+        public static WeightQuantization? QuantizationFromDialogs(int first, Func<int> second)
+        {
+            if (first == 0) return WeightQuantization.Recommended;
+            if (first != 2) return null;
+            int q = second();
+            return q == 0 ? WeightQuantization.None : q == 2 ? WeightQuantization.Uint8 : (WeightQuantization?)null;
+        }
+
+        /// <summary>The precision a graph gets: `choice`, or with Recommended the measured best for its
+        /// component (Sentis ModelQuantizer emulated on every graph, tests/unity/sentis_quantizer.py:
+        /// Float16 keeps LLM top-1 agreement and mel/waveform SNR, Uint8 does not; graphs without
+        /// weights stay as they are).</summary>
+        public static WeightQuantization ForGraph(WeightQuantization choice, string component, string graph)
+        {
+            if (choice != WeightQuantization.Recommended) return choice;
+            if (graph == "llm_cache_append") return WeightQuantization.None;  // no weights
+            switch (component)
+            {
+                case "llm": case "flow": case "hift": return WeightQuantization.Float16;
+                default: return WeightQuantization.None;
             }
         }
 
@@ -51,9 +82,9 @@ namespace SentisTts.Editor
             try
             {
                 if (string.IsNullOrEmpty(bundle)) throw new SentisTtsException("pass -sentisTtsBundle <bundle folder>");
-                var q = WeightQuantization.None;
+                var q = WeightQuantization.Recommended;
                 if (!string.IsNullOrEmpty(quant) && !Enum.TryParse(quant, true, out q))
-                    throw new SentisTtsException("-sentisTtsQuantize must be none, float16 or uint8, got '" + quant + "'");
+                    throw new SentisTtsException("-sentisTtsQuantize must be recommended, none, float16 or uint8, got '" + quant + "'");
                 Import(bundle, string.IsNullOrEmpty(target) ? "Assets/SentisTts/" + Path.GetFileName(bundle.TrimEnd('/', '\\')) : target, q);
                 Debug.Log("sentis-tts: imported " + bundle);
             }
@@ -82,11 +113,13 @@ namespace SentisTts.Editor
 
             // graphs
             var onnxPaths = new List<KeyValuePair<string, string>>();
+            var precision = new Dictionary<string, WeightQuantization>();
             foreach (var g in manifest.Graphs.Values)
             {
                 var dst = targetFolder + "/" + Path.GetFileName(g.File);
                 File.Copy(Path.Combine(bundleDir, g.File), dst, true);
                 onnxPaths.Add(new KeyValuePair<string, string>(g.Name, dst));
+                precision[g.Name] = ForGraph(quantization, g.Component, g.Name);
             }
             AssetDatabase.Refresh();
             foreach (var kv in onnxPaths)
@@ -94,10 +127,11 @@ namespace SentisTts.Editor
                 var onnx = AssetDatabase.LoadAssetAtPath<ModelAsset>(kv.Value);
                 if (onnx == null) throw new SentisTtsException(kv.Value + ": Sentis did not import this graph (see the Console for the importer's error)");
                 var model = onnx;
-                if (quantization != WeightQuantization.None)
+                var q = precision[kv.Key];
+                if (q != WeightQuantization.None)
                 {
                     var m = ModelLoader.Load(onnx);
-                    ModelQuantizer.QuantizeWeights(quantization == WeightQuantization.Float16 ? QuantizationType.Float16 : QuantizationType.Uint8, ref m);
+                    ModelQuantizer.QuantizeWeights(q == WeightQuantization.Float16 ? QuantizationType.Float16 : QuantizationType.Uint8, ref m);
                     var sentisPath = Path.ChangeExtension(kv.Value, ".sentis");
                     ModelWriter.Save(sentisPath, m);
                     AssetDatabase.DeleteAsset(kv.Value);  // keep only the serialized model

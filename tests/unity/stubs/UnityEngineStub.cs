@@ -9,12 +9,12 @@ namespace UnityEngine
     public class ScriptableObject : Object { public static T CreateInstance<T>() where T : ScriptableObject, new() { return new T(); } }
     public class Component : Object { public T GetComponent<T>() { return default(T); } }
     public class Behaviour : Component { public bool enabled { get; set; } }
-    public class MonoBehaviour : Behaviour { }
+    public class MonoBehaviour : Behaviour { public CancellationToken destroyCancellationToken { get { return default(CancellationToken); } } }
     public class TextAsset : Object { public string text { get { return ""; } } public byte[] bytes { get { return new byte[0]; } } }
-    public sealed class AudioClip : Object { public static AudioClip Create(string name, int lengthSamples, int channels, int frequency, bool stream) { return new AudioClip(); } }
+    public sealed class AudioClip : Object { public static AudioClip Create(string name, int lengthSamples, int channels, int frequency, bool stream) { return new AudioClip(); } public int samples { get { return 0; } } public int channels { get { return 1; } } public int frequency { get { return 16000; } } public bool GetData(float[] data, int offsetSamples) { return true; } }
     public sealed class AudioSource : Behaviour { public AudioClip clip { get; set; } public bool playOnAwake { get; set; } public bool loop { get; set; } public bool isPlaying { get { return false; } } public void Play() { } }
     public static class AudioSettings { public static int outputSampleRate { get { return 48000; } } }
-    public static class Time { public static float realtimeSinceStartup { get { return 0f; } } }
+    public static class Time { public static float realtimeSinceStartup { get { return 0f; } } public static double realtimeSinceStartupAsDouble { get { return 0; } } }
     public static class Mathf { public static int Max(int a, int b) { return Math.Max(a, b); } }
     public static class Debug
     {

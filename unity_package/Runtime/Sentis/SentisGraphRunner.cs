@@ -1,15 +1,20 @@
 // IGraphRunner on Unity Inference Engine / Sentis 2.2+ (`com.unity.ai.inference`, namespace
-// Unity.InferenceEngine). One Worker per graph, created on first use.
-// - Values Core passes back (KV cache, decode-step embeddings) stay on the backend: every output is
-//   copied into a tensor we own with Worker.CopyOutput (a device-side copy, no download), and that
-//   tensor is later bound with SetInput. Nothing is read back unless Core calls Read().
-// - Read() is the only readback: the prefill embeddings once per utterance, each step's logprobs
-//   (speech vocab floats) and HiFT audio.
-// - Disposed output tensors go to a pool and are reused as CopyOutput targets of later calls of the
-//   same size (no per-step allocation for the KV cache).
-// - Host tensors Core hands in are uploaded into tensors owned here and disposed at the next Run
-//   of the same worker (after its previous work was scheduled) or on Dispose.
-// Verified here only as a compile check against stubs (tests/unity/stubs); see docs/unity.md.
+// Unity.InferenceEngine). Behaviour pinned by the Sentis stand-in tests (Tests/SentisStandIn~,
+// tests/unity/test_sentis_standin.py): live tensors back to the baseline after every utterance, no
+// tensor allocation and no blocking readback per decode step.
+// - Outputs are not copied: a returned value wraps the worker's own output tensor (PeekOutput).
+//   The worker's storage recycles it at that worker's next Schedule, so before a worker is
+//   scheduled again every value of its last run that is still alive is copied out
+//   (Worker.CopyOutput into a pooled tensor of the same size) — copy-on-reschedule. A graph may
+//   have several workers (`workersPerGraph`, e.g. 2 for the weightless KV-cache append graph):
+//   the runner then alternates between them so values passed from one call to the next are never
+//   copied.
+// - Host inputs go into one persistent tensor per (worker, input), refilled in place with
+//   Tensor<T>.Upload (reallocated only when a larger shape comes).
+// - Zeros(): one shared read-only tensor per shape (graphs never write their inputs).
+// - Read() blocks (the once-per-chunk paths); RequestRead()/TryRead() are the non-blocking pair
+//   (Tensor.ReadbackRequest / IsReadbackRequestDone) the decode loop uses.
+// - After Dispose every call throws (a destroyed speaker cannot re-create workers).
 using System;
 using System.Collections.Generic;
 using SentisTts.Core;
@@ -17,13 +22,17 @@ using Unity.InferenceEngine;
 
 namespace SentisTts.Sentis
 {
-    /// <summary>A value living in a Sentis tensor owned by the runner's caller.</summary>
+    /// <summary>A value living in a Sentis tensor: a worker's output (until its worker runs again),
+    /// a runner-owned pooled tensor, or a shared read-only zeros tensor.</summary>
     public sealed class SentisValue : GraphValue
     {
-        public Tensor Tensor { get; private set; }
+        internal Tensor Tensor;
+        internal SentisGraphRunner.Slot Peeked;   // worker whose output this is; null once owned
+        internal string OutputName;
+        internal bool Shared, ReadRequested;
         readonly SentisGraphRunner owner;
 
-        public SentisValue(Tensor t, SentisGraphRunner owner = null)
+        internal SentisValue(Tensor t, SentisGraphRunner owner)
         {
             this.owner = owner;
             Tensor = t;
@@ -33,90 +42,167 @@ namespace SentisTts.Sentis
             DType = t.dataType == DataType.Int ? Core.DType.Int32 : Core.DType.Float32;
         }
 
+        public bool IsLive { get { return Tensor != null; } }
+
         public override void Dispose()
         {
             if (Tensor == null) return;
-            if (owner != null) owner.Recycle(Tensor);
-            else Tensor.Dispose();
+            if (!Shared) owner.Release(this);
             Tensor = null;
         }
     }
 
     public sealed class SentisGraphRunner : IGraphRunner
     {
+        internal sealed class Slot
+        {
+            public Worker Worker;
+            public readonly Dictionary<string, Tensor> Inputs = new Dictionary<string, Tensor>();
+            public readonly List<SentisValue> Live = new List<SentisValue>();
+            public long LastUse;
+        }
+
         readonly Func<string, Model> loadModel;
+        readonly Func<string, int> workersPerGraph;
         readonly BackendType backend;
-        readonly Dictionary<string, Worker> workers = new Dictionary<string, Worker>();
+        readonly Dictionary<string, List<Slot>> slots = new Dictionary<string, List<Slot>>();
         readonly Dictionary<string, Model> models = new Dictionary<string, Model>();
-        readonly Dictionary<string, List<Tensor>> uploads = new Dictionary<string, List<Tensor>>();
-        // Tensors of disposed values, reused as CopyOutput targets (KV-cache outputs have the same
-        // shape every step, so decoding allocates nothing after the first steps). Reuse is safe:
-        // a recycled tensor was an input of an earlier, already scheduled call, and the backend
-        // executes work in scheduling order.
         readonly Dictionary<long, Stack<Tensor>> pool = new Dictionary<long, Stack<Tensor>>();
-        public int PoolReuses { get; private set; }
+        readonly Dictionary<string, Tensor> zeros = new Dictionary<string, Tensor>();
+        readonly HashSet<SentisValue> owned = new HashSet<SentisValue>();
+        long uses;
+        bool disposed;
+
+        /// <summary>Tensors held for reuse (copy-on-reschedule targets), and runner-owned values in use.</summary>
+        public int PooledTensors { get { int n = 0; foreach (var st in pool.Values) n += st.Count; return n; } }
+        public int OwnedValues { get { return owned.Count; } }
         public int Readbacks { get; private set; }
+        public int BlockingReadbacks { get; private set; }
+        public int CopiesOnReschedule { get; private set; }
         public long ReadbackFloats { get; private set; }
 
         /// <param name="loadModel">graph name -> Model (e.g. ModelLoader.Load(modelAsset) or a .sentis path)</param>
-        public SentisGraphRunner(Func<string, Model> loadModel, BackendType backend)
+        /// <param name="workersPerGraph">workers a graph may have (default 1); more only for graphs
+        /// without large weights (each Worker holds its own copy of the constants on the device)</param>
+        public SentisGraphRunner(Func<string, Model> loadModel, BackendType backend, Func<string, int> workersPerGraph = null)
         {
             this.loadModel = loadModel;
             this.backend = backend;
+            this.workersPerGraph = workersPerGraph ?? (g => 1);
         }
 
         public BackendType Backend { get { return backend; } }
 
-        Worker WorkerFor(string graph)
+        void Alive() { if (disposed) throw new ObjectDisposedException("SentisGraphRunner", "the runner was disposed (its speaker was destroyed)"); }
+
+        Model ModelFor(string graph)
         {
-            Worker w;
-            if (workers.TryGetValue(graph, out w)) return w;
-            var m = loadModel(graph);
+            Model m;
+            if (models.TryGetValue(graph, out m)) return m;
+            m = loadModel(graph);
             if (m == null) throw new SentisTtsException("graph '" + graph + "' has no model asset (re-import the bundle)");
             models[graph] = m;
-            w = new Worker(m, backend);
-            workers[graph] = w;
-            uploads[graph] = new List<Tensor>();
-            return w;
+            slots[graph] = new List<Slot>();
+            return m;
         }
 
-        static Tensor Upload(HostTensor h)
+        /// <summary>A worker of `graph` with no live outputs if one exists or may be created, else
+        /// the least recently used one (its live outputs are copied out first).</summary>
+        Slot SlotFor(string graph, IDictionary<string, GraphValue> inputs)
         {
-            var shape = new TensorShape(h.Shape);
-            if (h.DType == Core.DType.Float32) return new Tensor<float>(shape, h.Floats);
-            return new Tensor<int>(shape, h.Ints);
+            var model = ModelFor(graph);
+            var list = slots[graph];
+            Slot best = null;
+            foreach (var s in list)
+                if (s.Live.Count == 0 && (best == null || s.LastUse < best.LastUse)) best = s;
+            if (best == null && list.Count < Math.Max(1, workersPerGraph(graph)))
+            {
+                best = new Slot { Worker = new Worker(model, backend) };
+                list.Add(best);
+            }
+            if (best == null)
+                foreach (var s in list) if (best == null || s.LastUse < best.LastUse) best = s;
+            return best;
+        }
+
+        static TensorShape ShapeOf(int[] s)
+        {
+            switch (s.Length)
+            {
+                case 1: return new TensorShape(s[0]);
+                case 2: return new TensorShape(s[0], s[1]);
+                case 3: return new TensorShape(s[0], s[1], s[2]);
+                case 4: return new TensorShape(s[0], s[1], s[2], s[3]);
+                default: return new TensorShape(s);
+            }
+        }
+
+        static int Capacity(Tensor t, Dictionary<Tensor, int> caps) { int c; return caps.TryGetValue(t, out c) ? c : t.count; }
+        readonly Dictionary<Tensor, int> capacity = new Dictionary<Tensor, int>();
+
+        /// <summary>The persistent tensor of (slot, input), refilled in place.</summary>
+        Tensor Fill(Slot slot, string name, HostTensor h)
+        {
+            Tensor t;
+            var shape = ShapeOf(h.Shape);
+            if (slot.Inputs.TryGetValue(name, out t))
+            {
+                bool sameType = (t.dataType == DataType.Int) == (h.DType == Core.DType.Int32);
+                if (sameType && Capacity(t, capacity) >= h.Count)
+                {
+                    t.Reshape(shape);
+                    if (h.DType == Core.DType.Float32) ((Tensor<float>)t).Upload(h.Floats);
+                    else ((Tensor<int>)t).Upload(h.Ints);
+                    return t;
+                }
+                capacity.Remove(t);
+                t.Dispose();
+            }
+            t = h.DType == Core.DType.Float32 ? (Tensor)new Tensor<float>(shape, h.Floats) : new Tensor<int>(shape, h.Ints);
+            capacity[t] = h.Count;
+            slot.Inputs[name] = t;
+            return t;
         }
 
         public GraphOutputs Run(string graph, IDictionary<string, GraphValue> inputs)
         {
-            var w = WorkerFor(graph);
-            var pending = uploads[graph];
-            foreach (var t in pending) t.Dispose();
-            pending.Clear();
+            Alive();
+            var slot = SlotFor(graph, inputs);
+            // the worker's storage will recycle its last outputs: copy out those still in use
+            for (int i = slot.Live.Count - 1; i >= 0; i--) Detach(slot.Live[i]);
+            slot.Live.Clear();
+            var w = slot.Worker;
             foreach (var kv in inputs)
             {
-                Tensor t;
                 var h = kv.Value as HostTensor;
-                if (h != null) { t = Upload(h); pending.Add(t); }
-                else
-                {
-                    var s = kv.Value as SentisValue;
-                    if (s == null || s.Tensor == null) throw new ArgumentException("input " + kv.Key + " of " + graph + " is not a host tensor or a live value of this runner");
-                    t = s.Tensor;
-                }
-                w.SetInput(kv.Key, t);
+                if (h != null) { w.SetInput(kv.Key, Fill(slot, kv.Key, h)); continue; }
+                var s = kv.Value as SentisValue;
+                if (s == null || s.Tensor == null) throw new ArgumentException("input " + kv.Key + " of " + graph + " is not a host tensor or a live value of this runner");
+                w.SetInput(kv.Key, s.Tensor);
             }
             w.Schedule();
+            slot.LastUse = ++uses;
             var outs = new GraphOutputs();
-            var model = models[graph];
-            foreach (var o in model.outputs)
+            foreach (var o in models[graph].outputs)
             {
-                var peek = w.PeekOutput(o.name);
-                Tensor copy = Take(peek.dataType, peek.shape.length);
-                w.CopyOutput(o.name, ref copy);  // reshapes a pooled tensor of the same size
-                outs.Set(o.name, new SentisValue(copy, this));
+                var v = new SentisValue(w.PeekOutput(o.name), this) { Peeked = slot, OutputName = o.name };
+                slot.Live.Add(v);
+                outs.Set(o.name, v);
             }
             return outs;
+        }
+
+        /// <summary>Copy a worker output still in use into a pooled tensor the runner owns.</summary>
+        void Detach(SentisValue v)
+        {
+            var src = v.Tensor;
+            Tensor copy = Take(src.dataType, src.count);
+            v.Peeked.Worker.CopyOutput(v.OutputName, ref copy);
+            CopiesOnReschedule++;
+            v.Tensor = copy;
+            v.Peeked = null;
+            owned.Add(v);
+            if (v.ReadRequested) copy.ReadbackRequest();
         }
 
         static long Key(DataType dt, int count) { return ((long)count << 1) | (dt == DataType.Int ? 1L : 0L); }
@@ -124,13 +210,17 @@ namespace SentisTts.Sentis
         Tensor Take(DataType dt, int count)
         {
             Stack<Tensor> s;
-            if (pool.TryGetValue(Key(dt, count), out s) && s.Count > 0) { PoolReuses++; return s.Pop(); }
+            if (pool.TryGetValue(Key(dt, count), out s) && s.Count > 0) return s.Pop();
             return null;
         }
 
-        internal void Recycle(Tensor t)
+        internal void Release(SentisValue v)
         {
-            var k = Key(t.dataType, t.shape.length);
+            if (v.Peeked != null) { v.Peeked.Live.Remove(v); v.Peeked = null; return; }  // the worker keeps its output
+            owned.Remove(v);
+            if (disposed) { v.Tensor.Dispose(); return; }
+            var t = v.Tensor;
+            var k = Key(t.dataType, t.count);
             Stack<Tensor> s;
             if (!pool.TryGetValue(k, out s)) pool[k] = s = new Stack<Tensor>();
             s.Push(t);
@@ -138,30 +228,86 @@ namespace SentisTts.Sentis
 
         public GraphValue Zeros(int[] shape, Core.DType dtype)
         {
-            var s = new TensorShape(shape);
-            Tensor t = dtype == Core.DType.Float32 ? (Tensor)new Tensor<float>(s) : new Tensor<int>(s);
-            return new SentisValue(t, this);
+            Alive();
+            var key = DTypes.Name(dtype) + GraphValue.ShapeText(shape);
+            Tensor t;
+            if (!zeros.TryGetValue(key, out t))
+            {
+                var s = ShapeOf(shape);
+                t = dtype == Core.DType.Float32 ? (Tensor)new Tensor<float>(s) : new Tensor<int>(s);
+                zeros[key] = t;
+            }
+            return new SentisValue(t, this) { Shared = true };
+        }
+
+        static SentisValue Live(GraphValue value)
+        {
+            var s = value as SentisValue;
+            if (s == null || s.Tensor == null) throw new ArgumentException("not a live value of this runner");
+            return s;
         }
 
         public HostTensor Read(GraphValue value)
         {
+            Alive();
             var h = value as HostTensor;
             if (h != null) return h;
-            var s = (SentisValue)value;
+            var s = Live(value);
             Readbacks++;
+            if (!s.ReadRequested || !s.Tensor.IsReadbackRequestDone()) BlockingReadbacks++;
             ReadbackFloats += s.Count;
+            s.ReadRequested = false;
             if (s.DType == Core.DType.Float32) return new HostTensor(s.Shape, ((Tensor<float>)s.Tensor).DownloadToArray());
             return new HostTensor(s.Shape, ((Tensor<int>)s.Tensor).DownloadToArray());
         }
 
+        public void RequestRead(GraphValue value)
+        {
+            Alive();
+            if (value is HostTensor) return;
+            var s = Live(value);
+            if (s.ReadRequested) return;
+            s.ReadRequested = true;
+            s.Tensor.ReadbackRequest();
+        }
+
+        public bool TryRead(GraphValue value, HostTensor into)
+        {
+            Alive();
+            var h = value as HostTensor;
+            if (h != null) { HostTensor.CopyData(h, into); return true; }
+            var s = Live(value);
+            if (!s.ReadRequested) RequestRead(s);
+            if (!s.Tensor.IsReadbackRequestDone()) return false;
+            Readbacks++;
+            ReadbackFloats += s.Count;
+            s.ReadRequested = false;
+            if (s.DType == Core.DType.Float32) Array.Copy(((Tensor<float>)s.Tensor).DownloadToArray(), into.Floats, s.Count);
+            else Array.Copy(((Tensor<int>)s.Tensor).DownloadToArray(), into.Ints, s.Count);
+            return true;
+        }
+
         public void Dispose()
         {
-            foreach (var l in uploads.Values) foreach (var t in l) t.Dispose();
-            uploads.Clear();
+            if (disposed) return;
+            disposed = true;
+            foreach (var list in slots.Values)
+                foreach (var s in list)
+                {
+                    foreach (var v in s.Live) { v.Peeked = null; v.Tensor = null; }  // values outliving the runner become dead
+                    s.Live.Clear();
+                    foreach (var t in s.Inputs.Values) t.Dispose();
+                    s.Inputs.Clear();
+                    s.Worker.Dispose();
+                }
+            slots.Clear();
+            foreach (var v in owned) { v.Tensor.Dispose(); v.Tensor = null; }
+            owned.Clear();
             foreach (var st in pool.Values) foreach (var t in st) t.Dispose();
             pool.Clear();
-            foreach (var w in workers.Values) w.Dispose();
-            workers.Clear();
+            foreach (var t in zeros.Values) t.Dispose();
+            zeros.Clear();
+            capacity.Clear();
             models.Clear();
         }
     }

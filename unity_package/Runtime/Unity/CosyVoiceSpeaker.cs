@@ -1,15 +1,17 @@
 // MonoBehaviour speaker: `await speaker.Speak(text, voice, token)` synthesizes with the bundle's
 // graphs on Sentis and plays the audio through a ring buffer read by OnAudioFilterRead, starting
 // as soon as the first samples exist (streaming) or when the utterance is done.
-// Generation runs on the main thread (Sentis schedules there) and yields to the next frame every
-// `tokensPerFrame` tokens, so the game keeps rendering.
+// The logic is Core's SpeakerLogic (tested outside Unity on the Sentis stand-in): generation runs
+// on the main thread (Sentis schedules there) within `frameBudgetMs` of scheduling per frame, the
+// LLM's log-probs are read back asynchronously (the frame never waits for the GPU), and destroying
+// the GameObject mid-sentence cancels the utterance (destroyCancellationToken) and frees every tensor.
 using System;
 using System.Threading;
 using System.Threading.Tasks;
 using SentisTts.Core;
 using SentisTts.Core.Audio;
+using SentisTts.Core.Llm;
 using SentisTts.Core.Pipeline;
-using SentisTts.Core.Sampling;
 using SentisTts.Sentis;
 using Unity.InferenceEngine;
 using UnityEngine;
@@ -31,8 +33,10 @@ namespace SentisTts.Unity
         public SynthesisMode mode = SynthesisMode.ZeroShot;
         public bool streaming = true;
         public int seed = 0;
-        [Tooltip("Decode steps per frame before yielding to the engine")]
-        [Range(1, 64)] public int tokensPerFrame = 4;
+        [Tooltip("Milliseconds of graph scheduling per frame on the main thread (at least one graph call runs per frame)")]
+        [Range(0.5f, 33f)] public float frameBudgetMs = 4f;
+        [Tooltip("At most this many decode steps per frame")]
+        [Range(1, 64)] public int tokensPerFrame = 16;
         [Tooltip("Seconds of audio the playback ring buffer holds")]
         public float bufferSeconds = 30f;
 
@@ -40,11 +44,9 @@ namespace SentisTts.Unity
         public Func<BundleManifest, IGraphRunner, IFlowStage> flowStageFactory;
 
         public event Action<float[]> AudioProduced;
-        public bool IsSpeaking { get; private set; }
+        public bool IsSpeaking { get { return logic != null && logic.IsSpeaking; } }
 
-        BundleManifest manifest;
-        SentisGraphRunner runner;
-        TtsPipeline pipeline;
+        SpeakerLogic logic;
         AudioRingBuffer ring;
         LinearResampler resampler;
         int outputRate;
@@ -58,47 +60,69 @@ namespace SentisTts.Unity
             if (src.clip == null) src.clip = AudioClip.Create("SentisTts carrier", outputRate, 1, outputRate, false);
             src.loop = true;
             if (!src.isPlaying) src.Play();
+            logic = new SpeakerLogic(Load, r => r.Dispose()) { Clock = () => Time.realtimeSinceStartupAsDouble };
+            logic.OnAudio = Enqueue;
         }
 
-        void EnsureLoaded()
+        TtsPipeline Load()
         {
-            if (pipeline != null) return;
             if (bundle == null) throw new SentisTtsException(name + ": assign a TtsBundleAsset (Tools > Sentis TTS > Import Bundle)");
-            manifest = bundle.LoadManifest();
-            runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU);
+            var manifest = bundle.LoadManifest();
+            var runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU,
+                                               LlmGenerator.WorkersPerGraph(manifest));
             IFlowStage flow = null;
             if (flowStageFactory != null) flow = flowStageFactory(manifest, runner);
             else if (manifest.HasComponent("flow")) flow = new SentisTts.Core.Flow.FlowStage(manifest, runner, bundle.LoadFlowNoise());
-            pipeline = new TtsPipeline(manifest, runner, bundle.LoadTokenizer(), flow);
-            resampler = new LinearResampler(pipeline.SampleRate, outputRate);
+            var p = new TtsPipeline(manifest, runner, bundle.LoadTokenizer(), flow);
+            resampler = new LinearResampler(p.SampleRate, outputRate);
+            return p;
         }
 
-        /// <summary>Speak `text` with `voice` (a baked voice name; empty = defaultVoice).
-        /// Returns false when cancelled.</summary>
+        static async Task NextFrame(CancellationToken token) { await Awaitable.NextFrameAsync(token); }
+
+        /// <summary>Speak `text` with `voice` (a baked voice name; null or empty = defaultVoice).
+        /// Returns false when cancelled or when the speaker is destroyed meanwhile.</summary>
         public async Task<bool> Speak(string text, string voice = null, CancellationToken cancellationToken = default(CancellationToken))
         {
-            EnsureLoaded();
-            if (pipeline.Flow == null)
-                throw new SentisTtsException("the bundle has no flow component: export it with `sentis-tts export flow` and re-import");
-            var v = string.IsNullOrEmpty(voice ?? defaultVoice) ? null : bundle.LoadVoice(voice ?? defaultVoice);
-            var req = new SynthesisRequest { Text = text, Voice = v, Mode = mode, Streaming = streaming, Seed = seed,
-                                             Uniforms = new SeededUniforms(seed) };
-            IsSpeaking = true;
-            try
+            logic.DefaultVoice = defaultVoice; logic.Mode = mode; logic.Streaming = streaming; logic.Seed = seed;
+            logic.FrameBudgetSeconds = frameBudgetMs / 1000.0; logic.MaxTokensPerFrame = tokensPerFrame;
+            logic.LoadVoice = bundle.LoadVoice;
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyCancellationToken))
             {
-                using (var session = pipeline.Begin(req, Enqueue))
-                {
-                    while (!session.Done)
-                    {
-                        if (cancellationToken.IsCancellationRequested) { session.Cancel(); StopSpeaking(); return false; }
-                        session.Advance(tokensPerFrame);
-                        await Awaitable.NextFrameAsync(cancellationToken);
-                    }
-                    return session.Result.StopReason != "cancelled";
-                }
+                bool ok = await logic.Speak(text, voice, linked.Token, NextFrame);
+                if (!ok && ring != null) StopSpeaking();
+                return ok;
             }
-            catch (OperationCanceledException) { StopSpeaking(); return false; }
-            finally { IsSpeaking = false; }
+        }
+
+        /// <summary>Speak with a Voice object, e.g. from CreateVoice.</summary>
+        public async Task<bool> Speak(string text, Voice voice, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            logic.Mode = mode; logic.Streaming = streaming; logic.Seed = seed;
+            logic.FrameBudgetSeconds = frameBudgetMs / 1000.0; logic.MaxTokensPerFrame = tokensPerFrame;
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyCancellationToken))
+            {
+                bool ok = await logic.SpeakWith(text, voice, linked.Token, NextFrame);
+                if (!ok && ring != null) StopSpeaking();
+                return ok;
+            }
+        }
+
+        /// <summary>A voice from a recording (e.g. Microphone.Start's clip): mixed down to mono; the bundle
+        /// needs the speech_tokenizer and campplus graphs. `promptText` = what is said (for zero-shot).
+        /// Blocks for the two graph readbacks: call it at load time.</summary>
+        public Voice CreateVoice(AudioClip clip, string voiceName, string promptText = "")
+        {
+            var data = new float[clip.samples * clip.channels];
+            clip.GetData(data, 0);
+            var mono = new double[clip.samples];
+            for (int i = 0; i < clip.samples; i++)
+            {
+                double acc = 0;
+                for (int c = 0; c < clip.channels; c++) acc += data[i * clip.channels + c];
+                mono[i] = acc / clip.channels;
+            }
+            return logic.MakeVoice(mono, clip.frequency, voiceName, promptText);
         }
 
         void Enqueue(float[] samples24k)
@@ -128,9 +152,7 @@ namespace SentisTts.Unity
 
         void OnDestroy()
         {
-            if (runner != null) runner.Dispose();
-            runner = null;
-            pipeline = null;
+            if (logic != null) logic.Destroy();
         }
     }
 }

@@ -84,6 +84,9 @@ namespace SentisTts.Tests
                     case "hift_mel2wav": t = () => TestHiftMel2Wav(trace); break;
                     case "hift_stream": t = () => TestHiftStream(trace); break;
                     case "pipeline": t = () => TestPipelineTrace(trace); break;
+                    case "text_frontend": t = () => TestTextFrontend(trace); break;
+                    case "voice_features": t = () => TestVoiceFeatures(trace); break;
+                    case "voice_bake": t = () => TestVoiceBake(trace); break;
                     case "voice": continue;
                     default: t = () => { throw new Exception("unknown trace kind '" + kind + "' (add it to the scenario table)"); }; break;
                 }
@@ -400,6 +403,97 @@ namespace SentisTts.Tests
             Check(bad.Count == 0, string.Join("\n", bad.ToArray()));
         }
 
+        /// <summary>The C# text front-end against runtime_ref's (language, normalisation, pieces at two
+        /// budgets or the error, token budgets) on the multilingual corpus + number/tag/splitting cases.</summary>
+        static void TestTextFrontend(JsonObject trace)
+        {
+            var tok = Qwen2Tokenizer.FromDirectory(Path.Combine(golden, trace.Str("tokenizer_dir")));
+            var bad = new List<string>();
+            int n = 0;
+            foreach (JsonObject c in trace.Arr("cases"))
+            {
+                n++;
+                var text = c.Str("text");
+                var lang = TextNormalizer.DetectLanguage(text);
+                if (lang != c.Str("lang")) bad.Add("lang of " + Json.Quote(text) + ": " + lang + ", runtime_ref " + c.Str("lang"));
+                var norm = TextNormalizer.Normalize(text);
+                if (norm != c.Str("normalized")) bad.Add("normalize " + Json.Quote(text) + ": " + Json.Quote(norm) + ", runtime_ref " + Json.Quote(c.Str("normalized")));
+                foreach (var budget in new[] { 12, 40 })
+                {
+                    var want = c.Get("pieces_" + budget);
+                    string got;
+                    try { got = Json.Write(TextFrontend.Pieces(tok, text, budget).ConvertAll(x => (object)x)); }
+                    catch (SentisTtsException e) { got = "error: " + e.Message.Split('\'')[0].Split(new[] { " (" }, StringSplitOptions.None)[0].Trim(); }
+                    var w = want is JsonObject ? "error: " + ((JsonObject)want).Str("error") : Json.Write(want);
+                    if (got != w) bad.Add("pieces@" + budget + " of " + Json.Quote(text) + ": " + got + ", runtime_ref " + w);
+                }
+            }
+            foreach (JsonObject b in trace.Arr("budgets"))
+            {
+                int got = TextSplitter.TokenBudget(b.Int("max_cache_len"), b.Int("max_flow_tokens"), b.Int("prompt_text_tokens"), b.Int("prompt_speech_tokens"),
+                                                   b.Double("speech_tokens_per_text_token"));
+                if (got != b.Int("budget")) bad.Add("budget " + b.ToJsonText() + ": " + got);
+            }
+            Check(n > 300, "only " + n + " cases");
+            Check(bad.Count == 0, bad.Count + " differences, first: " + string.Join("\n", bad.GetRange(0, Math.Min(8, bad.Count)).ToArray()));
+        }
+
+        static double[] Doubles(float[] f) { var d = new double[f.Length]; for (int i = 0; i < f.Length; i++) d[i] = f[i]; return d; }
+
+        static void Close(float[] got, JsonObject want, double tol, string what)
+        {
+            var w = FloatsB64(want.Str("data"));
+            Check(got.Length == w.Length, what + ": " + got.Length + " values, runtime_ref " + w.Length);
+            double worst = 0; int at = -1;
+            for (int i = 0; i < w.Length; i++) { double e = Math.Abs(got[i] - w[i]); if (e > worst) { worst = e; at = i; } }
+            Console.WriteLine("INFO " + what + " max-abs vs runtime_ref " + worst.ToString("0.0e0"));
+            Check(worst <= tol, what + ": max-abs " + worst + " at " + at + " > " + tol);
+        }
+
+        /// <summary>Voice-making features (resampling, Kaldi fbank, flow prompt mel) against runtime_ref.</summary>
+        static void TestVoiceFeatures(JsonObject trace)
+        {
+            double tol = trace.Double("tolerance");
+            var x = Doubles(FloatsB64(trace.Obj("signal").Str("data")));
+            int rate = trace.Int("rate");
+            PromptFeatures.CheckPrompt(x, rate);
+            var w16 = Array.ConvertAll(PromptFeatures.Resample(x, rate, 16000), v => (float)v);
+            var w24 = Array.ConvertAll(PromptFeatures.Resample(x, rate, 24000), v => (float)v);
+            Close(w16, trace.Obj("wav16"), tol, "resample 16 kHz");
+            Close(w24, trace.Obj("wav24"), tol, "resample 24 kHz");
+            int nf, nm;
+            var fb = PromptFeatures.KaldiFbank(Doubles(FloatsB64(trace.Obj("wav16").Str("data"))), out nf);
+            Check(nf == Json.IntArray(trace.Obj("fbank").Get("shape"))[0], "fbank frames " + nf);
+            Close(fb, trace.Obj("fbank"), tol, "kaldi fbank");
+            var mel = PromptFeatures.FlowMel(Doubles(FloatsB64(trace.Obj("wav24").Str("data"))), out nm);
+            Check(nm == Json.IntArray(trace.Obj("flow_mel").Get("shape"))[0], "mel frames " + nm);
+            Close(mel, trace.Obj("flow_mel"), tol, "flow mel");
+            // the chain from the C# resampler
+            Close(PromptFeatures.KaldiFbank(Doubles(w16), out nf), trace.Obj("fbank"), tol, "kaldi fbank of the C# 16 kHz signal");
+            bool threw = false;
+            try { PromptFeatures.CheckPrompt(new double[8000], 16000); } catch (SentisTtsException e) { threw = e.Message.Contains("at least 1 s"); }
+            Check(threw, "a 0.5 s prompt is refused");
+        }
+
+        /// <summary>VoiceBuilder (features + speech_tokenizer + campplus graphs + alignment) against
+        /// runtime_ref.prompt.bake_voice: same graph calls and input bytes, same tokens, embedding, mel.</summary>
+        static void TestVoiceBake(JsonObject trace)
+        {
+            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
+            var sig = Load(trace.Str("signal_file"));
+            var x = Doubles(FloatsB64(sig.Obj("signal").Str("data")));
+            var runner = new ReplayRunner(trace);
+            var v = VoiceBuilder.Build(m, runner, x, sig.Int("rate"), "mic", "A tiny text.");
+            ReportReplay(runner);
+            var res = trace.Obj("result");
+            Check(Ids(v.SpeechTokens) == Ids(Json.IntArray(res.Get("speech_tokens"))), "speech tokens " + Ids(v.SpeechTokens));
+            Close(v.Embedding, res.Obj("embedding"), trace.Double("tolerance"), "voice embedding");
+            Close(v.PromptMel, res.Obj("prompt_mel"), trace.Double("tolerance"), "voice prompt mel");
+            Check(v.PromptMelFrames == 2 * v.SpeechTokens.Length && v.PromptText == "A tiny text.", "alignment");
+        }
+
+        static string Ids(IList<int> x) { var a = new string[x.Count]; for (int i = 0; i < a.Length; i++) a[i] = x[i].ToString(); return string.Join(",", a); }
+
         static void ReportReplay(ReplayRunner r)
         {
             Check(r.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", r.Failures.ToArray()));
@@ -481,79 +575,21 @@ namespace SentisTts.Tests
             ReportReplay(runner);
         }
 
-        static string Ids(IList<int> x) { var a = new string[x.Count]; for (int i = 0; i < a.Length; i++) a[i] = x[i].ToString(); return string.Join(",", a); }
-
-        static SynthesisMode ParseMode(string m)
-        {
-            switch (m)
-            {
-                case "zero_shot": return SynthesisMode.ZeroShot;
-                case "cross_lingual": return SynthesisMode.CrossLingual;
-                case "instruct2": return SynthesisMode.Instruct;
-                case "sft": return SynthesisMode.Sft;
-                default: throw new Exception("unknown mode " + m);
-            }
-        }
-
         /// <summary>The whole pipeline (TtsPipeline + FlowStage + HiftVocoder + LlmGenerator) against a
         /// trace of runtime_ref.pipeline: same graph calls in the same order with the same input bytes,
         /// same tokens, same uniforms consumed, same noise draws, same PCM chunks (sha256).</summary>
         static void TestPipelineTrace(JsonObject trace)
         {
-            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
-            var p = trace.Obj("params");
-            var tok = Qwen2Tokenizer.FromDirectory(Path.Combine(golden, p.Str("tokenizer_dir")));
-            Voice voice;
-            using (var f = File.OpenRead(Path.Combine(golden, p.Str("voice_file")))) voice = Voice.FromNpz("tiny", f);
-            var flowNoise = Npy.Read(File.ReadAllBytes(Path.Combine(golden, p.Str("flow_noise_file"))));
+            var c = new PipelineCase(trace, golden);
             var runner = new ReplayRunner(trace);
-            var pipe = new TtsPipeline(m, runner, tok, new FlowStage(m, runner, flowNoise));
-            var req = new SynthesisRequest
-            {
-                Text = p.Str("text"), Voice = voice, Mode = ParseMode(p.Str("mode")), InstructText = p.Str("instruct") ?? "",
-                Streaming = p.Bool("streaming"), MaxNewTokens = p.Get("max_new_tokens") == null ? -1 : p.Int("max_new_tokens"),
-            };
-            // the C# tokenizer / prompt assembly give the ids runtime_ref's front-end gave
-            List<int> textIds, promptText, promptSpeech;
-            pipe.AssemblePrompt(req, out textIds, out promptText, out promptSpeech);
-            Check(Ids(textIds) == Ids(Json.IntArray(p.Get("text_ids"))), "text ids " + Ids(textIds));
-            Check(Ids(promptText) == Ids(Json.IntArray(p.Get("llm_prompt_text_ids"))), "LLM prompt text ids " + Ids(promptText));
-            Check(Ids(promptSpeech) == Ids(Json.IntArray(p.Get("llm_prompt_speech_tokens"))), "LLM prompt speech tokens");
-            Check(pipe.TokenCap(req, pipe.FlowPromptFor(req)) == p.Int("token_cap"), "token cap " + pipe.TokenCap(req, pipe.FlowPromptFor(req)));
-            var us = new List<double>();
-            foreach (var x in Json.LongArray(p.Get("uniforms_2p53"))) us.Add(x / 9007199254740992.0);
-            req.Uniforms = new ReplayUniforms(us);
-            var draws = p.Arr("noise_draws");
-            long stride = p.Long("noise_tag_stride");
-            int nDraws = 0;
-            req.Noise = frames =>
-            {
-                Check(nDraws < draws.Count, "more HiFT noise draws than the trace's " + draws.Count);
-                var shape = Json.IntArray(((JsonObject)draws[nDraws]).Get("shape"));
-                Check(shape[1] == pipe.Hift.Hop * frames && shape[2] == pipe.Hift.H, "noise draw " + nDraws + " for " + frames + " frames, trace shape " + GraphValue.ShapeText(shape));
-                var x = new float[shape[1] * shape[2]];
-                for (int i = 0; i < x.Length; i++) x[i] = (float)(1 + nDraws * stride + i);
-                nDraws++;
-                return x;
-            };
+            var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            var req = c.Request(pipe);
             var pcm = new List<float[]>();
             Generation g;
             try { g = pipe.Synthesize(req, pcm.Add); }
             catch (Exception) { if (runner.Failures.Count > 0) ReportReplay(runner); throw; }
             ReportReplay(runner);
-            var res = trace.Obj("result");
-            Check(Ids(g.Tokens) == Ids(Json.IntArray(res.Get("tokens"))), "tokens [" + Ids(g.Tokens) + "]");
-            Check(g.StopReason == res.Str("stop_reason"), "stop reason " + g.StopReason + ", trace " + res.Str("stop_reason"));
-            Check(((ReplayUniforms)req.Uniforms).Used == us.Count, "used " + ((ReplayUniforms)req.Uniforms).Used + " uniforms, the trace " + us.Count);
-            Check(nDraws == draws.Count, nDraws + " noise draws, the trace " + draws.Count);
-            var want = res.Arr("pcm");
-            Check(pcm.Count == want.Count, pcm.Count + " PCM chunks, the trace " + want.Count);
-            for (int i = 0; i < pcm.Count; i++)
-            {
-                var e = (JsonObject)want[i];
-                Check(pcm[i].Length == Json.IntArray(e.Get("shape"))[0], "chunk " + i + ": " + pcm[i].Length + " samples, trace " + Json.IntArray(e.Get("shape"))[0]);
-                Check(Sha(pcm[i], new[] { pcm[i].Length }) == e.Str("sha256"), "chunk " + i + ": PCM bytes differ");
-            }
+            c.Verify(g, req, pcm);
         }
     }
 }

@@ -18,30 +18,43 @@ namespace SentisTts.Tests
 
         public FakeRunner(BundleManifest m) { this.m = m; }
 
-        public GraphOutputs Run(string graph, IDictionary<string, GraphValue> inputs)
+        /// <summary>Output name -> shape for `g` given its input shapes (symbolic dims taken from the inputs).</summary>
+        public static List<KeyValuePair<string, int[]>> OutputShapes(GraphEntry g, IDictionary<string, int[]> inputShapes)
         {
-            Calls.Add(graph);
-            var g = m.Graph(graph);
             var dims = new Dictionary<string, int>();
             foreach (var spec in g.Inputs)
             {
-                GraphValue v;
-                if (!inputs.TryGetValue(spec.Name, out v)) throw new SentisTtsException(graph + ": missing input " + spec.Name);
-                if (!spec.Accepts(v.Shape)) throw new SentisTtsException(graph + ": input " + spec.Name + " shape " + GraphValue.ShapeText(v.Shape) + " vs " + spec.ShapeText());
-                for (int i = 0; i < spec.Shape.Length; i++) if (spec.Shape[i] < 0) dims[spec.DimNames[i]] = v.Shape[i];
+                int[] s;
+                if (!inputShapes.TryGetValue(spec.Name, out s)) throw new SentisTtsException(g.Name + ": missing input " + spec.Name);
+                if (!spec.Accepts(s)) throw new SentisTtsException(g.Name + ": input " + spec.Name + " shape " + GraphValue.ShapeText(s) + " vs " + spec.ShapeText());
+                for (int i = 0; i < spec.Shape.Length; i++) if (spec.Shape[i] < 0) dims[spec.DimNames[i]] = s[i];
             }
-            var outs = new GraphOutputs();
-            int k = 0;
+            var r = new List<KeyValuePair<string, int[]>>();
             foreach (var o in g.Outputs)
             {
                 var shape = new int[o.Shape.Length];
                 for (int i = 0; i < shape.Length; i++) shape[i] = o.Shape[i] >= 0 ? o.Shape[i] : dims[o.DimNames[i]];
-                var v = new ReplayValue(shape, o.DType, "");
+                r.Add(new KeyValuePair<string, int[]>(o.Name, shape));
+            }
+            return r;
+        }
+
+        public GraphOutputs Run(string graph, IDictionary<string, GraphValue> inputs)
+        {
+            Calls.Add(graph);
+            var g = m.Graph(graph);
+            var shapes = new Dictionary<string, int[]>();
+            foreach (var kv in inputs) shapes[kv.Key] = kv.Value.Shape;
+            var outs = new GraphOutputs();
+            int k = 0;
+            foreach (var o in OutputShapes(g, shapes))
+            {
+                var v = new ReplayValue(o.Value, g.Outputs[k].DType, "");
                 int n = v.Count;
                 v.Floats = ReplayRunner.Synth(n, Calls.Count * 7 + k++);
-                if (o.Name == "logprobs") for (int i = 0; i < n; i++) v.Floats[i] -= 8f;  // log-prob-like
+                if (o.Key == "logprobs") for (int i = 0; i < n; i++) v.Floats[i] -= 8f;  // log-prob-like
                 Made.Add(v);
-                outs.Set(o.Name, v);
+                outs.Set(o.Key, v);
             }
             return outs;
         }
@@ -61,6 +74,10 @@ namespace SentisTts.Tests
             if (r.Disposed) throw new SentisTtsException("read of a disposed value");
             return new HostTensor(r.Shape, (float[])r.Floats.Clone());
         }
+
+        public void RequestRead(GraphValue value) { }
+
+        public bool TryRead(GraphValue value, HostTensor into) { HostTensor.CopyData(Read(value), into); return true; }
 
         public void Dispose() { }
     }

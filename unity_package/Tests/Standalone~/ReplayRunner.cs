@@ -168,6 +168,10 @@ namespace SentisTts.Tests
             throw new InvalidOperationException(msg);
         }
 
+        public void RequestRead(GraphValue value) { }
+
+        public bool TryRead(GraphValue value, HostTensor into) { HostTensor.CopyData(Read(value), into); return true; }
+
         public void Dispose() { }
     }
 }

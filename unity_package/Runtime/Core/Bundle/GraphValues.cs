@@ -65,6 +65,15 @@ namespace SentisTts.Core
 
         public static HostTensor Scalar1(int v) { return new HostTensor(new[] { 1 }, new[] { v }); }
 
+        /// <summary>Copy src's elements into dst (same dtype and element count).</summary>
+        public static void CopyData(HostTensor src, HostTensor dst)
+        {
+            if (src.DType != dst.DType || src.Count != dst.Count)
+                throw new ArgumentException("copy of " + DTypes.Name(src.DType) + ShapeText(src.Shape) + " into " + DTypes.Name(dst.DType) + ShapeText(dst.Shape));
+            if (src.Floats != null) Array.Copy(src.Floats, dst.Floats, src.Count);
+            else Array.Copy(src.Ints, dst.Ints, src.Count);
+        }
+
         /// <summary>Little-endian bytes (what the graph receives).</summary>
         public byte[] ToBytes()
         {
@@ -136,7 +145,15 @@ namespace SentisTts.Core
         /// <summary>A zero-filled tensor that lives where graph values live (e.g. an empty KV cache).</summary>
         GraphValue Zeros(int[] shape, DType dtype);
 
-        /// <summary>Copy a value to the host (the only readback Core does).</summary>
+        /// <summary>Copy a value to the host, waiting for it (the once-per-chunk paths).</summary>
         HostTensor Read(GraphValue value);
+
+        /// <summary>Start copying a value to the host without waiting (a GPU readback request).</summary>
+        void RequestRead(GraphValue value);
+
+        /// <summary>If the value's readback finished, copy it into `into` (same element count) and
+        /// return true; otherwise return false at once (never waits). Requests the readback if
+        /// RequestRead was not called.</summary>
+        bool TryRead(GraphValue value, HostTensor into);
     }
 }

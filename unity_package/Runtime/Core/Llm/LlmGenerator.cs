@@ -26,11 +26,16 @@ namespace SentisTts.Core.Llm
         readonly IGraphRunner runner;
         readonly BundleManifest manifest;
         public readonly string StepGraph, TextEmbedding, SpeechEmbedding, SpecialEmbedding;
+        /// <summary>KV-cache append graph of the rows contract (null: the step graph returns the whole cache).</summary>
+        public readonly string AppendGraph;
         public readonly int Capacity, Chunk, Hidden, Eos, SpeechVocab, SosId, TaskId;
         public readonly double MinRatio, MaxRatio;
         public readonly RasParams Ras;
         public readonly HashSet<int> StopIds = new HashSet<int>();
-        public readonly string[] CacheInputs, CacheOutputs;
+        public readonly string[] CacheInputs, CacheOutputs, CacheRows;
+        /// <summary>"rows" (llm_step returns the new K/V rows, llm_cache_append writes the cache) or
+        /// "full" (older bundles: llm_step returns the whole cache).</summary>
+        public readonly string CacheContract;
         public readonly int[] CacheShape;
 
         public LlmGenerator(BundleManifest manifest, IGraphRunner runner)
@@ -41,6 +46,7 @@ namespace SentisTts.Core.Llm
             var g = c.Obj("graphs");
             StepGraph = g.Str("step"); TextEmbedding = g.Str("text_embedding");
             SpeechEmbedding = g.Str("speech_embedding"); SpecialEmbedding = g.Str("special_embedding");
+            AppendGraph = g.Str("cache_append");
             Capacity = c.Int("max_cache_len"); Chunk = c.Int("prefill_chunk"); Hidden = c.Int("hidden_size");
             Eos = c.Int("eos_token"); SpeechVocab = c.Int("speech_vocab");
             SosId = c.Int("sos_id"); TaskId = c.Int("task_id");
@@ -49,7 +55,24 @@ namespace SentisTts.Core.Llm
             foreach (var t in Json.IntArray(c.Get("stop_token_ids"))) StopIds.Add(t);
             CacheInputs = c.Arr("cache_inputs").ConvertAll(x => (string)x).ToArray();
             CacheOutputs = c.Arr("cache_outputs").ConvertAll(x => (string)x).ToArray();
+            CacheContract = c.Str("cache_contract") ?? "full";
+            if (CacheContract != "rows" && CacheContract != "full")
+                throw new SentisTtsException("llm cache_contract '" + CacheContract + "' is not supported (rows, full): use the package version matching the exporter");
+            CacheRows = CacheContract == "rows" ? c.Arr("cache_rows").ConvertAll(x => (string)x).ToArray() : new string[0];
+            if (CacheContract == "rows" && (AppendGraph == null || CacheRows.Length != CacheInputs.Length))
+                throw new SentisTtsException("llm: cache_contract 'rows' needs graphs.cache_append and one cache_rows name per cache input (re-export the bundle)");
             CacheShape = new[] { 1, c.Int("num_key_value_heads"), Capacity, c.Int("head_dim") };
+        }
+
+        /// <summary>Workers a runner may give each graph: 2 for the weightless KV-cache append graph
+        /// (values alternate between them, so the cache is never copied), 1 for every other graph
+        /// (a Worker holds its own device copy of the weights).</summary>
+        public static Func<string, int> WorkersPerGraph(BundleManifest manifest)
+        {
+            var c = manifest.Components.Obj("llm");
+            var g = c == null ? null : c.Obj("graphs");
+            var append = g == null ? null : g.Str("cache_append");
+            return name => name == append ? 2 : 1;
         }
 
         // -- embeddings ------------------------------------------------------------------------------
@@ -69,7 +92,7 @@ namespace SentisTts.Core.Llm
                 return runner.Read(o[manifest.Graph(graph).Outputs[0].Name]).Floats;
         }
 
-        /// <summary>(L, d) rows: [sos, prompt_text + text, task_id, prompt speech tokens].</summary>
+        /// <summary>(L, d) rows: [sos, prompt_text + text, task_id, prompt speech tokens] (blocking reads).</summary>
         public float[] LmInput(IList<int> textIds, IList<int> promptTextIds, IList<int> promptSpeech)
         {
             foreach (var t in promptSpeech)
@@ -77,8 +100,11 @@ namespace SentisTts.Core.Llm
             var sosTask = LookupRows(SpecialEmbedding, new[] { SosId, TaskId });
             var allText = new List<int>(promptTextIds);
             allText.AddRange(textIds);
-            var text = LookupRows(TextEmbedding, allText);
-            var speech = LookupRows(SpeechEmbedding, promptSpeech);
+            return Assemble(sosTask, LookupRows(TextEmbedding, allText), LookupRows(SpeechEmbedding, promptSpeech));
+        }
+
+        float[] Assemble(float[] sosTask, float[] text, float[] speech)
+        {
             var seq = new float[sosTask.Length + text.Length + speech.Length];
             int d = Hidden, p = 0;
             Array.Copy(sosTask, 0, seq, p, d); p += d;
@@ -127,53 +153,6 @@ namespace SentisTts.Core.Llm
             return c;
         }
 
-        /// <summary>One step call; replaces the cache values by the new ones (old ones disposed).
-        /// Returns the step outputs (logprobs still inside, not read).</summary>
-        GraphOutputs Step(GraphValue embeds, Cache cache, int position, int validLen)
-        {
-            var feeds = new Dictionary<string, GraphValue>();
-            feeds["inputs_embeds"] = embeds;
-            var pos = HostTensor.Scalar1(position);
-            var valid = HostTensor.Scalar1(validLen);
-            feeds["position"] = pos;
-            feeds["valid_len"] = valid;
-            for (int i = 0; i < CacheInputs.Length; i++) feeds[CacheInputs[i]] = cache.Values[i];
-            var outs = runner.Run(StepGraph, feeds);
-            pos.Dispose(); valid.Dispose();
-            for (int i = 0; i < CacheInputs.Length; i++)
-            {
-                cache.Values[i].Dispose();
-                cache.Values[i] = outs.Take(CacheOutputs[i]);
-            }
-            return outs;
-        }
-
-        float[] ReadLogprobs(GraphOutputs outs)
-        {
-            return runner.Read(outs["logprobs"]).Floats;
-        }
-
-        /// <summary>Feed (L, d) rows in chunks (the last zero-padded); returns logprobs after the last row.</summary>
-        float[] Prefill(float[] seq, Cache cache, ref int position)
-        {
-            int L = seq.Length / Hidden;
-            if (position + L > Capacity) throw new LlmCapacityException((position + L) + " positions exceed max_cache_len " + Capacity);
-            float[] logp = null;
-            for (int s = 0; s < L; s += Chunk)
-            {
-                int n = Math.Min(Chunk, L - s);
-                var rows = new float[Chunk * Hidden];
-                Array.Copy(seq, s * Hidden, rows, 0, n * Hidden);
-                using (var t = new HostTensor(new[] { 1, Chunk, Hidden }, rows))
-                using (var outs = Step(t, cache, position, n))
-                {
-                    if (s + Chunk >= L) logp = ReadLogprobs(outs);  // only the last chunk's logprobs are used
-                }
-                position += n;
-            }
-            return logp;
-        }
-
         // -- generation -----------------------------------------------------------------------------------
         /// <summary>Speech tokens for `textIds`. `maxNewTokens` (not official, &lt;0 = none) lowers max_len.
         /// `onToken` sees each accepted token (streaming); `cancel` is polled between steps.</summary>
@@ -192,8 +171,9 @@ namespace SentisTts.Core.Llm
             }
         }
 
-        /// <summary>Prefill now; then one sampled token per `Step()` call (its step graph runs at the
-        /// next call), so a caller can spread generation over frames (the Unity speaker does).</summary>
+        /// <summary>Starts the embedding lookups of the prompt; the prefill chunks and the decode steps
+        /// then run one graph call per `Work()` (non-blocking: the log-probs are read back
+        /// asynchronously) or one token per `Step()` (waits for readbacks).</summary>
         public GenerationSession Begin(IList<int> textIds, IList<int> promptTextIds, IList<int> promptSpeech, ITokenSampler sampler,
                                        IUniformSource rng, int maxNewTokens = -1)
         {
@@ -202,71 +182,219 @@ namespace SentisTts.Core.Llm
             if (maxNewTokens >= 0) maxLen = Math.Min(maxLen, maxNewTokens);
             else CheckCapacity(nText, nPT, nPS);
             if (2 + nPT + nText + nPS + Math.Max(0, maxLen - 1) > Capacity) CheckCapacity(nText, nPT, nPS);
-            var seq = LmInput(textIds, promptTextIds, promptSpeech);
+            foreach (var t in promptSpeech)
+                if (t < 0 || t >= SpeechVocab) throw new SentisTtsException("speech token ids must be in 0.." + (SpeechVocab - 1) + ", got " + t);
             var s = new GenerationSession(this, sampler, rng, minLen, maxLen);
-            s.Result.PromptLength = seq.Length / Hidden;
+            s.Result.PromptLength = 2 + nPT + nText + nPS;
             if (maxLen <= 0) { s.Done = true; return s; }
-            s.CacheState = NewCache();
-            int pos = 0;
-            s.Logp = Prefill(seq, s.CacheState, ref pos);
-            s.Position = pos;
+            var allText = new List<int>(promptTextIds);
+            allText.AddRange(textIds);
+            s.StartLookups(new[] { SosId, TaskId }, allText, promptSpeech);
             return s;
+        }
+
+        public enum Status
+        {
+            /// <summary>A graph call was scheduled; call Work again (this frame if the budget allows).</summary>
+            Working,
+            /// <summary>A readback is in flight: come back next frame.</summary>
+            Waiting,
+            /// <summary>A token was accepted (LastToken).</summary>
+            Token,
+            Done,
         }
 
         public sealed class GenerationSession : IDisposable
         {
+            enum Phase { Embed, Prefill, Logits, Pending }
             readonly LlmGenerator g;
             readonly ITokenSampler sampler;
             readonly IUniformSource rng;
             readonly int minLen, maxLen;
-            internal Cache CacheState;
-            internal float[] Logp;
-            internal int Position;
-            int i;
+            Phase phase;
+            Cache cache;
+            // prompt lookups (special, text, speech) and their host copies
+            readonly GraphOutputs[] lookups = new GraphOutputs[3];
+            readonly HostTensor[] lookupRows = new HostTensor[3];
+            float[] seq;
+            int prefillAt, position, i, pending = -1;
+            GraphOutputs stepOuts;  // the step whose log-probs are being read
+            // persistent host inputs, refilled per call (no per-step allocation)
+            readonly HostTensor logp, posT, validT, idT;
+            HostTensor rowsT;
+            readonly Dictionary<string, GraphValue> stepFeeds = new Dictionary<string, GraphValue>();
+            readonly Dictionary<string, GraphValue> appendFeeds = new Dictionary<string, GraphValue>();
+            readonly Dictionary<string, GraphValue> idFeeds = new Dictionary<string, GraphValue>();
+            readonly string speechIn, speechOut;
             public readonly Generation Result = new Generation();
             public bool Done { get; internal set; }
+            public int LastToken { get; private set; }
 
             internal GenerationSession(LlmGenerator g, ITokenSampler sampler, IUniformSource rng, int minLen, int maxLen)
             {
                 this.g = g; this.sampler = sampler; this.rng = rng; this.minLen = minLen; this.maxLen = maxLen;
+                logp = new HostTensor(new[] { 1, g.SpeechVocab }, new float[g.SpeechVocab]);
+                posT = HostTensor.Scalar1(0); validT = HostTensor.Scalar1(0);
+                idT = new HostTensor(new[] { 1, 1 }, new int[1]);
+                speechIn = g.manifest.Graph(g.SpeechEmbedding).Inputs[0].Name;
+                speechOut = g.manifest.Graph(g.SpeechEmbedding).Outputs[0].Name;
             }
 
-            int pending = -1;  // accepted token whose step graph has not run yet
+            internal void StartLookups(IList<int> special, IList<int> text, IList<int> speech)
+            {
+                var graphs = new[] { g.SpecialEmbedding, g.TextEmbedding, g.SpeechEmbedding };
+                var ids = new[] { special, text, speech };
+                for (int k = 0; k < 3; k++)
+                {
+                    if (ids[k].Count == 0) continue;
+                    lookups[k] = g.Lookup(graphs[k], ids[k]);
+                    var v = lookups[k][g.manifest.Graph(graphs[k]).Outputs[0].Name];
+                    lookupRows[k] = HostTensor.Zeros(v.Shape, DType.Float32);
+                    g.runner.RequestRead(v);
+                }
+                phase = Phase.Embed;
+            }
 
-            /// <summary>Run the step graph of the previous token (if any), then sample one token;
-            /// returns the accepted token, or -1 when generation stopped. The step of a token runs at
-            /// the start of the next call, so whatever the caller does with a token (the streaming
-            /// flow/HiFT chunk) comes before it, exactly like runtime_ref's token generator.</summary>
+            bool ReadInto(GraphValue v, HostTensor into, bool wait)
+            {
+                if (g.runner.TryRead(v, into)) return true;
+                if (!wait) return false;
+                HostTensor.CopyData(g.runner.Read(v), into);
+                return true;
+            }
+
+            /// <summary>One unit of work without waiting (wait=true: readbacks block instead of
+            /// returning Waiting). The step of an accepted token runs at the next call, so whatever the
+            /// caller does with a token (the streaming flow/HiFT chunk) comes before it, exactly like
+            /// runtime_ref's token generator.</summary>
+            public Status Work(bool wait = false)
+            {
+                if (Done) return Status.Done;
+                switch (phase)
+                {
+                    case Phase.Embed:
+                    {
+                        var graphs = new[] { g.SpecialEmbedding, g.TextEmbedding, g.SpeechEmbedding };
+                        for (int k = 0; k < 3; k++)
+                        {
+                            if (lookups[k] == null) continue;
+                            if (!ReadInto(lookups[k][g.manifest.Graph(graphs[k]).Outputs[0].Name], lookupRows[k], wait)) return Status.Waiting;
+                            lookups[k].Dispose(); lookups[k] = null;
+                        }
+                        seq = g.Assemble(lookupRows[0].Floats, lookupRows[1] == null ? new float[0] : lookupRows[1].Floats,
+                                         lookupRows[2] == null ? new float[0] : lookupRows[2].Floats);
+                        cache = g.NewCache();
+                        rowsT = new HostTensor(new[] { 1, g.Chunk, g.Hidden }, new float[g.Chunk * g.Hidden]);
+                        phase = Phase.Prefill;
+                        return Status.Working;
+                    }
+                    case Phase.Prefill:
+                    {
+                        int L = seq.Length / g.Hidden, n = Math.Min(g.Chunk, L - prefillAt);
+                        if (position + L - prefillAt > g.Capacity) throw new LlmCapacityException((position + L - prefillAt) + " positions exceed max_cache_len " + g.Capacity);
+                        Array.Clear(rowsT.Floats, 0, rowsT.Floats.Length);
+                        Array.Copy(seq, prefillAt * g.Hidden, rowsT.Floats, 0, n * g.Hidden);
+                        var outs = RunStep(rowsT, n);
+                        prefillAt += n;
+                        if (prefillAt >= L) { stepOuts = outs; g.runner.RequestRead(outs["logprobs"]); phase = Phase.Logits; }
+                        else outs.Dispose();  // only the last chunk's logprobs are used
+                        return Status.Working;
+                    }
+                    case Phase.Pending:
+                    {
+                        idT.Ints[0] = pending;
+                        idFeeds[speechIn] = idT;
+                        using (var emb = g.runner.Run(g.SpeechEmbedding, idFeeds))
+                            stepOuts = RunStep(emb[speechOut], 1);
+                        pending = -1;
+                        g.runner.RequestRead(stepOuts["logprobs"]);
+                        phase = Phase.Logits;
+                        return Status.Working;
+                    }
+                    default:  // Logits
+                    {
+                        if (!ReadInto(stepOuts["logprobs"], logp, wait)) return Status.Waiting;
+                        stepOuts.Dispose(); stepOuts = null;
+                        var lp = logp.Floats;
+                        if (i < minLen) lp[g.Eos] = float.NegativeInfinity;
+                        int tok = sampler.Sample(lp, Result.Tokens, rng);
+                        if (g.StopIds.Contains(tok))
+                        {
+                            Result.StopReason = "stop_token"; Result.StopToken = tok;
+                            Finish();
+                            return Status.Done;
+                        }
+                        Result.Tokens.Add(tok);
+                        LastToken = tok;
+                        if (i == maxLen - 1) { Finish(); return Status.Token; }
+                        pending = tok;
+                        i++;
+                        phase = Phase.Pending;
+                        return Status.Token;
+                    }
+                }
+            }
+
+            /// <summary>One step call at the current position; the cache values are replaced by the
+            /// new ones (old ones disposed). Returns the step outputs (logprobs still inside).</summary>
+            GraphOutputs RunStep(GraphValue embeds, int validLen)
+            {
+                posT.Ints[0] = position; validT.Ints[0] = validLen;
+                stepFeeds["inputs_embeds"] = embeds;
+                stepFeeds["position"] = posT;
+                stepFeeds["valid_len"] = validT;
+                for (int k = 0; k < g.CacheInputs.Length; k++) stepFeeds[g.CacheInputs[k]] = cache.Values[k];
+                var outs = g.runner.Run(g.StepGraph, stepFeeds);
+                stepFeeds.Clear();
+                if (g.AppendGraph == null)
+                {
+                    for (int k = 0; k < g.CacheInputs.Length; k++)
+                    {
+                        cache.Values[k].Dispose();
+                        cache.Values[k] = outs.Take(g.CacheOutputs[k]);
+                    }
+                }
+                else
+                {
+                    // rows contract: the append graph writes the new rows into the cache (its two
+                    // workers alternate, so neither cache is ever copied)
+                    appendFeeds["position"] = posT;
+                    for (int k = 0; k < g.CacheInputs.Length; k++)
+                    {
+                        appendFeeds[g.CacheInputs[k]] = cache.Values[k];
+                        appendFeeds[g.CacheRows[k]] = outs[g.CacheRows[k]];
+                    }
+                    using (var app = g.runner.Run(g.AppendGraph, appendFeeds))
+                        for (int k = 0; k < g.CacheInputs.Length; k++)
+                        {
+                            cache.Values[k].Dispose();
+                            cache.Values[k] = app.Take(g.CacheOutputs[k]);
+                            outs.Take(g.CacheRows[k]).Dispose();
+                        }
+                    appendFeeds.Clear();
+                }
+                position += validLen;
+                return outs;
+            }
+
+            /// <summary>Run until the next accepted token (waiting for readbacks); returns it, or -1 when
+            /// generation stopped.</summary>
             public int Step()
             {
-                if (Done) return -1;
-                if (pending >= 0)
+                while (true)
                 {
-                    using (var emb = g.Lookup(g.SpeechEmbedding, new[] { pending }))
-                    using (var outs = g.Step(emb[g.manifest.Graph(g.SpeechEmbedding).Outputs[0].Name], CacheState, Position, 1))
-                        Logp = g.ReadLogprobs(outs);
-                    Position++;
-                    pending = -1;
+                    var st = Work(true);
+                    if (st == Status.Token) return LastToken;
+                    if (st == Status.Done) return -1;
                 }
-                if (i < minLen) Logp[g.Eos] = float.NegativeInfinity;
-                int tok = sampler.Sample(Logp, Result.Tokens, rng);
-                if (g.StopIds.Contains(tok))
-                {
-                    Result.StopReason = "stop_token"; Result.StopToken = tok;
-                    Finish();
-                    return -1;
-                }
-                Result.Tokens.Add(tok);
-                if (i == maxLen - 1) { Finish(); return tok; }
-                pending = tok;
-                i++;
-                return tok;
             }
 
             void Finish()
             {
                 Done = true;
-                if (CacheState != null) { CacheState.Dispose(); CacheState = null; }
+                for (int k = 0; k < 3; k++) if (lookups[k] != null) { lookups[k].Dispose(); lookups[k] = null; }
+                if (stepOuts != null) { stepOuts.Dispose(); stepOuts = null; }
+                if (cache != null) { cache.Dispose(); cache = null; }
             }
 
             public void Dispose() { Finish(); }

@@ -7,7 +7,6 @@
 // HiFT with the official cache/cross-fade, and the hop doubles up to 100 tokens. The LLM and HiFT
 // parts and the whole pipeline (every mode, streaming) are pinned by golden traces of
 // runtime_ref/pipeline.py (tests/golden/pipeline_*.json); edge cases by unit tests with a fake runner.
-// Not ported: text normalisation and splitting into pieces (pass one normalised piece).
 using System;
 using System.Collections.Generic;
 using SentisTts.Core.Audio;
@@ -72,6 +71,7 @@ namespace SentisTts.Core.Pipeline
     public sealed class TtsPipeline
     {
         public readonly BundleManifest Manifest;
+        public readonly IGraphRunner Runner;
         public readonly Qwen2Tokenizer Tokenizer;
         public readonly LlmGenerator Llm;
         public readonly HiftVocoder Hift;
@@ -86,6 +86,7 @@ namespace SentisTts.Core.Pipeline
         {
             ModelFamilies.Require(manifest, ModelFamily.CosyVoice2, "TtsPipeline");
             Manifest = manifest;
+            Runner = runner;
             Tokenizer = tokenizer;
             Llm = new LlmGenerator(manifest, runner);
             Hift = new HiftVocoder(manifest, runner);
@@ -126,6 +127,24 @@ namespace SentisTts.Core.Pipeline
             int room = MaxFlowTokens < 0 ? -1 : MaxFlowTokens - fp.Tokens.Length;
             if (r.MaxNewTokens < 0) return room;
             return room < 0 ? r.MaxNewTokens : Math.Min(room, r.MaxNewTokens);
+        }
+
+        /// <summary>runtime_ref PIECE_SPEECH_TOKENS_PER_TEXT_TOKEN: the speaking rate the piece budget assumes.</summary>
+        public const double PieceSpeechTokensPerTextToken = 10.0;
+
+        /// <summary>`r.Text` normalised and split into pieces that each fit this bundle with r's prompt
+        /// (runtime_ref Pipeline.requests: text_token_budget + TextFrontend.pieces; Japanese as kana or
+        /// with readings baked at build time — C# does not convert kanji).</summary>
+        public List<string> Pieces(SynthesisRequest r)
+        {
+            var text = r.Text;
+            List<int> ids, promptText, promptSpeech;
+            var probe = new SynthesisRequest { Text = "", Voice = r.Voice, Mode = r.Mode, InstructText = r.InstructText };
+            AssemblePrompt(probe, out ids, out promptText, out promptSpeech);
+            var fp = FlowPromptFor(r);
+            int budget = Text.TextSplitter.TokenBudget(Llm.Capacity, MaxFlowTokens, promptText.Count, Math.Max(promptSpeech.Count, fp.Tokens.Length),
+                                                       Math.Min(Llm.MaxRatio, PieceSpeechTokensPerTextToken));
+            return Text.TextFrontend.Pieces(Tokenizer, text, budget);
         }
 
         public void AssemblePrompt(SynthesisRequest r, out List<int> textIds, out List<int> promptTextIds, out List<int> promptSpeech)
@@ -196,7 +215,8 @@ namespace SentisTts.Core.Pipeline
                 if (llm.Done) Finish();
             }
 
-            /// <summary>Run up to `steps` decode steps (and the flow/HiFT work they trigger).</summary>
+            /// <summary>Run up to `steps` decode steps (and the flow/HiFT work they trigger), waiting for
+            /// readbacks (tests, offline use). A game uses Tick.</summary>
             public void Advance(int steps)
             {
                 for (int k = 0; k < steps && !Done; k++)
@@ -205,6 +225,42 @@ namespace SentisTts.Core.Pipeline
                     if (tok >= 0 && r.Streaming) OnToken();
                     if (llm.Done) Finish();
                 }
+            }
+
+            bool chunkDue, finishDue;
+
+            /// <summary>Non-blocking: schedules work until `overBudget()` says the frame's time is
+            /// used, `maxTokens` tokens came, or the LLM waits for a readback; a streaming chunk
+            /// (flow + HiFT) and the final vocoding each start only at the beginning of a frame or
+            /// when the budget still allows. Returns Done. Call once per frame.</summary>
+            public bool Tick(Func<bool> overBudget, int maxTokens = int.MaxValue)
+            {
+                int tokens = 0;
+                bool first = true;
+                while (!Done)
+                {
+                    if (!first && overBudget()) break;
+                    first = false;
+                    if (finishDue) { Finish(); break; }
+                    if (chunkDue) { chunkDue = false; OnToken(); continue; }
+                    var st = llm.Work();
+                    if (st == LlmGenerator.Status.Waiting) break;
+                    if (st == LlmGenerator.Status.Token)
+                    {
+                        tokens++;
+                        if (r.Streaming) chunkDue = ChunkReady();
+                    }
+                    if (llm.Done) { if (chunkDue) continue; finishDue = true; }
+                    if (tokens >= maxTokens) break;
+                }
+                if (llm.Done && !chunkDue && !Done && !finishDue) finishDue = true;
+                return Done;
+            }
+
+            bool ChunkReady()
+            {
+                int thisHop = offset == 0 ? hop + promptPad : hop;
+                return llm.Result.Tokens.Count - offset >= thisHop + p.PreLookahead;
             }
 
             // streaming: vocode when hop (+ prompt padding for the first) + look-ahead tokens exist
@@ -242,6 +298,8 @@ namespace SentisTts.Core.Pipeline
                 llm.Dispose();
                 Done = true;
             }
+
+            public bool Cancelled { get { return llm.Result.StopReason == "cancelled"; } }
 
             public void Dispose() { llm.Dispose(); }
         }

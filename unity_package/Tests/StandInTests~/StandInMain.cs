@@ -1,0 +1,399 @@
+// The package's real SentisGraphRunner, SpeakerLogic (what CosyVoiceSpeaker runs) and Core on the
+// Sentis stand-in (Tests/SentisStandIn~). Compiled with Mono by tests/unity/test_sentis_standin.py.
+// Usage: StandInTests.exe <golden dir> <full-shaped llm manifest.json> [--dump-api]
+// Prints "COUNTS <label> key=value ..." lines (per decode step figures for the docs) and ends with
+// "N passed, M failed".
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Reflection;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using SentisStandIn;
+using SentisTts.Core;
+using SentisTts.Core.Flow;
+using SentisTts.Core.Llm;
+using SentisTts.Core.Pipeline;
+using SentisTts.Core.Sampling;
+using SentisTts.Sentis;
+using Unity.InferenceEngine;
+
+namespace SentisTts.Tests
+{
+    public static class StandInMain
+    {
+        static int passed, failed;
+        static string golden, fullManifest;
+
+        static void Check(bool ok, string what) { if (!ok) throw new Exception(what); }
+
+        static void Run(string name, Action test)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            try { Device.Reset(); test(); passed++; Console.WriteLine("PASS " + name + " (" + sw.ElapsedMilliseconds + " ms)"); }
+            catch (Exception e) { failed++; Console.WriteLine("FAIL " + name + ": " + e.Message.Replace("\n", "\n    ") + "\n    " + e.StackTrace.Replace("\n", "\n    ")); }
+        }
+
+        static JsonObject Load(string path) { return Json.ParseObject(File.ReadAllText(path, Encoding.UTF8)); }
+
+        public static int Main(string[] args)
+        {
+            if (args.Length > 0 && args[0] == "--dump-api") { DumpApi(); return 0; }
+            golden = args[0];
+            fullManifest = args[1];
+            var files = new List<string>(Directory.GetFiles(golden, "*.json"));
+            files.Sort(StringComparer.Ordinal);
+            foreach (var f in files)
+            {
+                var trace = Load(f);
+                var kind = trace.Str("kind");
+                if (kind == "pipeline") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenPipeline(trace));
+                if (kind == "llm_generate") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenLlm(trace));
+            }
+            Run("decode step counts, tiny bundle", () => DecodeCounts(TinyManifest(), "tiny"));
+            Run("decode step counts, full-size LLM shapes", () => DecodeCounts(BundleManifest.Parse(File.ReadAllText(fullManifest)), "full"));
+            Run("CPU backend: no blocking readback per decode step", () => DecodeCounts(TinyManifest(), "tiny-cpu", BackendType.CPU));
+            Run("readback latency: tokens per frame", ReadbackLatency);
+            Run("frame budget: prefill and chunks spread over frames", FrameBudget);
+            Run("speaker: 100 utterances with cancellations, then destroy mid-Speak", HundredUtterances);
+            Run("speaker: Speak(text, \"\") uses the default voice", DefaultVoice);
+            Run("speaker: a paragraph is normalised and split into pieces that fit the bundle", Paragraph);
+            Console.WriteLine(passed + " passed, " + failed + " failed");
+            return failed == 0 ? 0 : 1;
+        }
+
+        // -- helpers ---------------------------------------------------------------------------------
+        static BundleManifest TinyManifest() { return BundleManifest.Parse(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")).Obj("manifest").ToJsonText()); }
+
+        static SentisGraphRunner SyntheticRunner(BundleManifest m, BackendType backend = BackendType.GPUCompute)
+        {
+            return new SentisGraphRunner(StandInModels.Loader(m, g => new SyntheticExecutor(m, g)), backend, LlmGenerator.WorkersPerGraph(m));
+        }
+
+        static string Line(Counters d, int steps)
+        {
+            Func<long, string> per = x => (x / (double)steps).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
+            return "tensor_allocations=" + per(d.TensorAllocations) + " device_allocations=" + per(d.DeviceAllocations) +
+                   " host_allocations=" + per(d.HostAllocations) + " schedules=" + per(d.Schedules) + " submissions=" + per(d.Submissions) +
+                   " copy_outputs=" + per(d.CopyOutputs) + " blocking_readbacks=" + per(d.BlockingReadbacks) + " async_readbacks=" + per(d.AsyncReadbacks) +
+                   " device_bytes_copied=" + per(d.DeviceBytesCopied) + " graph_bytes_written=" + per(d.GraphBytesWritten) +
+                   " bytes_uploaded=" + per(d.BytesUploaded) + " bytes_downloaded=" + per(d.BytesDownloaded);
+        }
+
+        /// <summary>Drive a session frame by frame: Tick, then the frame ends (readbacks progress).</summary>
+        static int DriveFrames(TtsPipeline.SynthesisSession s, double budget, int maxTokens, int maxFrames = 100000)
+        {
+            int frames = 0;
+            while (!s.Done)
+            {
+                double t0 = Device.Clock;
+                s.Tick(() => Device.Clock - t0 >= budget, maxTokens);
+                Device.EndFrame();
+                Check(++frames < maxFrames, "no progress after " + maxFrames + " frames");
+            }
+            return frames;
+        }
+
+        // -- golden traces through the real runner -----------------------------------------------------
+        static void GoldenPipeline(JsonObject trace)
+        {
+            var c = new PipelineCase(trace, golden);
+            var replay = new ReplayRunner(trace);
+            var runner = new SentisGraphRunner(StandInModels.Loader(c.Manifest, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute,
+                                               LlmGenerator.WorkersPerGraph(c.Manifest));
+            var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            var req = c.Request(pipe);
+            var pcm = new List<float[]>();
+            var s = pipe.Begin(req, pcm.Add);
+            try { DriveFrames(s, double.PositiveInfinity, 4); }
+            catch (Exception) { if (replay.Failures.Count > 0) Check(false, string.Join("\n", replay.Failures.ToArray())); throw; }
+            Check(replay.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", replay.Failures.ToArray()));
+            Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
+            c.Verify(s.Result, req, pcm);
+            s.Dispose();
+            runner.Dispose();
+            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                  "after Dispose: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes live");
+        }
+
+        static void GoldenLlm(JsonObject trace)
+        {
+            var m = BundleManifest.Parse(trace.Obj("manifest").ToJsonText());
+            var p = trace.Obj("params");
+            var replay = new ReplayRunner(trace);
+            var runner = new SentisGraphRunner(StandInModels.Loader(m, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute, LlmGenerator.WorkersPerGraph(m));
+            var gen = new LlmGenerator(m, runner);
+            var us = new List<double>();
+            foreach (var x in Json.LongArray(p.Get("uniforms_2p53"))) us.Add(x / 9007199254740992.0);
+            var s = gen.Begin(Json.IntArray(p.Get("text_ids")), Json.IntArray(p.Get("prompt_text_ids")), Json.IntArray(p.Get("prompt_speech_tokens")),
+                              new RasSampler(gen.Ras), new ReplayUniforms(us), p.Int("max_new_tokens"));
+            var blocking0 = Device.C.BlockingReadbacks;
+            int frames = 0;
+            while (!s.Done) { LlmGenerator.Status st; while ((st = s.Work()) == LlmGenerator.Status.Working || st == LlmGenerator.Status.Token) { } Device.EndFrame(); Check(++frames < 100000, "stuck"); }
+            Check(replay.Failures.Count == 0, string.Join("\n", replay.Failures.ToArray()));
+            Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
+            var want = Json.IntArray(trace.Obj("result").Get("tokens"));
+            Check(string.Join(",", s.Result.Tokens.ConvertAll(x => x.ToString()).ToArray()) == string.Join(",", Array.ConvertAll(want, x => x.ToString())), "tokens differ");
+            Check(Device.C.BlockingReadbacks == blocking0, (Device.C.BlockingReadbacks - blocking0) + " blocking readbacks in a frame-driven generation");
+            s.Dispose();
+            runner.Dispose();
+            Check(Device.C.LiveTensors == 0, Device.C.LiveTensors + " tensors live after Dispose");
+        }
+
+        // -- per-step counts ---------------------------------------------------------------------------
+        static void DecodeCounts(BundleManifest m, string label, BackendType backend = BackendType.GPUCompute)
+        {
+            var runner = SyntheticRunner(m, backend);
+            var gen = new LlmGenerator(m, runner);
+            var ids = new List<int>(); for (int i = 0; i < 12; i++) ids.Add(10 + i);
+            var c0 = Device.C.Clone();
+            var s = gen.Begin(ids, new int[0], new int[0], new RasSampler(gen.Ras), new SeededUniforms(1), 40);
+            int frames = 0, steps = 0;
+            Counters before = null;
+            while (!s.Done)
+            {
+                LlmGenerator.Status st;
+                do
+                {
+                    st = s.Work();
+                    if (st == LlmGenerator.Status.Token && ++steps == 5) before = Device.C.Clone();  // warm-up: 5 tokens
+                } while (st == LlmGenerator.Status.Working);
+                Device.EndFrame();
+                frames++;
+            }
+            var d = Device.C.Minus(before);
+            int measured = steps - 5;
+            Console.WriteLine("COUNTS " + label + " prefill+warm-up(5 tokens) " + Line(before.Minus(c0), 1));
+            Console.WriteLine("COUNTS " + label + " per decode step (" + measured + " steps) " + Line(d, measured));
+            Check(d.TensorAllocations == 0 && d.DeviceAllocations == 0 && d.HostAllocations == 0, "allocations after warm-up: " + Line(d, measured));
+            Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in " + measured + " decode steps");
+            int layersTensors = gen.CacheInputs.Length;
+            // rows contract (llm.graphs.cache_append): embedding + step + append = 3 submissions;
+            // the old full-cache contract also copies every cache tensor out of the step worker
+            long bound = gen.AppendGraph != null ? 3 : 2 + layersTensors;
+            if (backend == BackendType.GPUCompute)
+                Check(d.Submissions <= bound * measured, "submissions per step " + (d.Submissions / (double)measured) + " > " + bound);
+            s.Dispose();
+            runner.Dispose();
+            Check(Device.C.LiveTensors == 0, Device.C.LiveTensors + " tensors live after Dispose");
+        }
+
+        static void ReadbackLatency()
+        {
+            var m = TinyManifest();
+            foreach (var lat in new[] { 1, 2, 3 })
+            {
+                Device.Reset();
+                Device.ReadbackLatencyFrames = lat;
+                var runner = SyntheticRunner(m);
+                var gen = new LlmGenerator(m, runner);
+                var ids = new List<int>(); for (int i = 0; i < 12; i++) ids.Add(10 + i);
+                var s = gen.Begin(ids, new int[0], new int[0], new RasSampler(gen.Ras), new SeededUniforms(1), 60);
+                int frames = 0, tokens = 0, startFrame = -1;
+                while (!s.Done)
+                {
+                    LlmGenerator.Status st;
+                    while ((st = s.Work()) == LlmGenerator.Status.Working || st == LlmGenerator.Status.Token)
+                        if (st == LlmGenerator.Status.Token && tokens++ == 0) startFrame = frames;
+                    Device.EndFrame(); frames++;
+                }
+                double perFrame = (tokens - 1) / (double)(frames - startFrame - 1);
+                Console.WriteLine("COUNTS readback latency " + lat + " frame(s): " + perFrame.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) +
+                                  " tokens/frame with CPU sampling (" + (60 * perFrame).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) + " tokens/s at 60 fps; real time needs 25)");
+                Check(Math.Abs(perFrame - 1.0 / lat) < 0.1, "tokens per frame " + perFrame + " at latency " + lat);
+                Check(Device.C.BlockingReadbacks == 0, "blocking readbacks");
+                s.Dispose(); runner.Dispose();
+            }
+        }
+
+        static void FrameBudget()
+        {
+            var m = TinyManifest();
+            var runner = SyntheticRunner(m);
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            var pipe = new TtsPipeline(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
+            Device.GraphCost = g => 0.001;  // 1 ms of main-thread scheduling per graph call
+            Device.ReadbackLatencyFrames = 0;  // readbacks never hold work back: the budget alone splits the frames
+            var text = "A longer line of text, so that the prompt takes several prefill chunks and the stream several vocoder chunks.";
+            var req = new SynthesisRequest { Text = text, Voice = c.Voice, Mode = SynthesisMode.ZeroShot, Streaming = true, MaxNewTokens = 90, Seed = 1 };
+            var s = pipe.Begin(req, x => { });
+            var perFrame = new List<long>();
+            while (!s.Done)
+            {
+                long n0 = Device.C.Schedules;
+                double t0 = Device.Clock;
+                s.Tick(() => Device.Clock - t0 >= 0.004, 64);
+                Device.EndFrame();
+                perFrame.Add(Device.C.Schedules - n0);
+            }
+            long worst = 0; foreach (var n in perFrame) worst = Math.Max(worst, n);
+            Console.WriteLine("COUNTS frame budget 4 ms at 1 ms/graph: " + perFrame.Count + " frames, at most " + worst + " graph calls in one frame");
+            // one unit of work may start under budget and end over it: a flow chunk (encoder + solver) is 2 calls, HiFT 1
+            Check(worst <= 4 + 2, "a frame scheduled " + worst + " graph calls with a 4-call budget");
+            Check(perFrame.Count > 90 / 4, "frames " + perFrame.Count);
+            s.Dispose(); runner.Dispose();
+            Check(Device.C.LiveTensors == 0, "live tensors after Dispose");
+        }
+
+        // -- the speaker: leaks, cancellation, destroy --------------------------------------------------
+        sealed class Frames
+        {
+            TaskCompletionSource<bool> next;
+            CancellationTokenRegistration reg;
+            public Task Next(CancellationToken t)
+            {
+                t.ThrowIfCancellationRequested();
+                next = new TaskCompletionSource<bool>();
+                var tcs = next;
+                reg = t.Register(() => tcs.TrySetCanceled());
+                return tcs.Task;
+            }
+            /// <summary>End the frame and resume the awaiting Speak (it runs until its next await).</summary>
+            public void Advance() { Device.EndFrame(); var t = next; next = null; reg.Dispose(); if (t != null) t.TrySetResult(true); }
+            public bool Waiting { get { return next != null; } }
+        }
+
+        static SpeakerLogic NewSpeaker(BundleManifest m, PipelineCase c, out Func<SentisGraphRunner> runnerOf)
+        {
+            SentisGraphRunner runner = null;
+            runnerOf = () => runner;
+            var logic = new SpeakerLogic(() =>
+            {
+                runner = SyntheticRunner(m);
+                return new TtsPipeline(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
+            }, r => r.Dispose());
+            logic.LoadVoice = name => { Check(name == "tiny", "voice " + name); return c.Voice; };
+            logic.DefaultVoice = "tiny";
+            logic.Clock = () => Device.Clock;
+            logic.FrameBudgetSeconds = 0.004;
+            logic.MaxNewTokens = 40;
+            Device.GraphCost = g => 0.001;
+            return logic;
+        }
+
+        static void HundredUtterances()
+        {
+            var m = TinyManifest();
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            Func<SentisGraphRunner> runnerOf;
+            var logic = NewSpeaker(m, c, out runnerOf);
+            logic.SplitText = false;  // the tiny tokenizer spells words in many tokens; pieces are tested in Paragraph
+            var frames = new Frames();
+            long baseline = -1, baseBytes = -1, workers = -1;
+            int moves = 0, growths = 0;
+            int cancelled = 0, finished = 0;
+            for (int u = 0; u < 100; u++)
+            {
+                logic.Streaming = u % 2 == 0;
+                logic.Seed = u;
+                var cts = new CancellationTokenSource();
+                var task = logic.Speak("Short line number " + u + ".", u % 3 == 0 ? "" : "tiny", cts.Token, frames.Next);
+                int f = 0;
+                while (!task.IsCompleted)
+                {
+                    if (u % 7 == 3 && f == 5) cts.Cancel();
+                    frames.Advance();
+                    Check(++f < 10000, "utterance " + u + " does not finish");
+                }
+                Check(task.Status == TaskStatus.RanToCompletion, "utterance " + u + ": " + task.Status + " " + (task.Exception == null ? "" : task.Exception.InnerException.Message));
+                if (task.Result) finished++; else cancelled++;
+                // the baseline moves only when an utterance used a graph for the first time (a new flow
+                // bucket: its Worker, outputs and persistent inputs) or a larger input than any before
+                // (persistent input tensors grow to the largest input seen); otherwise it must hold exactly
+                if (Device.C.LiveWorkers != workers || Device.C.LiveTensors != baseline && baseline < 0)
+                {
+                    workers = Device.C.LiveWorkers; baseline = Device.C.LiveTensors; baseBytes = Device.C.LiveDeviceBytes; moves++;
+                }
+                if (Device.C.LiveDeviceBytes > baseBytes && Device.C.LiveTensors == baseline) { baseBytes = Device.C.LiveDeviceBytes; growths++; }
+                Check(Device.C.LiveTensors == baseline && Device.C.LiveDeviceBytes == baseBytes,
+                      "after utterance " + u + " (pooled " + runnerOf().PooledTensors + ", owned " + runnerOf().OwnedValues + "): " + Device.C.LiveTensors + " live tensors (" +
+                      Device.C.LiveDeviceBytes + " device bytes), baseline " + baseline + " (" + baseBytes + ")");
+            }
+            Check(moves <= 3 && growths <= 3, "baseline moved " + moves + " times (new workers), input tensors grew " + growths + " times");
+            Console.WriteLine("COUNTS 100 utterances: " + finished + " finished, " + cancelled + " cancelled, live tensors after each = " + baseline +
+                              " (baseline moved " + moves + "x for new graphs, input capacity grew " + growths + "x)" +
+                              " (" + baseBytes + " device bytes: workers' outputs, persistent inputs, shared zero cache)");
+            Check(cancelled == 14 && finished == 86, finished + " finished, " + cancelled + " cancelled");
+            // destroy mid-Speak: the suspended Speak returns false and touches nothing; everything is freed
+            var task2 = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
+            for (int f = 0; f < 6; f++) frames.Advance();
+            Check(!task2.IsCompleted && frames.Waiting, "Speak should still run");
+            logic.Destroy();
+            frames.Advance();
+            Check(task2.IsCompleted && task2.Status == TaskStatus.RanToCompletion && !task2.Result, "Speak after destroy: " + task2.Status);
+            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                  "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
+            bool threw = false;
+            try { runnerOf().Run("llm_step", new Dictionary<string, GraphValue>()); } catch (ObjectDisposedException) { threw = true; }
+            Check(threw, "the disposed runner must refuse to create workers");
+            threw = false;
+            try { logic.Speak("again", "tiny", CancellationToken.None, frames.Next).Wait(); } catch (AggregateException e) { threw = e.InnerException is ObjectDisposedException; }
+            Check(threw, "Speak on a destroyed speaker throws ObjectDisposedException");
+        }
+
+        static void DefaultVoice()
+        {
+            Check(SpeakerLogic.VoiceName("", "alice") == "alice" && SpeakerLogic.VoiceName(null, "alice") == "alice" && SpeakerLogic.VoiceName("bob", "alice") == "bob", "voice choice");
+            var m = TinyManifest();
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            Func<SentisGraphRunner> runnerOf;
+            var logic = NewSpeaker(m, c, out runnerOf);
+            var frames = new Frames();
+            var t = logic.Speak("Hello.", "", CancellationToken.None, frames.Next);
+            while (!t.IsCompleted) frames.Advance();
+            Check(t.Status == TaskStatus.RanToCompletion && t.Result, "zero-shot Speak(text, \"\") " + t.Status + (t.Exception == null ? "" : " " + t.Exception.InnerException.Message));
+            logic.Destroy();
+        }
+
+        static void Paragraph()
+        {
+            var m = TinyManifest();
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            Func<SentisGraphRunner> runnerOf;
+            var logic = NewSpeaker(m, c, out runnerOf);
+            logic.MaxNewTokens = 30;
+            var text = "Hello there. At 10:30 it is $5, or 3.5%. We go now!";
+            var pieces = logic.Pipeline.Pieces(new SynthesisRequest { Text = text, Voice = c.Voice, Mode = SynthesisMode.ZeroShot });
+            Check(pieces.Count >= 3, pieces.Count + " pieces: " + string.Join(" | ", pieces.ToArray()));
+            Check(string.Join(" ", pieces.ToArray()).Contains("At ten thirty it is five dollars, or three point five percent."), "normalised: " + string.Join(" | ", pieces.ToArray()));
+            int samples = 0;
+            logic.OnAudio = x => samples += x.Length;
+            var frames = new Frames();
+            var t = logic.Speak(text, "tiny", CancellationToken.None, frames.Next);
+            while (!t.IsCompleted) frames.Advance();
+            Check(t.Status == TaskStatus.RanToCompletion && t.Result, "Speak " + t.Status + (t.Exception == null ? "" : " " + t.Exception.InnerException.Message));
+            Check(Device.SchedulesOf["llm_special_embedding"] == pieces.Count, Device.SchedulesOf["llm_special_embedding"] + " LLM sessions for " + pieces.Count + " pieces");
+            Check(samples > 0, "no audio");
+            Console.WriteLine("COUNTS paragraph: " + pieces.Count + " pieces: " + string.Join(" | ", pieces.ToArray()));
+            logic.Destroy();
+            Check(Device.C.LiveTensors == 0, "live tensors after destroy");
+        }
+
+        // -- API surface --------------------------------------------------------------------------------
+        static void DumpApi()
+        {
+            var asm = typeof(Worker).Assembly;
+            foreach (var t in asm.GetExportedTypes())
+            {
+                if (t.Namespace != "Unity.InferenceEngine") continue;
+                var name = t.FullName.Replace("+", ".");
+                Console.WriteLine("TYPE " + name);
+                foreach (var mi in t.GetMembers(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly))
+                {
+                    var ps = new List<string>();
+                    var mb = mi as MethodBase;
+                    if (mb != null)
+                    {
+                        if (mb.IsSpecialName && !(mb is ConstructorInfo) && !mb.Name.StartsWith("op_")) continue;  // accessors
+                        foreach (var p in mb.GetParameters()) ps.Add(p.ParameterType.Name.Replace("&", ""));
+                    }
+                    var pi = mi as PropertyInfo;
+                    if (pi != null) foreach (var p in pi.GetIndexParameters()) ps.Add(p.ParameterType.Name);
+                    if (mi is Type) continue;
+                    Console.WriteLine("MEMBER " + name + " " + mi.MemberType + " " + mi.Name + " (" + string.Join(",", ps.ToArray()) + ")");
+                }
+            }
+        }
+    }
+}
