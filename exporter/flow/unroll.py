@@ -4,7 +4,9 @@ Tracing `Flow.solve` makes the TorchScript exporter walk the estimator ten times
 size); instead the velocity graph v(x, t, ...) is traced once and copied here, one copy per step,
 with t a constant and x chained through x_{k+1} = x_k + dt_k * v_k. Nodes that do not depend on x
 or t (attention bias, the condition channels, anything computed from mu/cond/spks/masks only)
-are emitted once and shared by all steps; initializers are shared (not copied).
+are emitted once and shared by all steps; initializers are shared (not copied). Nodes that depend
+on t and constants only (the time embedding and its MLPs) are evaluated once per step here and
+emitted as that step's constants, as constant folding of the traced solver did.
 """
 from __future__ import annotations
 
@@ -39,14 +41,22 @@ def unroll_euler(step: onnx.ModelProto, *, x: str, t: str, velocity: str, ts: li
             shared.append(node)
     if velocity not in variant:
         raise ValueError(f"unroll_euler: {velocity!r} does not depend on {x!r}/{t!r}")
+    t_only, x_dependent = _split_t_only(g, per_step, t)
+    # t itself stays a Constant per step; what is computed from it alone becomes constants
+    t_outputs = sorted(({i for n in x_dependent for i in n.input if i in t_only} | ({velocity} & t_only)) - {t})
 
     nodes = list(shared)
+    initializers = list(g.initializer)
     cur = x0
     for k, (tk, dtk) in enumerate(zip(ts, dts)):
         p = f"euler{k}/"
         names = {x: cur, t: p + "t"}
-        nodes.append(_const(p + "t", tk))
-        for node in per_step:
+        if any(t in n.input for n in x_dependent):
+            nodes.append(_const(p + "t", tk))
+        for name, value in zip(t_outputs, _evaluate(step, _t_only_nodes(per_step, t_only), t, tk, t_outputs)):
+            names[name] = p + name
+            initializers.append(numpy_helper.from_array(value, p + name))
+        for node in x_dependent:
             c = onnx.NodeProto()
             c.CopyFrom(node)
             c.name = p + (node.name or node.output[0])
@@ -69,7 +79,44 @@ def unroll_euler(step: onnx.ModelProto, *, x: str, t: str, velocity: str, ts: li
     out_info = onnx.ValueInfoProto()
     out_info.CopyFrom(x_info)
     out_info.name = out
-    graph = helper.make_graph(nodes, g.name or "euler", [x0_info] + inputs, [out_info], initializer=list(g.initializer))
+    graph = helper.make_graph(nodes, g.name or "euler", [x0_info] + inputs, [out_info], initializer=initializers)
     model = helper.make_model(graph, opset_imports=list(step.opset_import), producer_name=step.producer_name)
     model.ir_version = step.ir_version
     return model
+
+
+def _split_t_only(g: onnx.GraphProto, per_step: list[onnx.NodeProto], t: str) -> tuple[set[str], list[onnx.NodeProto]]:
+    """Tensors computed from t and constants only (no graph input other than t), and the per-step
+    nodes that are not of that kind."""
+    constant = {i.name for i in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    t_only = {t}
+    x_dependent = []
+    for node in per_step:
+        if all(not i or i in t_only or i in constant for i in node.input):
+            t_only.update(node.output)
+        else:
+            x_dependent.append(node)
+    return t_only, x_dependent
+
+
+def _t_only_nodes(per_step: list[onnx.NodeProto], t_only: set[str]) -> list[onnx.NodeProto]:
+    return [n for n in per_step if n.output and n.output[0] in t_only]
+
+
+def _evaluate(step: onnx.ModelProto, t_nodes: list[onnx.NodeProto], t: str, tk: float, outputs: list[str]) -> list[np.ndarray]:
+    """Values of `outputs` for t = tk (the t-only nodes with the constants they read, on the ONNX
+    reference evaluator)."""
+    if not outputs:
+        return []
+    from onnx.reference import ReferenceEvaluator
+
+    g = step.graph
+    needed = {i for n in t_nodes for i in n.input}
+    consts = [n for n in g.node if n.op_type == "Constant" and n.output[0] in needed]
+    inits = [i for i in g.initializer if i.name in needed]
+    t_info = next(i for i in g.input if i.name == t)
+    sub = helper.make_graph(consts + t_nodes, "t_only", [t_info],
+                            [helper.make_empty_tensor_value_info(o) for o in outputs], initializer=inits)
+    model = helper.make_model(sub, opset_imports=list(step.opset_import))
+    values = ReferenceEvaluator(model).run(None, {t: np.array([tk], np.float32)})
+    return [np.asarray(v) for v in values]

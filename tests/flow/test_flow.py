@@ -261,3 +261,34 @@ def test_unroll_euler_on_a_linear_velocity():
     for t, dt in zip(ts, dts):
         x = x + np.float32(dt) * (a * x + np.float32(t) * (cvec * 2))
     np.testing.assert_allclose(got, x, rtol=1e-6, atol=1e-6)
+
+
+def test_unroll_euler_folds_what_depends_on_t_alone():
+    """A t-only cone (here Swish(t), like the estimator's time MLP) becomes one constant per step:
+    no Sigmoid is left for the importer to fold (Sentis would otherwise see 10 unfusable Swish
+    patterns), and the result still equals the Euler recurrence."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from exporter.flow.unroll import unroll_euler
+
+    a = np.float32(-0.7)
+    nodes = [helper.make_node("Sigmoid", ["t"], ["st"], name="st"),
+             helper.make_node("Mul", ["t", "st"], ["swish"], name="swish"),
+             helper.make_node("Mul", ["x", "a"], ["ax"], name="ax"),
+             helper.make_node("Add", ["ax", "swish"], ["velocity"], name="v")]
+    vi = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)  # noqa: E731
+    g = helper.make_graph(nodes, "v", [vi("x", [1, 3]), vi("t", [1])], [vi("velocity", [1, 3])],
+                          [numpy_helper.from_array(np.array([a], np.float32), "a")])
+    step = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    ts, dts = euler_schedule(10)
+    m = unroll_euler(step, x="x", t="t", velocity="velocity", ts=ts, dts=dts, x0="noise", out="mel")
+    assert not any(n.op_type == "Sigmoid" for n in m.graph.node)
+    assert sum(i.name.endswith("/swish") for i in m.graph.initializer) == 10
+    x0 = np.array([[1.0, -2.0, 0.5]], np.float32)
+    got = ort.InferenceSession(m.SerializeToString()).run(None, {"noise": x0})[0]
+    x = x0.copy()
+    for t, dt in zip(ts, dts):
+        t = np.float32(t)
+        x = x + np.float32(dt) * (a * x + t / (1 + np.exp(-t)))
+    np.testing.assert_allclose(got, x, rtol=1e-6, atol=1e-6)
