@@ -155,9 +155,6 @@ class Pipeline:
             raise ValueError("flow mel_lens is empty")
         self.max_flow_tokens = max(int(n) for n in fl["mel_lens"]) // self.token_mel_ratio
         self.chunk_size = int(bundle.constants.get("chunk_size", 25))
-        for name, g in bundle.manifest["graphs"].items():  # load (and check) the graphs every request uses before any work
-            if g.get("component") in ("llm", "hift"):      # (flow buckets load when a request first needs them)
-                bundle.session(name)
 
     @classmethod
     def open(cls, path: str | Path, *, threads: int = 2, **kw) -> "Pipeline":
