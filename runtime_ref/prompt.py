@@ -162,7 +162,7 @@ def load_voice(bundle, name: str) -> dict[str, np.ndarray]:
             voice = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, AttributeError) as e:
         raise VoiceError(f"{path}: voice {name!r} is not a readable .npz of arrays ({' '.join(str(e).split())[:120]}; {fix})") from None
-    problem = voice_problem(voice)
+    problem = voice_problem(voice, bundle.manifest.get("family", "cosyvoice2"))
     if problem:
         raise VoiceError(f"{path}: voice {name!r} is malformed: {problem} ({fix})")
     return voice

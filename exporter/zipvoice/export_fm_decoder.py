@@ -13,14 +13,42 @@ bucket T (`fm_solve_<T>`).
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
-from ..flow.export import pretranspose_linears  # one shared initializer per weight across the unrolled steps
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .export_common import example_features, frame_lens
 from .model import load_model, time_steps
 from .zipformer import freeze_positions
+
+
+class PreTransposedLinear(torch.nn.Module):
+    """y = x @ W^T + b with W^T stored as the parameter: the TorchScript exporter folds the
+    Transpose of an nn.Linear weight separately at every call site, so the unrolled steps would
+    carry one copy of each matrix per step; a pre-transposed parameter stays one initializer.
+    (The CosyVoice2 flow now traces one step and unrolls in ONNX, exporter/flow/unroll.py; moving
+    this solve onto that shared unroller — with the time grid as constants — removes this class.)"""
+
+    def __init__(self, lin: torch.nn.Linear):
+        super().__init__()
+        self.weight_t = torch.nn.Parameter(lin.weight.detach().t().contiguous(), requires_grad=False)
+        self.bias = None if lin.bias is None else torch.nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x):
+        y = torch.matmul(x, self.weight_t)
+        return y if self.bias is None else y + self.bias
+
+
+def pretranspose_linears(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `module` with every nn.Linear replaced by PreTransposedLinear (export only)."""
+    module = copy.deepcopy(module)
+    for child in list(module.modules()):
+        for name, c in list(child.named_children()):
+            if isinstance(c, torch.nn.Linear):
+                setattr(child, name, PreTransposedLinear(c))
+    return module
 
 
 class SolveGraph(torch.nn.Module):
