@@ -148,7 +148,8 @@ def test_verify_refuses_a_broken_graph_with_a_matching_hash(tmp_path, capsys):
 
     onnx.save_model(_cycle(), str(tmp_path / "g.onnx"))
     digest = hashlib.sha256((tmp_path / "g.onnx").read_bytes()).hexdigest()
-    manifest = {"schema_version": 1, "graphs": {"flow": {"file": "g.onnx", "sha256": digest}}, "constants": {}, "components": {}}
+    manifest = {"schema_version": 1, "graphs": {"flow": {"file": "g.onnx", "sha256": digest, "inputs": [], "outputs": []}},
+                "constants": {}, "components": {}}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(SystemExit) as exit_info:
         main(["verify", "--bundle", str(tmp_path)])
