@@ -54,9 +54,15 @@ def _zipvoice() -> RuntimeFamily:
                          synthesize_options=frozenset({"speed"}), pipeline_options=frozenset(), streaming=False)
 
 
+def _cosyvoice3() -> RuntimeFamily:
+    raise RuntimeRefError("cosyvoice3 bundles: the runtime pipeline is not implemented in this version yet "
+                          "(export and check work; issue 17)")
+
+
 # manifest["family"] -> loader of its runtime (imported on use)
 FAMILIES: dict[str, Callable[[], RuntimeFamily]] = {
     "cosyvoice2": _cosyvoice2,
+    "cosyvoice3": _cosyvoice3,
     "zipvoice": _zipvoice,
 }
 

@@ -1,0 +1,231 @@
+"""Official CosyVoice3 modules vs ours on the same random weights (run as a script, in a subprocess,
+because the official modules import torchaudio and need placeholder modules while they import).
+
+    python tests/cosyvoice3/official_check.py OFFICIAL_ROOT WORK_DIR SECTION...
+
+OFFICIAL_ROOT: an unpacked official CosyVoice checkout (with third_party/Matcha-TTS), never inside
+this repo. Needs pip packages transformers, x-transformers==2.11.24 (+ einops, einx, loguru), scipy.
+Prints one JSON object {section: {figure: value}} on the last line. Sections: keys, llm.
+"""
+import importlib.machinery
+import json
+import sys
+import types
+from pathlib import Path
+
+ROOT, WORK = sys.argv[1], Path(sys.argv[2])
+SECTIONS = sys.argv[3:] or ["keys", "llm"]
+sys.path[:0] = [ROOT, ROOT + "/third_party/Matcha-TTS"]
+
+
+def stub(name, **attrs):
+    m = types.ModuleType(name)
+    m.__dict__.update(attrs)
+    m.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    sys.modules[name] = m
+    return m
+
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+for n in ["torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi"]:
+    stub(n)
+stub("omegaconf", DictConfig=dict)
+stub("conformer", ConformerBlock=object)
+stub("matcha.utils.pylogger", get_pylogger=lambda *a, **k: __import__("logging").getLogger("m"))
+stub("diffusers.models.lora", LoRACompatibleLinear=torch.nn.Linear)
+stub("cosyvoice.utils.onnx", SpeechTokenExtractor=object, online_feature=False, onnx_path=None)
+torch.set_num_threads(2)
+RESULTS: dict = {}
+
+
+# ---------------------------------------------------------------------------------------------
+def official_llm(cfg):
+    from transformers import Qwen2Config as HFConfig, Qwen2ForCausalLM
+    from cosyvoice.llm.llm import CosyVoice3LM, Qwen2Encoder
+    from cosyvoice.utils.common import ras_sampling
+
+    q = cfg.qwen
+    hf = HFConfig(hidden_size=q.hidden_size, num_hidden_layers=q.num_hidden_layers, num_attention_heads=q.num_attention_heads,
+                  num_key_value_heads=q.num_key_value_heads, intermediate_size=q.intermediate_size, rms_norm_eps=q.rms_norm_eps,
+                  rope_theta=q.rope_theta, vocab_size=q.vocab_size, max_position_embeddings=q.max_position_embeddings,
+                  tie_word_embeddings=q.tie_word_embeddings, attn_implementation="eager")
+    enc = Qwen2Encoder.__new__(Qwen2Encoder)
+    torch.nn.Module.__init__(enc)
+    enc.model = Qwen2ForCausalLM(hf)
+    # The official loop passes a (1, new, new) mask with the KV cache; on its pinned transformers
+    # (4.51) a 2-D attention mask shorter than past + new masks nothing (plain causal attention
+    # over the cache); transformers 5 reads it differently. Give it the all-ones mask of that length.
+    step = enc.forward_one_step
+
+    def forward_one_step(xs, masks, cache=None):
+        past = 0 if cache is None else cache.get_seq_length()
+        return step(xs, torch.ones(1, xs.shape[1], past + xs.shape[1], dtype=torch.bool), cache)
+
+    enc.forward_one_step = forward_one_step
+    s = cfg.sampling
+
+    def sampling(scores, decoded, k):
+        return ras_sampling(scores, decoded, k, top_p=s.top_p, top_k=s.top_k, win_size=s.win_size, tau_r=s.tau_r)
+
+    return CosyVoice3LM(q.hidden_size, q.hidden_size, cfg.speech_token_size, enc, sampling, mix_ratio=list(cfg.mix_ratio))
+
+
+def official_flow(cfg):
+    from cosyvoice.flow.DiT.dit import DiT
+    from cosyvoice.flow.flow import CausalMaskedDiffWithDiT
+    from cosyvoice.flow.flow_matching import CausalConditionalCFM
+    from cosyvoice.transformer.upsample_encoder import PreLookaheadLayer
+
+    e = cfg.estimator
+    est = DiT(dim=e.dim, depth=e.depth, heads=e.heads, dim_head=e.dim_head, ff_mult=e.ff_mult, mel_dim=e.mel_dim, mu_dim=e.mu_dim,
+              spk_dim=e.spk_dim, out_channels=e.out_channels, static_chunk_size=e.static_chunk_size, num_decoding_left_chunks=-1)
+    cfm_params = types.SimpleNamespace(sigma_min=1e-6, solver="euler", t_scheduler=cfg.t_scheduler, training_cfg_rate=0.2,
+                                       inference_cfg_rate=cfg.inference_cfg_rate, reg_loss_type="l1")
+    dec = CausalConditionalCFM(in_channels=240, cfm_params=cfm_params, n_spks=1, spk_emb_dim=80, estimator=est)
+    pre = PreLookaheadLayer(in_channels=cfg.input_size, channels=cfg.pre_lookahead_channels, pre_lookahead_len=cfg.pre_lookahead_len)
+    return CausalMaskedDiffWithDiT(input_size=cfg.input_size, output_size=cfg.output_size, spk_embed_dim=cfg.spk_embed_dim,
+                                   output_type="mel", vocab_size=cfg.vocab_size, input_frame_rate=25, only_mask_loss=True,
+                                   token_mel_ratio=cfg.token_mel_ratio, pre_lookahead_len=cfg.pre_lookahead_len,
+                                   pre_lookahead_layer=pre, decoder=dec)
+
+
+def official_hift(c):
+    from cosyvoice.hifigan.f0_predictor import CausalConvRNNF0Predictor
+    from cosyvoice.hifigan.generator import CausalHiFTGenerator
+
+    return CausalHiFTGenerator(
+        in_channels=c.in_channels, base_channels=c.base_channels, nb_harmonics=c.nb_harmonics, sampling_rate=c.sampling_rate,
+        nsf_alpha=c.nsf_alpha, nsf_sigma=c.nsf_sigma, nsf_voiced_threshold=c.nsf_voiced_threshold,
+        upsample_rates=list(c.upsample_rates), upsample_kernel_sizes=list(c.upsample_kernel_sizes),
+        istft_params={"n_fft": c.istft_n_fft, "hop_len": c.istft_hop_len}, resblock_kernel_sizes=list(c.resblock_kernel_sizes),
+        resblock_dilation_sizes=[list(d) for d in c.resblock_dilation_sizes],
+        source_resblock_kernel_sizes=list(c.source_resblock_kernel_sizes),
+        source_resblock_dilation_sizes=[list(d) for d in c.source_resblock_dilation_sizes],
+        lrelu_slope=c.lrelu_slope, audio_limit=c.audio_limit, conv_pre_look_right=c.conv_pre_look_right,
+        f0_predictor=CausalConvRNNF0Predictor(in_channels=c.f0_in_channels, cond_channels=c.f0_cond_channels))
+
+
+def model_dir(vocab_size=None):
+    """The tiny fixture; with `vocab_size`, its Qwen2 text table widened (and llm.pt redrawn) so the
+    official code's hard-coded <|endofprompt|> id 151646 is a valid row."""
+    from exporter.cosyvoice3.fixture import build_model_dir
+    from exporter.cosyvoice3.keys import llm_random_checkpoint
+    from exporter.cosyvoice3.modeldir import CosyVoice3ModelDir
+    from exporter.checkpoint import save_state_dict
+
+    root = WORK / ("md" if vocab_size is None else f"md_v{vocab_size}")
+    if not root.exists():
+        build_model_dir(root, size="tiny", seed=3)
+        if vocab_size:
+            p = root / "CosyVoice-BlankEN" / "config.json"
+            c = json.loads(p.read_text())
+            c["vocab_size"] = vocab_size
+            p.write_text(json.dumps(c))
+            md = CosyVoice3ModelDir.open(root)
+            save_state_dict(llm_random_checkpoint(md.config.llm, seed=11), root / "llm.pt")
+    return CosyVoice3ModelDir.open(root)
+
+
+def shapes(sd):
+    return {k: tuple(v.shape) for k, v in sd.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+def section_keys():
+    from exporter.cosyvoice3.keys import flow_keys, hift_keys, llm_keys
+
+    md = model_dir()
+    c = md.config
+    out = {}
+    for name, off, ours in [("llm", official_llm(c.llm), llm_keys(c.llm)), ("flow", official_flow(c.flow), flow_keys(c.flow)),
+                            ("hift", official_hift(c.hift), hift_keys(c.hift))]:
+        theirs = shapes(off.state_dict())
+        out[name] = {"equal": theirs == ours, "n": len(theirs),
+                     "only_official": sorted(set(theirs) - set(ours))[:5], "only_ours": sorted(set(ours) - set(theirs))[:5],
+                     "shape_diff": [k for k in theirs if k in ours and theirs[k] != ours[k]][:5]}
+    return out
+
+
+class InverseCDF:
+    """torch.Tensor.multinomial(1) replaced by the runtime's inverse-CDF draw on given uniforms."""
+
+    def __init__(self, uniforms):
+        self.u = list(uniforms)
+        self.i = 0
+
+    def __call__(self, probs):
+        cdf = torch.cumsum(probs.double(), 0)
+        u = self.u[self.i] if self.i < len(self.u) else 0.5  # past our draws: the sequences already differ
+        self.i += 1
+        j = int(torch.searchsorted(cdf, torch.tensor([u * float(cdf[-1])], dtype=torch.float64), right=True)[0])
+        return torch.tensor([min(j, probs.numel() - 1)])
+
+
+def section_llm():
+    from exporter.export import export_components
+    from exporter.spec import ExportOptions
+    from runtime_ref.llm import LLM
+    from runtime_ref.sampling import PCG64Uniforms, ReplayUniforms
+
+    EOP = 151646  # the official code's hard-coded <|endofprompt|>
+    md = model_dir(vocab_size=151936)
+    cfg = md.config.llm
+    off = official_llm(cfg)
+    off.load_state_dict(md.load_checkpoint("llm"), strict=True)
+    off.eval()
+    bundle = WORK / "bundle_llm"
+    if not bundle.exists():
+        export_components(md, bundle, ["llm"], ExportOptions(max_cache_len=256, prefill_chunk=16))
+    rt = LLM.open(bundle)
+    rng = np.random.default_rng(5)
+    out = {"logits_max_abs": 0.0, "greedy_equal": [], "ras_equal": [], "n_tokens": []}
+    for case, (n_prompt_text, n_text, n_prompt_speech) in enumerate([(4, 7, 20), (0, 3, 0), (9, 8, 33)]):
+        prompt_text = list(rng.integers(0, 500, n_prompt_text)) + [EOP]
+        text = list(rng.integers(0, 500, n_text))
+        prompt_speech = list(rng.integers(0, cfg.speech_token_size, n_prompt_speech))
+        # logits after the prompt: the official lm_input through the official backbone + head
+        t = torch.tensor([prompt_text + text])
+        with torch.inference_mode():
+            e = off.speech_embedding.weight
+            seq = torch.cat([e[off.sos][None, None], off.llm.model.model.embed_tokens(t), e[off.task_id][None, None],
+                             off.speech_embedding(torch.tensor([prompt_speech], dtype=torch.long)) if prompt_speech
+                             else torch.zeros(1, 0, e.shape[1])], 1)
+            y, _ = off.llm.forward_one_step(seq, masks=torch.tril(torch.ones(1, seq.shape[1], seq.shape[1])).bool())
+            theirs = off.llm_decoder(y[:, -1]).log_softmax(-1)[0].numpy()
+        ours, _, _ = rt.prefill(rt.lm_input(text, prompt_text, prompt_speech))
+        out["logits_max_abs"] = max(out["logits_max_abs"], float(np.abs(ours - theirs).max()))
+
+        def official_tokens(sampling):
+            old = off.sampling
+            off.sampling = sampling
+            try:
+                return [int(x) for x in off.inference(
+                    text=torch.tensor([text]), text_len=torch.tensor([len(text)]), prompt_text=torch.tensor([prompt_text]),
+                    prompt_text_len=torch.tensor([len(prompt_text)]), prompt_speech_token=torch.tensor([prompt_speech], dtype=torch.long).reshape(1, -1),
+                    prompt_speech_token_len=torch.tensor([len(prompt_speech)]), embedding=torch.zeros(1, 192))]
+            finally:
+                off.sampling = old
+
+        greedy_off = official_tokens(lambda s, d, k: int(s.argmax()))
+        greedy_ours = rt.generate(text, prompt_text, prompt_speech, sampler="greedy").tokens
+        out["greedy_equal"].append(greedy_off == greedy_ours)
+        src = PCG64Uniforms(100 + case)
+        ras_ours = rt.generate(text, prompt_text, prompt_speech, rng=src).tokens
+        draw = InverseCDF(src.drawn)
+        orig = torch.Tensor.multinomial
+        torch.Tensor.multinomial = lambda probs, n=1, replacement=False: draw(probs)
+        try:
+            ras_off = official_tokens(off.sampling)
+        finally:
+            torch.Tensor.multinomial = orig
+        out["ras_equal"].append(ras_off == ras_ours)
+        out["n_tokens"].append([len(greedy_ours), len(ras_ours), len(ras_off)])
+        print(case, "greedy", greedy_off[:12], greedy_ours[:12], "ras", ras_off[:12], ras_ours[:12], file=sys.stderr)
+    return out
+
+
+for sec in SECTIONS:
+    RESULTS[sec] = globals()[f"section_{sec}"]()
+print(json.dumps(RESULTS))
