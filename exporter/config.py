@@ -179,6 +179,11 @@ class FlowConfig:
     t_scheduler: str = "cosine"
     spk_emb_dim_cfm: int = 80
 
+    @property
+    def chunk_tokens(self) -> int:
+        """Streaming chunk in tokens (the encoder's static chunk)."""
+        return self.encoder.static_chunk_size
+
 
 @dataclass
 class HiFTConfig:

@@ -144,11 +144,13 @@ class ConformerLayer(nn.Module):
 
 
 class PreLookahead(nn.Module):
-    def __init__(self, channels: int, lookahead: int):
+    def __init__(self, channels: int, lookahead: int, hidden: int | None = None):
+        # hidden: conv1's output width (CosyVoice3's PreLookaheadLayer: 80 -> 1024 -> 80); default channels
         super().__init__()
         self.lookahead = lookahead
-        self.conv1 = nn.Conv1d(channels, channels, lookahead + 1)
-        self.conv2 = nn.Conv1d(channels, channels, 3)
+        hidden = channels if hidden is None else hidden
+        self.conv1 = nn.Conv1d(channels, hidden, lookahead + 1)
+        self.conv2 = nn.Conv1d(hidden, channels, 3)
 
     def forward(self, x, conv_in):
         # x (1, L, C) residual input; conv_in (1, L, C) = x with zeros past the valid tokens
@@ -438,7 +440,7 @@ class Flow(nn.Module):
 
     def resized(self, n_frames: int) -> "Flow":
         """The same weights built for another mel length."""
-        other = Flow(self.cfg, n_frames).eval()
+        other = type(self)(self.cfg, n_frames).eval()
         other.load_state_dict(self.state_dict(), strict=True)
         return other
 

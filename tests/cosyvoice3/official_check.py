@@ -226,6 +226,52 @@ def section_llm():
     return out
 
 
+def section_flow():
+    """Official CausalMaskedDiffWithDiT.inference (exact length) vs our PyTorch token2mel and the
+    exported bundle through runtime_ref (buckets 64/128 mel frames: padding inside the graphs), in
+    the non-streaming, streaming-chunk (finalize=False) and streaming-final modes."""
+    from exporter.checkpoint import load_into
+    from exporter.cosyvoice3.flow import DiTFlow
+    from exporter.export import export_components
+    from exporter.flow.model import token2mel_torch
+    from exporter.spec import ExportOptions
+    from runtime_ref.bundle import Bundle
+    from runtime_ref.flow import token2mel
+
+    md = model_dir()
+    cfg = md.config.flow
+    off = official_flow(cfg)
+    off.load_state_dict(md.load_checkpoint("flow"), strict=True)
+    off.eval()
+    ours = load_into(DiTFlow(cfg, 64).eval(), md.load_checkpoint("flow"), source="flow.pt")
+    bundle = WORK / "bundle_flow"
+    if not bundle.exists():
+        export_components(md, bundle, ["flow"], ExportOptions(flow_lens=(64, 128)))
+    b = Bundle.open(bundle)
+    rng = np.random.default_rng(9)
+    out = {}
+    for name, (P, N, streaming, finalize) in {"nonstream_P0_N1": (0, 1, False, True), "nonstream_P7_N19": (7, 19, False, True),
+                                               "stream_chunk_P10_N31": (10, 31, True, False),
+                                               "stream_final_P10_N45": (10, 45, True, True),
+                                               "nonstream_P25_N39_bucket_edge": (25, 39, False, True)}.items():
+        pt = rng.integers(0, cfg.vocab_size, (1, P))
+        tk = rng.integers(0, cfg.vocab_size, (1, N))
+        n_enc = P + N - (0 if finalize else cfg.pre_lookahead_len)
+        pm = (rng.standard_normal((1, 2 * P, 80)) * 2 - 5).astype(np.float32)
+        xv = rng.standard_normal((1, 192)).astype(np.float32)
+        with torch.inference_mode():
+            theirs, _ = off.inference(torch.from_numpy(tk), torch.tensor([N]), torch.from_numpy(pt), torch.tensor([P]),
+                                      torch.from_numpy(pm), torch.tensor([2 * P]), torch.from_numpy(xv), streaming=streaming,
+                                      finalize=finalize)
+        theirs = theirs.numpy()
+        mine = token2mel_torch(ours, pt, tk, pm, xv, streaming=streaming, finalize=finalize).numpy()
+        rt = token2mel(b, pt, tk, pm, xv, streaming=streaming, finalize=finalize)
+        assert theirs.shape == mine.shape == rt.shape == (1, 80, 2 * n_enc - 2 * P), (theirs.shape, mine.shape, rt.shape)
+        out[name] = {"torch_max_abs": float(np.abs(mine - theirs).max()), "bundle_max_abs": float(np.abs(rt - theirs).max()),
+                     "mel_abs_max": float(np.abs(theirs).max())}
+    return out
+
+
 for sec in SECTIONS:
     RESULTS[sec] = globals()[f"section_{sec}"]()
 print(json.dumps(RESULTS))

@@ -45,3 +45,10 @@ def test_llm_logits_and_tokens(figures):
     f = figures["llm"]
     assert f["logits_max_abs"] <= 1e-4
     assert all(f["greedy_equal"]) and all(f["ras_equal"])
+
+
+def test_flow_mel_nonstreaming_and_streaming(figures):
+    f = figures["flow"]
+    assert set(f) >= {"nonstream_P0_N1", "stream_chunk_P10_N31", "stream_final_P10_N45", "nonstream_P25_N39_bucket_edge"}
+    for case, v in f.items():
+        assert v["torch_max_abs"] <= 1e-4 and v["bundle_max_abs"] <= 1e-4, (case, v)
