@@ -14,25 +14,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..flow.model import Flow, PreLookahead, euler_schedule
+from ..flow.model import Flow, PreLookahead
 from .config import DiTFlowConfig
 from .dit import DiT
 
 
 class DiTFlow(Flow):
-    def __init__(self, cfg: DiTFlowConfig, n_frames: int):
-        nn.Module.__init__(self)
-        if n_frames % cfg.token_mel_ratio:
-            raise ValueError(f"mel length {n_frames} must be a multiple of {cfg.token_mel_ratio}")
-        self.cfg = cfg
-        self.n_frames = n_frames
-        self.n_tokens = n_frames // cfg.token_mel_ratio
-        self.input_embedding = nn.Embedding(cfg.vocab_size, cfg.input_size)
-        self.spk_embed_affine_layer = nn.Linear(cfg.spk_embed_dim, cfg.output_size)
+    def build_encoder(self, cfg: DiTFlowConfig) -> None:
         self.pre_lookahead_layer = PreLookahead(cfg.input_size, cfg.pre_lookahead_len, hidden=cfg.pre_lookahead_channels)
-        self.decoder = nn.Module()
-        self.decoder.estimator = DiT(cfg.estimator, n_frames)
-        self.t_steps, self.dt_steps = euler_schedule(cfg.n_timesteps)
+
+    def build_estimator(self, cfg: DiTFlowConfig, n_frames: int) -> nn.Module:
+        return DiT(cfg.estimator, n_frames)
 
     def encode(self, tokens, token_mask, conv_mask, streaming=None):
         # tokens (1, T) int; token_mask (1, T) encoder tokens; conv_mask (1, T) + lookahead context -> mu (1, 80, N)

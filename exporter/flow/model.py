@@ -399,12 +399,19 @@ class Flow(nn.Module):
         self.n_tokens = n_frames // cfg.token_mel_ratio
         self.input_embedding = nn.Embedding(cfg.vocab_size, cfg.input_size)
         self.spk_embed_affine_layer = nn.Linear(cfg.spk_embed_dim, cfg.output_size)
-        self.encoder = UpsampleConformerEncoder(cfg, self.n_tokens)
-        self.encoder_proj = nn.Linear(cfg.encoder.output_size, cfg.output_size)
+        self.build_encoder(cfg)
         self.decoder = nn.Module()
-        self.decoder.estimator = CausalConditionalDecoder(cfg, n_frames)
+        self.decoder.estimator = self.build_estimator(cfg, n_frames)
         ts, dts = euler_schedule(cfg.n_timesteps)
         self.t_steps, self.dt_steps = ts, dts
+
+    # a family's flow (e.g. CosyVoice3's DiTFlow) overrides these two and `encode`
+    def build_encoder(self, cfg) -> None:
+        self.encoder = UpsampleConformerEncoder(cfg, self.n_tokens)
+        self.encoder_proj = nn.Linear(cfg.encoder.output_size, cfg.output_size)
+
+    def build_estimator(self, cfg, n_frames: int) -> nn.Module:
+        return CausalConditionalDecoder(cfg, n_frames)
 
     # -- encoder side -----------------------------------------------------------------------
     def speaker(self, xvec):  # (1, 192) -> (1, 80)
