@@ -5,7 +5,7 @@ because the official modules import torchaudio and need placeholder modules whil
 
 OFFICIAL_ROOT: an unpacked official CosyVoice checkout (with third_party/Matcha-TTS), never inside
 this repo. Needs pip packages transformers, x-transformers==2.11.24 (+ einops, einx, loguru), scipy.
-Prints one JSON object {section: {figure: value}} on the last line. Sections: keys, llm.
+Prints one JSON object {section: {figure: value}} on the last line. Sections: keys, llm, flow, hift.
 """
 import importlib.machinery
 import json
@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 
 ROOT, WORK = sys.argv[1], Path(sys.argv[2])
-SECTIONS = sys.argv[3:] or ["keys", "llm"]
+SECTIONS = sys.argv[3:] or ["keys", "llm", "flow", "hift"]
 sys.path[:0] = [ROOT, ROOT + "/third_party/Matcha-TTS"]
 
 
@@ -269,6 +269,74 @@ def section_flow():
         assert theirs.shape == mine.shape == rt.shape == (1, 80, 2 * n_enc - 2 * P), (theirs.shape, mine.shape, rt.shape)
         out[name] = {"torch_max_abs": float(np.abs(mine - theirs).max()), "bundle_max_abs": float(np.abs(rt - theirs).max()),
                      "mel_abs_max": float(np.abs(theirs).max())}
+    return out
+
+
+def snr_db(ref, x):
+    ref, x = np.asarray(ref, np.float64), np.asarray(x, np.float64)
+    return float(10 * np.log10(np.sum(ref ** 2) / max(np.sum((ref - x) ** 2), 1e-300)))
+
+
+def section_hift():
+    """Official CausalHiFTGenerator.inference vs ours with the official uniform noise table as our
+    `noise` input: float64 both (the exact math; our phase as a plain cumsum), and float32 official vs
+    our float32 module (integer-exact phase) and the exported graph, finalize True and False, with
+    f0 up to ~500 Hz."""
+    from exporter.cosyvoice3.hift import build_causal_hift
+    from exporter.cosyvoice3.hift_export import build as hift_build
+    from exporter.export import export_graph
+    from exporter.hift.export import example_mel
+    from exporter.spec import ExportOptions
+    import onnxruntime as ort
+
+    md = model_dir()
+    c = md.config.hift
+    sd = md.load_checkpoint("hift")
+    off = official_hift(c)
+    off.load_state_dict(sd, strict=True)
+    off.eval()
+    table = off.m_source.l_sin_gen.sine_waves
+    out = {}
+    ours = build_causal_hift(c, sd)
+    ours64 = build_causal_hift(c, {k: v.double() for k, v in sd.items()}).double()
+    ours64.phase_bits = None
+    off64 = official_hift(c)
+    off64.load_state_dict(sd, strict=True)
+    off64 = off64.double().eval()
+    off64.stft_window = off64.stft_window.double()
+    off64.m_source.l_sin_gen.sine_waves = table.double()
+    for T, finalize, f0_bias in [(1, True, None), (17, True, None), (40, False, None), (64, True, 480.0), (64, False, 480.0)]:
+        mel = torch.from_numpy(example_mel(T, seed=T))
+        if f0_bias is not None:  # push f0 up to ~500 Hz (classifier bias), the realistic upper range
+            for m in (off, off64, ours, ours64):
+                m.f0_predictor.classifier.bias.data.fill_(f0_bias)
+        with torch.inference_mode():
+            w_off64, _ = off64.inference(mel.double(), finalize=finalize)
+            w64 = ours64(mel.double(), table[:, :480 * T].double(), finalize)
+            w_off, _ = off.inference(mel, finalize=finalize)
+            w32 = ours(mel, table[:, :480 * T], finalize)
+            f0 = off.f0_predictor(mel.double(), finalize=finalize)
+        key = f"T{T}_{'final' if finalize else 'chunk'}" + ("_f0hi" if f0_bias else "")
+        out[key] = {"n": int(w_off.shape[1]), "f64_max_abs": float((w64 - w_off64).abs().max()),
+                    "f32_max_abs": float((w32 - w_off).abs().max()), "f32_snr_db": snr_db(w_off, w32),
+                    "f0_max_hz": float(f0.max())}
+        if f0_bias is not None:
+            for m in (off, off64, ours, ours64):
+                m.f0_predictor.classifier.bias.data.fill_(150.0)
+    # the exported graph (T = 64 frames, finalize) against the official float32 module
+    bundle = WORK / "bundle_hift"
+    bundle.mkdir(exist_ok=True)
+    ce = hift_build(md, ExportOptions(hift_frames=64))
+    spec = ce.graphs[0]
+    res = export_graph(spec, bundle, ExportOptions(hift_frames=64))
+    sess = ort.InferenceSession(str(bundle / spec.file), providers=["CPUExecutionProvider"])
+    T = 64
+    mel = example_mel(T, seed=99)
+    (w_onnx,) = sess.run(["waveform"], {"mel": mel, "noise": table[:, :480 * T].numpy()})
+    with torch.inference_mode():
+        w_off, _ = off.inference(torch.from_numpy(mel), finalize=True)
+    out["graph_T64"] = {"max_abs": float(np.abs(w_onnx - w_off.numpy()).max()), "snr_db": snr_db(w_off.numpy(), w_onnx),
+                        "checker_ok": bool(res.entry["checker"]["ok"])}
     return out
 
 

@@ -52,3 +52,15 @@ def test_flow_mel_nonstreaming_and_streaming(figures):
     assert set(f) >= {"nonstream_P0_N1", "stream_chunk_P10_N31", "stream_final_P10_N45", "nonstream_P25_N39_bucket_edge"}
     for case, v in f.items():
         assert v["torch_max_abs"] <= 1e-4 and v["bundle_max_abs"] <= 1e-4, (case, v)
+
+
+def test_vocoder_waveform(figures):
+    f = figures["hift"]
+    for case, v in f.items():
+        if case == "graph_T64":
+            continue
+        assert v["f64_max_abs"] <= 1e-6, (case, v)  # the exact math (float64 both sides)
+        assert v["f32_snr_db"] >= 60.0, (case, v)  # official fp32 phase cumsum drifts at high f0
+    assert any(v.get("f0_max_hz", 0) > 450 for v in f.values())
+    g = f["graph_T64"]
+    assert g["checker_ok"] and g["max_abs"] <= 1e-4 and g["snr_db"] >= 60.0
