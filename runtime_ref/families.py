@@ -55,8 +55,11 @@ def _zipvoice() -> RuntimeFamily:
 
 
 def _cosyvoice3() -> RuntimeFamily:
-    raise RuntimeRefError("cosyvoice3 bundles: the runtime pipeline is not implemented in this version yet "
-                          "(export and check work; issue 17)")
+    from .cosyvoice3 import CosyVoice3Pipeline, bake_voice_from_wav
+
+    return RuntimeFamily("cosyvoice3", CosyVoice3Pipeline, bake_voice_from_wav,
+                         synthesize_options=frozenset({"mode", "instruct", "max_new_tokens"}),
+                         pipeline_options=frozenset({"normalize", "japanese_reading"}))
 
 
 # manifest["family"] -> loader of its runtime (imported on use)

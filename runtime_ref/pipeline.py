@@ -114,7 +114,7 @@ class Pipeline:
         self.bundle = bundle
         self.sample_rate = int(bundle.constants.get("sample_rate", 24000))
         self.llm = LLM(bundle)
-        self.vocoder = HiFTVocoder.from_bundle(bundle)
+        self.vocoder = self.make_vocoder(bundle)
         self.text = TextFrontend.load(bundle, normalize=normalize, japanese_reading=japanese_reading)
         fl = bundle.component("flow")
         self.flow_meta = fl
@@ -126,6 +126,10 @@ class Pipeline:
     @classmethod
     def open(cls, path: str | Path, *, threads: int = 2, **kw) -> "Pipeline":
         return cls(Bundle.open(path, threads=threads), **kw)
+
+    def make_vocoder(self, bundle: Bundle):
+        """The family's vocoder runtime (CosyVoice3 overrides it with its causal HiFT)."""
+        return HiFTVocoder.from_bundle(bundle)
 
     # -- requests -------------------------------------------------------------------------------
     def voice(self, name: str) -> Voice:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from ..hift.export import DEFAULT_FRAMES, example_mel
+from ..flow.export import DEFAULT_FLOW_LENS
+from ..hift.export import example_mel
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .hift import PHASE_BITS, build_causal_hift
 
@@ -25,7 +26,8 @@ class VocoderGraph(nn.Module):
 
 def build(model_dir, options: ExportOptions) -> ComponentExport:
     cfg = model_dir.config.hift
-    T = int(options.hift_frames or DEFAULT_FRAMES)
+    # the whole mel of an utterance piece is vocoded in one call: default = the largest flow bucket
+    T = int(options.hift_frames or max(options.flow_lens or DEFAULT_FLOW_LENS))
     model = build_causal_hift(cfg, model_dir.load_checkpoint("hift"), source=str(model_dir.checkpoint_path("hift")))
     hop, H = cfg.hop_samples, cfg.nb_harmonics + 1
 

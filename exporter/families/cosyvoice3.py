@@ -7,6 +7,9 @@ from pathlib import Path
 
 from . import Family
 
+# the LM needs <|endofprompt|> in its text; official examples put this system prompt before it
+SYSTEM_PROMPT = "You are a helpful assistant."
+
 
 class CosyVoice3(Family):
     name = "cosyvoice3"
@@ -38,7 +41,7 @@ class CosyVoice3(Family):
         c = md.config
         return {"sample_rate": c.sample_rate, "token_frame_rate": c.token_frame_rate,
                 "token_mel_ratio": c.token_mel_ratio, "chunk_size": c.chunk_size,
-                "yaml_classes": dict(c.classes)}
+                "system_prompt": SYSTEM_PROMPT, "yaml_classes": dict(c.classes)}
 
     def describe(self, md) -> list[str]:
         c = md.config

@@ -5,7 +5,7 @@ because the official modules import torchaudio and need placeholder modules whil
 
 OFFICIAL_ROOT: an unpacked official CosyVoice checkout (with third_party/Matcha-TTS), never inside
 this repo. Needs pip packages transformers, x-transformers==2.11.24 (+ einops, einx, loguru), scipy.
-Prints one JSON object {section: {figure: value}} on the last line. Sections: keys, llm, flow, hift.
+Prints one JSON object {section: {figure: value}} on the last line. Sections: keys, llm, flow, hift, e2e.
 """
 import importlib.machinery
 import json
@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 
 ROOT, WORK = sys.argv[1], Path(sys.argv[2])
-SECTIONS = sys.argv[3:] or ["keys", "llm", "flow", "hift"]
+SECTIONS = sys.argv[3:] or ["keys", "llm", "flow", "hift", "e2e"]
 sys.path[:0] = [ROOT, ROOT + "/third_party/Matcha-TTS"]
 
 
@@ -337,6 +337,87 @@ def section_hift():
         w_off, _ = off.inference(torch.from_numpy(mel), finalize=True)
     out["graph_T64"] = {"max_abs": float(np.abs(w_onnx - w_off.numpy()).max()), "snr_db": snr_db(w_off.numpy(), w_onnx),
                         "checker_ok": bool(res.entry["checker"]["ok"])}
+    return out
+
+
+def section_e2e():
+    """The official CosyVoice3Model.tts glue (LM thread, flow, causal HiFT, streaming schedule and
+    mel re-vocoding) on the official modules vs runtime_ref's CosyVoice3Pipeline on the exported
+    bundle, same weights, same sampling uniforms, the official vocoder noise table; non-streaming and
+    streaming. The text front-end is bypassed (token ids given), so the official hard-coded
+    <|endofprompt|> id 151646 can be used."""
+    from cosyvoice.cli.model import CosyVoice3Model
+    from exporter.export import export_components
+    from exporter.spec import ExportOptions
+    from runtime_ref.cosyvoice3 import CosyVoice3Pipeline, drop_long_silences
+    from runtime_ref.bundle import Bundle
+    from runtime_ref.pipeline import PieceRequest
+    from runtime_ref.sampling import PCG64Uniforms
+
+    md = model_dir(vocab_size=151936)
+    c = md.config
+    bundle = WORK / "bundle_e2e"
+    if not bundle.exists():
+        export_components(md, bundle, ["llm", "flow", "hift", "text"],
+                          ExportOptions(max_cache_len=512, prefill_chunk=16, flow_lens=(160,)))
+    p = CosyVoice3Pipeline(Bundle.open(bundle))
+    rng = np.random.default_rng(21)
+    P = 14
+    text = [int(x) for x in rng.integers(0, 500, 9)]
+    prompt_text = [int(x) for x in rng.integers(0, 500, 5)] + [151646] + [int(x) for x in rng.integers(0, 500, 4)]
+    prompt_speech = rng.integers(0, 6561, P).astype(np.int32)
+    prompt_mel = (rng.standard_normal((2 * P, 80)) * 1.5 - 5).astype(np.float32)
+    xvec = rng.standard_normal(192).astype(np.float32)
+    req = PieceRequest("<ids>", np.array(text, np.int32), np.array(prompt_text, np.int32), prompt_speech, prompt_speech,
+                       prompt_mel, xvec)
+    out = {}
+    for stream in (False, True):
+        off_llm = official_llm(c.llm)
+        off_llm.load_state_dict(md.load_checkpoint("llm"), strict=True)
+        off_flow = official_flow(c.flow)
+        off_flow.load_state_dict(md.load_checkpoint("flow"), strict=True)
+        off_hift = official_hift(c.hift)
+        off_hift.load_state_dict(md.load_checkpoint("hift"), strict=True)
+        model = CosyVoice3Model(off_llm.eval(), off_flow.eval(), off_hift.eval())
+        table = off_hift.m_source.l_sin_gen.sine_waves
+        p.vocoder.noise_table = lambda _rng, T=p.vocoder.T: table[:, :480 * T].numpy()
+        src = PCG64Uniforms(300 + int(stream))
+        cap = 60  # P + cap tokens fit the 160-frame flow bucket
+        lm_tokens = list(p.llm.iter_tokens(req.text_ids, req.llm_prompt_text_ids, req.llm_prompt_speech, rng=src,
+                                           max_new_tokens=cap))
+        toks = list(drop_long_silences(lm_tokens, p.llm.meta["silent_tokens"], 5))
+        if stream:
+            ours = np.concatenate(list(p._stream_piece(req, iter(toks), None, first_hop=25, max_hop=100)))
+        else:
+            ours = p.mel2wav(p.token2mel(req, toks), None)
+        # official: same uniforms for its multinomial draws, max_len capped like ours
+        draw = InverseCDF(src.drawn)
+        seen = []
+        inference = off_llm.inference
+
+        def capped(*a, **k):
+            for i, t in enumerate(inference(*a, **k)):
+                if i >= cap:
+                    return
+                seen.append(int(t))
+                yield t
+
+        off_llm.inference = capped
+        orig = torch.Tensor.multinomial
+        torch.Tensor.multinomial = lambda probs, n=1, replacement=False: draw(probs)
+        try:
+            theirs = torch.cat([o["tts_speech"] for o in model.tts(
+                text=torch.tensor([text]), flow_embedding=torch.from_numpy(xvec)[None], llm_embedding=torch.from_numpy(xvec)[None],
+                prompt_text=torch.tensor([prompt_text]), llm_prompt_speech_token=torch.from_numpy(prompt_speech)[None].long(),
+                flow_prompt_speech_token=torch.from_numpy(prompt_speech)[None], prompt_speech_feat=torch.from_numpy(prompt_mel)[None],
+                stream=stream)], dim=1)[0].numpy()
+        finally:
+            torch.Tensor.multinomial = orig
+        n = min(len(theirs), len(ours))
+        out["stream" if stream else "nonstream"] = {
+            "tokens_equal": seen == lm_tokens, "n_tokens": len(lm_tokens), "n_flow_tokens": len(toks),
+            "samples": [len(theirs), len(ours)], "snr_db": snr_db(theirs[:n], ours[:n]),
+            "max_abs": float(np.abs(theirs[:n] - ours[:n]).max())}
     return out
 
 

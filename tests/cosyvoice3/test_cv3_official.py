@@ -64,3 +64,10 @@ def test_vocoder_waveform(figures):
     assert any(v.get("f0_max_hz", 0) > 450 for v in f.values())
     g = f["graph_T64"]
     assert g["checker_ok"] and g["max_abs"] <= 1e-4 and g["snr_db"] >= 60.0
+
+
+def test_end_to_end_tts_glue_both_stream_modes(figures):
+    for mode in ("nonstream", "stream"):
+        f = figures["e2e"][mode]
+        assert f["tokens_equal"] and f["samples"][0] == f["samples"][1], (mode, f)
+        assert f["snr_db"] >= 40.0, (mode, f)
