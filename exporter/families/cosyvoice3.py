@@ -4,6 +4,7 @@ The family's code is `exporter/cosyvoice3/`; shared parts come from the CosyVoic
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from . import Family
 
@@ -60,6 +61,11 @@ class CosyVoice3(Family):
         from ..cosyvoice3.fixture import build_model_dir
 
         return build_model_dir(dst, size=size, seed=seed, fmt=fmt, overwrite=overwrite)
+
+    def run_demo(self, out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str], None] = print) -> dict:
+        from ..cosyvoice3.demo import run_demo
+
+        return run_demo(out, seed=seed, threads=threads, log=log)
 
 
 FAMILY = CosyVoice3()
