@@ -27,7 +27,7 @@ def _max_abs(parity: dict) -> str:
     exact = parity.get("exact", {})
     parts = []
     if vals:
-        tol = max(parity.get("atol", {}).values() or [0])
+        tol = max([parity.get("atol", {}).get(k, 0) for k in parity.get("max_abs", {})] or [0])  # max-abs outputs
         parts.append(f"{max(vals):.2e} (≤{tol:g})")
     if exact:
         parts.append("exact" if all(exact.values()) else "MISMATCH")
@@ -256,13 +256,20 @@ def export(ctx, components, model_dir, out, fp16, opset, sentis_version, flow_le
 def verify(bundle: Path, sentis_version: str | None) -> None:
     """Verify a bundle: every file's sha256 matches the manifest and every graph passes the
     Sentis checker again."""
+    from graph_passes import GraphPassError
+    from graph_passes._graph import load_model
     from graph_passes.sentis import check_model
+    from graph_passes.validate import validate_model
     from runtime_ref.bundle import Bundle
 
     b = Bundle.open(bundle, verify=True)
     bad = 0
     for name, g in b.manifest["graphs"].items():
         ver = sentis_version or g.get("checker", {}).get("sentis_version", "2.1")
+        try:  # structural validation first: a broken graph is never "checker ok"
+            validate_model(load_model(bundle / g["file"]), path=str(bundle / g["file"]), what=f"{name} ({g['file']})")
+        except GraphPassError as exc:
+            raise SentisTTSError(str(exc)) from None
         rep = check_model(bundle / g["file"], ver, allowed_symbolic_dims=g.get("symbolic_dims", {}).keys())
         click.echo(f"{name:28s} sha256 ok  checker {'ok' if rep.ok else 'FAIL'} ({ver})")
         if not rep.ok:

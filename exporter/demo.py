@@ -154,7 +154,7 @@ def write_report(out: Path, manifest: dict, ours, theirs, e2e: dict, *, t_export
     for name, g in manifest["graphs"].items():
         p = g.get("parity", {})
         mx = max(p.get("max_abs", {}).values(), default=None)
-        tol = max(p.get("atol", {}).values(), default=None)
+        tol = max((p.get("atol", {}).get(k, 0) for k in p.get("max_abs", {})), default=None)  # of the max-abs outputs
         exact = p.get("exact")
         par = "exact" if exact and all(exact.values()) and mx is None else (f"{mx:.2e}" if mx is not None else "-")
         ck = g["checker"]

@@ -35,15 +35,22 @@ def _run_torch(spec: GraphSpec, case: int) -> list[np.ndarray]:
 
 
 def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dict:
-    """Run the ONNX file in onnxruntime and the PyTorch module on the same inputs; max-abs per
-    output over all cases. Raises ExportError if any output exceeds its tolerance."""
+    """Run the ONNX file in onnxruntime and the PyTorch module on the same inputs; per output the
+    worst figure over all cases of its comparison kind (spec.compare, default max-abs; see
+    exporter.spec.COMPARE_KINDS). Raises ExportError if any output exceeds its tolerance."""
     import onnxruntime as ort
 
+    from .spec import COMPARE_KINDS, COMPARE_MAX_ABS, compare_error
+
+    kinds = {o.name: spec.compare.get(o.name, COMPARE_MAX_ABS) for o in spec.outputs if o.name not in spec.exact_outputs}
+    unknown = {k: v for k, v in kinds.items() if v not in COMPARE_KINDS}
+    if unknown:
+        raise ExportError(f"{spec.name}: unknown comparison kind(s) {unknown}; one of {', '.join(COMPARE_KINDS)}")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-    worst: dict[str, float] = {o.name: 0.0 for o in spec.outputs}
+    worst: dict[str, float] = {name: 0.0 for name in kinds}
     mismatched: dict[str, int] = {}
     for case in range(spec.parity_cases):
         feeds = {k: np.ascontiguousarray(v) for k, v in spec.make_inputs(case).items() if k in {i.name for i in spec.inputs}}
@@ -55,22 +62,26 @@ def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dic
             if o.name in spec.exact_outputs:
                 mismatched[o.name] = mismatched.get(o.name, 0) + int(np.sum(r != g))
                 continue
-            err = float(np.max(np.abs(r.astype(np.float64) - g.astype(np.float64)))) if r.size else 0.0
-            worst[o.name] = max(worst[o.name], err)
+            err = compare_error(kinds[o.name], r, g)
+            worst[o.name] = err if not err <= worst[o.name] else worst[o.name]  # NaN sticks
     failures = []
     for name, err in worst.items():
         tol = spec.atol_per_output.get(name, spec.atol)
-        if name not in spec.exact_outputs and not err <= tol:
-            failures.append(f"{name} max-abs {err:.3g} > {tol:g}")
+        if not err <= tol:
+            what = "max-abs" if kinds[name] == COMPARE_MAX_ABS else kinds[name].replace("_", " ")
+            failures.append(f"{name} {what} {err:.3g} > {tol:g}")
     for name, n in mismatched.items():
         if n:
             failures.append(f"{name}: {n} element(s) differ (exact match required)")
     result = {
         "reference": "torch",
         "cases": spec.parity_cases,
-        "max_abs": {k: v for k, v in worst.items() if k not in spec.exact_outputs},
-        "atol": {o.name: spec.atol_per_output.get(o.name, spec.atol) for o in spec.outputs if o.name not in spec.exact_outputs},
+        "max_abs": {k: v for k, v in worst.items() if kinds[k] == COMPARE_MAX_ABS},
+        "atol": {k: spec.atol_per_output.get(k, spec.atol) for k in kinds},
     }
+    if any(v != COMPARE_MAX_ABS for v in kinds.values()):
+        result["compare"] = dict(kinds)
+        result["error"] = dict(worst)
     if spec.exact_outputs:
         result["exact"] = {k: mismatched.get(k, 0) == 0 for k in spec.exact_outputs}
     if failures:
@@ -124,6 +135,24 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
 STAGES = ("tracing", "graph passes", "Sentis check", "parity")
 
 
+def import_figures(path: Path, report) -> dict:
+    """The import analysis of a checked graph for its export version and the newest Sentis
+    (`check_model(..., import_versions=[DEFAULT_VERSION])`: layers, CPU-read inputs, CPU-fallback
+    layers, readbacks, rewrites); raises ExportError when either has a blocking GPU->CPU readback
+    (docs/sentis.md)."""
+    analyses = dict(report.other_imports)
+    if report.importer is not None:
+        analyses[report.sentis_version] = report.importer
+    figures = {}
+    for ver, a in sorted(analyses.items()):
+        figures[ver] = a.summary()
+        n = figures[ver]["blocking_readbacks"]
+        if n:
+            where = "; ".join(f"{r.layer}({r.op}) '{r.tensor}' ({r.scenario})" for r in a.readbacks)[:400]
+            raise ExportError(f"{path.stem}: {n} blocking GPU->CPU readback(s) per run in Sentis {ver}: {where}")
+    return figures
+
+
 def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
                  on_stage: Callable[[str], None] | None = None) -> GraphResult:
     """Trace, pass, check and measure one graph; writes out_dir/<name>.onnx. `on_stage(name)` is
@@ -131,6 +160,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
     stage = on_stage or (lambda name: None)
     from graph_passes import run_pipeline
     from graph_passes.precision import weights_to_fp16
+    from graph_passes.sentis import DEFAULT_VERSION as SENTIS_NEWEST
     from graph_passes.sentis import check_model
 
     t0 = time.perf_counter()
@@ -172,16 +202,20 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
     del weights
     weights_dtype = "float32"
     if options.fp16 and not spec.fp16_exempt:
-        model = weights_to_fp16(model)
+        keep = frozenset(i.name for i in model.graph.initializer if i.name.startswith(spec.fp16_keep_prefixes)) \
+            if spec.fp16_keep_prefixes else frozenset()
+        model = weights_to_fp16(model, keep=keep)
         applied = list(applied) + ["weights_to_fp16"]
         weights_dtype = "float16"
     onnx.save(model, str(path))
     del model
     stage("Sentis check")
-    report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys())
+    report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys(),
+                         import_versions=[SENTIS_NEWEST])
     if not report.ok:
         lines = "; ".join(f"{v.rule} {v.node or ''}({v.op or ''}) {v.message}" for v in report.violations[:5])
         raise ExportError(f"{spec.name}: Sentis checker found {len(report.violations)} violation(s): {lines}")
+    imports = import_figures(path, report)
     stage("parity")
     parity = measure_parity(spec, path, threads=options.threads) if options.parity else {"skipped": True}
     if options.fp16 and not spec.fp16_exempt:
@@ -198,7 +232,7 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
         "passes": list(applied),
         "weights_dtype": weights_dtype,
         "checker": {"sentis_version": options.sentis_version, "ok": report.ok, "nodes": report.n_nodes,
-                    "op_counts": dict(sorted(report.op_counts.items()))},
+                    "op_counts": dict(sorted(report.op_counts.items())), "import": imports},
         "parity": parity,
     }
     if spec.metadata:

@@ -48,7 +48,7 @@ class TorchPipeline(Pipeline):
     # -- stages ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def _hift_run(self, feeds: dict) -> dict:
-        names = ("mel", "noise", "phase_in", "phase_ref", "cache_source", "cache_weight")
+        names = ("mel", "noise", "phase_in", "phase_ref", "cache_source", "cache_weight", "n_frames")
         wav, src, phase = self.torch_hift(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names))
         return {"waveform": wav.numpy(), "source": src.numpy(), "phase": phase.numpy()}
 

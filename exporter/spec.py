@@ -12,6 +12,30 @@ import torch
 
 DTYPES = {"float32": np.float32, "int32": np.int32, "int64": np.int64, "float16": np.float16}
 
+# How an output is compared with the PyTorch module (GraphSpec.compare; the tolerance bounds the figure):
+COMPARE_MAX_ABS = "max_abs"  # max |onnx - torch|
+COMPARE_CIRCULAR = "circular"  # values in cycles that wrap at 1: max over elements of the circular
+#                                distance min(d, 1 - d), d = |onnx - torch| mod 1 (0.9999 vs 0.0001: 2e-4)
+COMPARE_RELATIVE_RMS = "relative_rms"  # max |onnx - torch| / RMS(torch) per parity case (scale-free)
+COMPARE_KINDS = (COMPARE_MAX_ABS, COMPARE_CIRCULAR, COMPARE_RELATIVE_RMS)
+
+
+def compare_error(kind: str, ref: np.ndarray, got: np.ndarray) -> float:
+    """The figure `kind` bounds, for one parity case (float64 arithmetic)."""
+    if not ref.size:
+        return 0.0
+    r, g = ref.astype(np.float64), got.astype(np.float64)
+    if kind == COMPARE_MAX_ABS:
+        return float(np.max(np.abs(r - g)))
+    if kind == COMPARE_CIRCULAR:
+        d = np.mod(np.abs(r - g), 1.0)
+        return float(np.max(np.minimum(d, 1.0 - d)))
+    if kind == COMPARE_RELATIVE_RMS:
+        rms = float(np.sqrt(np.mean(r * r)))
+        err = float(np.max(np.abs(r - g)))
+        return err / rms if rms > 0 else (0.0 if err == 0 else float("inf"))
+    raise ValueError(f"unknown comparison kind {kind!r}; one of {', '.join(COMPARE_KINDS)}")
+
 
 @dataclass
 class TensorSpec:
@@ -63,7 +87,11 @@ class GraphSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
     # outputs compared with a custom metric instead of max-abs (e.g. integer token ids: exact)
     exact_outputs: tuple[str, ...] = ()
+    # how a float output is compared (default COMPARE_MAX_ABS); the tolerance (atol /
+    # atol_per_output) bounds that figure: see COMPARE_KINDS
+    compare: dict[str, str] = field(default_factory=dict)
     fp16_exempt: bool = False  # keep fp32 weights even in an fp16 bundle (precision-sensitive)
+    fp16_keep_prefixes: tuple[str, ...] = ()  # in an fp16 bundle, weights whose names start so stay fp32
 
     @property
     def file(self) -> str:

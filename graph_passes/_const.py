@@ -22,6 +22,17 @@ NONDETERMINISTIC_OPS = {
 }
 MAX_EVAL_ELEMENTS = 1 << 20  # do not materialize huge tensors just to decide a condition
 MAX_CONE_NODES = 2000
+# inputs (by index) whose VALUES decide an op's output shape: non-constant ones block shape inference
+_SHAPE_FROM_VALUES = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Pad": (1, 3), "Slice": (1, 2, 3, 4), "Range": (0, 1, 2),
+    "ConstantOfShape": (0,), "Resize": (1, 2, 3), "Upsample": (1,), "TopK": (1,), "OneHot": (1,),
+    "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,), "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,),
+    "ReduceMin": (1,), "ReduceProd": (1,), "NonZero": (0,), "Compress": (1,), "CenterCropPad": (1,),
+}
+
+
+def _static(dims) -> bool:
+    return dims is not None and all(d is not None for d in dims)
 
 
 def static_shapes(model: ModelProto) -> dict[str, list[int | None]]:
@@ -101,6 +112,72 @@ class ConstResolver:
             more = f" (+{len(leaves) - 3} more)" if len(leaves) > 3 else ""
             text += " which depends on " + ", ".join(sorted(leaves)[:3]) + more
         return text
+
+    def blocker(self, name: str) -> str:
+        """Why `name` is not a constant: follows the first non-constant input down to the node
+        that blocks, e.g. "the output shape of node 'p' (Pad) depends on its input 'pads', which
+        is computed from the values of graph input 'x'"."""
+        parts: list[str] = []
+        mode, cur = "value", name
+        for _ in range(10000):
+            if mode == "value":
+                if cur in self.inputs and cur not in self.inits:
+                    parts.append(f"the values of {self.input_label} '{cur}'")
+                    break
+                node = self.producers.get(cur)
+                if node is None:
+                    parts.append(self.parent.describe(cur) if self.parent is not None else f"outer-scope value '{cur}'")
+                    break
+                if node.op_type in NONDETERMINISTIC_OPS:
+                    parts.append(f"random node {node_label(node)}")
+                    break
+                if has_subgraph(node):
+                    parts.append(f"node {node_label(node)}, which has a subgraph (fold it first)")
+                    break
+                if node.op_type in ("Shape", "Size") and node.input:
+                    parts.append(f"node {node_label(node)} reads the shape of '{node.input[0]}'")
+                    mode, cur = "shape", node.input[0]
+                    continue
+                nxt = next((i for i in node.input if i and self._safe_value(i) is None), None)
+                if nxt is None:
+                    parts.append(f"node {node_label(node)}, which could not be evaluated")
+                    break
+                parts.append(node_label(node))
+                cur = nxt
+                continue
+            # mode == "shape": why is the shape of `cur` not static?
+            dims = self.shapes.get(cur)
+            if cur in self.inputs and cur not in self.inits:
+                parts.append(f"{self.input_label} '{cur}' has dynamic dims {dims} (pin them with --input-shape or --dim)")
+                break
+            node = self.producers.get(cur)
+            if node is None:
+                parts.append(f"outer-scope value '{cur}' has no static shape")
+                break
+            unknown = next((i for i in node.input if i and not _static(self.shapes.get(i)) and i not in self.inits), None)
+            if unknown is not None and node.op_type not in _SHAPE_FROM_VALUES:
+                cur = unknown
+                continue
+            arg = next((node.input[k] for k in _SHAPE_FROM_VALUES.get(node.op_type, ()) if k < len(node.input)
+                        and node.input[k] and self._safe_value(node.input[k]) is None), None)
+            if arg is not None:
+                parts.append(f"the output shape of node {node_label(node)} depends on its input '{arg}'")
+                mode, cur = "value", arg
+                continue
+            if unknown is not None:
+                cur = unknown
+                continue
+            parts.append(f"shape inference gives no static shape for the output of node {node_label(node)}")
+            break
+        if len(parts) > 8:
+            parts = parts[:3] + [f"... ({len(parts) - 6} more)"] + parts[-3:]
+        return " <- ".join(parts)
+
+    def _safe_value(self, name: str):
+        try:
+            return self.value(name)
+        except RecursionError:
+            return None
 
     # -- internals --------------------------------------------------------------------------
     def _dynamic_leaves(self, name: str) -> set[str]:

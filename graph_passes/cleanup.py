@@ -193,3 +193,37 @@ def constant_value_attrs(model: ModelProto) -> ModelProto:
             del n.attribute[:]
             n.attribute.append(onnx.helper.make_attribute("value", numpy_helper.from_array(arr)))
     return m
+
+
+def remove_empty_concat_inputs(model: ModelProto) -> ModelProto:
+    """Drop the inputs of main-graph `Concat` nodes that are statically empty (a zero-size dim,
+    from shape inference or an initializer), e.g. the zero-length `Expand` a pinned ZipVoice fm
+    decoder leaves: onnxruntime's optimizer rejects such a Concat ("Dimension could not be
+    inferred: incompatible shapes") and it contributes nothing. A Concat whose inputs are all empty
+    is left alone. Nodes that only fed the dropped inputs are removed."""
+    from .shapes import infer_shapes
+
+    m = copy_model(model)
+    try:
+        inferred = infer_shapes(m)
+    except GraphPassError:
+        inferred = m
+    dims: dict[str, list[int | None]] = {}
+    for v in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
+        t = v.type.tensor_type
+        if v.type.HasField("tensor_type") and t.HasField("shape"):
+            dims[v.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    for init in m.graph.initializer:
+        dims[init.name] = list(init.dims)
+    changed = False
+    for n in m.graph.node:
+        if n.op_type != "Concat" or n.domain not in ("", "ai.onnx"):
+            continue
+        empty = [i for i in n.input if 0 in (dims.get(i) or [])]
+        if not empty or len(empty) == len(n.input):
+            continue
+        keep = [i for i in n.input if i not in empty]
+        del n.input[:]
+        n.input.extend(keep)
+        changed = True
+    return remove_dead_nodes(m) if changed else m

@@ -189,12 +189,15 @@ def _fold_ifs_once(model: ModelProto, shapes: dict | None = None) -> tuple[bool,
         if node.op_type != "If":
             continue
         cond = node.input[0] if node.input else ""
-        val = resolver.value(cond)
+        try:
+            val = resolver.value(cond)
+        except RecursionError:
+            val = None
         if val is None:
             errors.append(
-                f"If node {node_label(node)}: condition '{cond}' is not a constant "
-                f"(it comes from {resolver.describe(cond)}); Sentis cannot import If — make the "
-                f"condition constant (e.g. fix input shapes) or export one graph per branch"
+                f"If node {node_label(node)}: condition '{cond}' is not a constant: {resolver.blocker(cond)}; "
+                f"Sentis cannot import If — make the condition constant (e.g. pin input shapes) or export one "
+                f"graph per branch"
             )
             continue
         taken = _as_bool(val, node, f"condition '{cond}'")
@@ -218,13 +221,14 @@ def _fold_ifs_once(model: ModelProto, shapes: dict | None = None) -> tuple[bool,
     return bool(replacements), errors
 
 
-def fold_if(model: ModelProto) -> ModelProto:
+def fold_if(model: ModelProto, *, strict: bool = True) -> ModelProto:
     """Inline the taken branch of every `If` whose condition is known; nested Ifs included.
 
     The condition may be an initializer, a Constant, or any expression of constants and static
     shapes (evaluated with the ONNX reference evaluator). Ifs inside Loop bodies are left for
     `unroll_loop`. Raises GraphPassError for the first If whose condition is data-dependent,
-    naming the node and where the condition comes from.
+    naming the node and the node that blocks (e.g. a Pad whose pads are computed from input
+    values); with `strict=False` the Ifs that cannot fold stay and no error is raised.
     """
     m = copy_model(model)
     errors: list[str] = []
@@ -232,7 +236,7 @@ def fold_if(model: ModelProto) -> ModelProto:
         changed, errors = _fold_ifs_once(m)
         if not changed:
             break
-    if errors:
+    if errors and strict:
         raise GraphPassError(errors[0])
     return m
 
@@ -266,8 +270,8 @@ def _unroll_one(model: ModelProto, idx: int, resolver: ConstResolver, shapes: di
         trip_val = resolver.value(trip_name)
         if trip_val is None:
             raise GraphPassError(
-                f"{label}: trip count '{trip_name}' is not a constant (it comes from "
-                f"{resolver.describe(trip_name)}); Sentis cannot import Loop — make it constant or run the loop in C#"
+                f"{label}: trip count '{trip_name}' is not a constant: {resolver.blocker(trip_name)}; "
+                f"Sentis cannot import Loop — make it constant or run the loop in C#"
             )
         trip = int(np.asarray(trip_val).reshape(()).item())
     else:
@@ -276,8 +280,7 @@ def _unroll_one(model: ModelProto, idx: int, resolver: ConstResolver, shapes: di
         cval = resolver.value(cond_name)
         if cval is None:
             raise GraphPassError(
-                f"{label}: initial condition '{cond_name}' is not a constant (it comes from "
-                f"{resolver.describe(cond_name)})"
+                f"{label}: initial condition '{cond_name}' is not a constant: {resolver.blocker(cond_name)}"
             )
         cond = _as_bool(np.asarray(cval), node, f"condition '{cond_name}'")
     else:

@@ -18,22 +18,43 @@ def _dims(vi: onnx.ValueInfoProto):
     return t.shape.dim if vi.type.HasField("tensor_type") and t.HasField("shape") else None
 
 
-def fix_input_shapes(model: ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ModelProto:
-    """Pin graph inputs to a static profile, e.g. {"mel": [1, 80, 256]}.
+def fix_input_shapes(
+    model: ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    dims: Mapping[str, int] | None = None,
+) -> ModelProto:
+    """Pin graph inputs to a static profile, e.g. {"mel": [1, 80, 256]}, and/or named dims, e.g.
+    {"T": 40}.
 
-    Every dim of a named input becomes static. A `dim_param` that gets a value this way is
-    substituted everywhere it appears in the main graph (other inputs, outputs, value_info), so
-    inputs that share a symbolic dim stay consistent. Raises GraphPassError for an unknown input
-    name, a rank mismatch, a conflict with an existing static dim, or two values for one dim_param.
+    `input_shapes` pins each named input independently: every dim of it becomes static. `dims`
+    pins a symbolic dim name (`dim_param`) on every graph input that uses it. A dim_param that
+    gets one value from `input_shapes` is substituted on the other inputs too, so inputs that
+    share it stay consistent; one that gets different values on different inputs (ZipVoice names
+    both token axes 'T') is split: each pinned input keeps its own value. Outputs and value_info
+    that use a pinned name lose it: shape inference decides them (a name shared with an output is
+    the exporter's claim, not a proof — ZipVoice's output 'T' is not the token length).
+    Raises GraphPassError for an unknown input name, a rank mismatch, a conflict with an existing
+    static dim, or a `dims` name that no input/output uses.
     """
     m = copy_model(model)
-    if not input_shapes:
+    if not input_shapes and not dims:
         return m
     g = m.graph
     inits = {i.name for i in g.initializer}
     inputs = {i.name: i for i in g.input if i.name not in inits}
-    bindings: dict[str, int] = {}
-    for name, shape in input_shapes.items():
+    dims = {str(k): int(v) for k, v in (dims or {}).items()}
+    for p, v in dims.items():
+        if v < 0:
+            raise GraphPassError(f"dim '{p}': value {v} is negative")
+    used_params = {d.dim_param for vi in list(g.input) + list(g.output) for d in (_dims(vi) or []) if d.HasField("dim_param")}
+    unknown = sorted(set(dims) - used_params)
+    if unknown:
+        raise GraphPassError(
+            f"dim '{unknown[0]}' is not a symbolic dim of any graph input or output "
+            f"(they have: {', '.join(sorted(used_params)) or 'none'})"
+        )
+    values: dict[str, set[int]] = {}
+    for name, shape in (input_shapes or {}).items():
         if name not in inputs:
             raise GraphPassError(
                 f"input shape given for '{name}', which is not a graph input (inputs: {', '.join(inputs) or 'none'})"
@@ -44,32 +65,54 @@ def fix_input_shapes(model: ModelProto, input_shapes: Mapping[str, Sequence[int]
         vi = inputs[name]
         if not vi.type.HasField("tensor_type"):
             raise GraphPassError(f"input '{name}' is not a tensor")
-        dims = _dims(vi)
-        if dims is not None and len(dims) != len(shape):
-            raise GraphPassError(f"input '{name}' has rank {len(dims)}, but the shape given is {shape} (rank {len(shape)})")
-        if dims is not None:
-            for k, (d, v) in enumerate(zip(dims, shape)):
-                if d.HasField("dim_value") and d.dim_value != v:
-                    raise GraphPassError(f"input '{name}' dim {k} is static {d.dim_value}, but the shape given has {v}")
-                if d.HasField("dim_param"):
-                    p = d.dim_param
-                    if p in bindings and bindings[p] != v:
-                        raise GraphPassError(
-                            f"symbolic dim '{p}' gets two values ({bindings[p]} and {v}); input '{name}' dim {k}"
-                        )
-                    bindings[p] = v
+        in_dims = _dims(vi)
+        if in_dims is not None and len(in_dims) != len(shape):
+            raise GraphPassError(f"input '{name}' has rank {len(in_dims)}, but the shape given is {shape} (rank {len(shape)})")
+        for k, (d, v) in enumerate(zip(in_dims or [], shape)):
+            if d.HasField("dim_value") and d.dim_value != v:
+                raise GraphPassError(f"input '{name}' dim {k} is static {d.dim_value}, but the shape given has {v}")
+            if d.HasField("dim_param"):
+                values.setdefault(d.dim_param, set()).add(v)
+                if d.dim_param in dims and dims[d.dim_param] != v:
+                    values[d.dim_param].add(dims[d.dim_param])
         t = vi.type.tensor_type
         t.ClearField("shape")
         for v in shape:
             t.shape.dim.add().dim_value = v
+    everywhere = dict(dims)
+    split = set()
+    for p, vals in values.items():
+        if len(vals) == 1:
+            everywhere.setdefault(p, next(iter(vals)))
+        else:
+            split.add(p)
     for vi in list(g.input) + list(g.output) + list(g.value_info):
-        dims = _dims(vi)
-        if dims is None:
+        vdims = _dims(vi)
+        if vdims is None:
             continue
-        for d in dims:
-            if d.HasField("dim_param") and d.dim_param in bindings:
-                d.dim_value = bindings[d.dim_param]  # clears dim_param (oneof)
+        for d in vdims:
+            if not d.HasField("dim_param") or (d.dim_param not in everywhere and d.dim_param not in split):
+                continue
+            if vi.name in inputs:  # inputs nobody pinned: the value of the name, if it has one
+                if d.dim_param in everywhere:
+                    d.dim_value = everywhere[d.dim_param]  # clears dim_param (oneof)
+            else:
+                # outputs / intermediates: a shared name is the exporter's claim, not a proof
+                # (ZipVoice's output 'T' is not the token length); shape inference decides
+                d.Clear()
     return m
+
+
+def split_dim_names(model: ModelProto, input_shapes: Mapping[str, Sequence[int]] | None) -> dict[str, dict[str, int]]:
+    """dim_param -> {input: value} for the names `fix_input_shapes` splits (several values)."""
+    out: dict[str, dict[str, int]] = {}
+    inputs = {i.name: i for i in model.graph.input}
+    for name, shape in (input_shapes or {}).items():
+        vi = inputs.get(name)
+        for d, v in zip((_dims(vi) or []) if vi is not None else [], shape):
+            if d.HasField("dim_param"):
+                out.setdefault(d.dim_param, {})[name] = int(v)
+    return {p: per for p, per in out.items() if len(set(per.values())) > 1}
 
 
 def _strip_value_info(m: ModelProto) -> None:

@@ -9,12 +9,14 @@ the graph's edges. The sine phase is carried over exactly: a chunk pins its phas
 frame the previous chunk emitted (`phase_ref` one-hot, `phase_in` = that frame's phase). The
 noise of a chunk is the matching slice of the utterance's noise. The result equals vocoding the
 whole utterance at once up to the receptive-field leak of the context (measured in
-docs/components/hift.md). A mel shorter than T is edge-padded on the right (inexact only in its
-last few frames).
+docs/components/hift.md). A mel of n <= T frames is one exact-length call: the graph's
+`n_frames` input tells it where the input ends (the buffer past it is zeros and ignored), and
+it computes what the official HiFTGenerator computes on exactly those n frames.
 
 `stream_official` reproduces CosyVoice2Model.token2wav's streaming scheme (8 cached mel frames,
 3840 cached source samples overwriting the start of the next call's source, symmetric Hamming
-cross-fade of 2x3840 samples, the last 3840 samples held back until the next call).
+cross-fade of 2x3840 samples, the last 3840 samples held back until the next call); every call
+is vocoded at its exact length, as the official one is.
 """
 from __future__ import annotations
 
@@ -39,14 +41,24 @@ class HiFTVocoder:
     def from_bundle(cls, bundle) -> "HiFTVocoder":
         c = bundle.component("hift")
         g = c.get("graph", "hift")
+        if "n_frames" not in {i["name"] for i in bundle.graph(g).inputs}:
+            raise RuntimeRefError(f"hift: graph {g} has no n_frames input (exported by an older sentis-tts, it cannot "
+                                  "vocode a call shorter than its frames exactly): re-export with `sentis-tts export hift`")
         return cls(lambda feeds: bundle.run(g, feeds), frames=c["frames"], hop=c["hop_samples"], harmonics=c["harmonics"],
                    n_mels=bundle.graph(g).input("mel")["shape"][1], context=c["chunking"]["context_frames"],
                    source_cache_len=c["streaming"]["source_cache_len"], mel_cache_len=c["streaming"]["mel_cache_len"])
 
     # -- one graph call -----------------------------------------------------------------------
     def run_chunk(self, mel, noise, phase_in=None, ref_frame=None, cache_source=None):
-        """mel (1, n_mels, T), noise (1, 480T, H); ref_frame: index whose phase is pinned to phase_in."""
-        T, H = self.T, self.H
+        """mel (1, n_mels, n), noise (1, 480n, H) with 1 <= n <= T (one exact-length call: zeros
+        past n fill the graph's T frames); ref_frame: index whose phase is pinned to phase_in."""
+        T, H, n = self.T, self.H, mel.shape[2]
+        if not 1 <= n <= T or noise.shape[1] != self.hop * n:
+            raise RuntimeRefError(f"hift: one call takes 1..{T} mel frames and 480 noise samples per frame, "
+                                  f"got {n} frames and {noise.shape[1]} samples")
+        if n < T:
+            mel = np.concatenate([mel, np.zeros((1, mel.shape[1], T - n), np.float32)], axis=2)
+            noise = np.concatenate([noise, np.zeros((1, self.hop * (T - n), H), np.float32)], axis=1)
         ref = np.zeros((1, T, 1), np.float32)
         if ref_frame is not None:
             ref[0, ref_frame, 0] = 1.0
@@ -58,7 +70,7 @@ class HiFTVocoder:
             cs, cw[:] = cache_source.reshape(1, 1, self.S).astype(np.float32), 1.0
         feeds = {"mel": np.ascontiguousarray(mel, np.float32), "noise": np.ascontiguousarray(noise, np.float32),
                  "phase_in": (np.zeros((1, 1, H)) if phase_in is None else phase_in).reshape(1, 1, H).astype(np.float32),
-                 "phase_ref": ref, "cache_source": cs, "cache_weight": cw}
+                 "phase_ref": ref, "cache_source": cs, "cache_weight": cw, "n_frames": np.array([n], np.int32)}
         self.calls += 1
         return self._run(feeds)
 
@@ -92,10 +104,8 @@ class HiFTVocoder:
             raise RuntimeRefError(f"hift: noise must be (1, {hop * N}, {self.H}) for {N} mel frames, got {list(noise.shape)}")
         if cache_source is not None and cache_source.shape[-1] and N * hop < self.S:
             raise RuntimeRefError(f"hift: a cache_source needs at least {self.S // hop} mel frames")
-        if N <= T:  # one call, right-padded (edge frame repeated, zero noise)
-            m = np.concatenate([mel, np.repeat(mel[:, :, -1:], T - N, axis=2)], axis=2)
-            z = np.concatenate([noise, np.zeros((1, hop * (T - N), self.H), np.float32)], axis=1)
-            o = self.run_chunk(m, z, cache_source=cache_source)
+        if N <= T:  # one exact-length call
+            o = self.run_chunk(mel, noise, cache_source=cache_source)
             return o["waveform"][:, : hop * N], o["source"][:, :, : hop * N]
         wav = np.zeros((1, hop * N), np.float32)
         src = np.zeros((1, 1, hop * N), np.float32)

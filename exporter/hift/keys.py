@@ -78,7 +78,9 @@ def random_checkpoint(cfg: HiFTConfig, seed: int) -> dict[str, torch.Tensor]:
         if name.endswith(WN_G):
             return 0.5 + 0.5 * torch.rand(shape, generator=gen)
         if name == "f0_predictor.classifier.bias":
-            return torch.full(shape, 150.0)  # f0 around 150 Hz: mostly voiced, like speech
+            return torch.full(shape, 350.0)
+        if name == "f0_predictor.classifier.weight":  # f0 = |w.h + 350|: median ~300 Hz, 5..95 % ~250..360,
+            return 100.0 * torch.randn(shape, generator=gen)  # ~180..470 Hz on smooth mels (voiced, realistic)
         return None
 
     return random_state_dict(official_keys(cfg), seed, overrides)

@@ -12,7 +12,14 @@ Fact sheet §7. Differences from the official module, all numerically checked in
 - the ×480 linear upsampling of the phase (half-pixel, edge-clamped) is a reshape of per-segment
   ramps, not a Resize; STFT/iSTFT are fixed-kernel convolutions (stft.py);
 - the streaming `cache_source` overwrite of the first samples of the source is a fixed-length
-  input blended in with a 0/1 weight (static shapes).
+  input blended in with a 0/1 weight (static shapes);
+- exact length: a T-frame graph computes what the official module computes on an n-frame input
+  (any 1 <= n <= T, input `n_frames`): 0/1 masks built once from n at every resolution (frames,
+  ×8, ×40, ×120+1 STFT frames, ×480 samples) zero every layer's input past the end, as the
+  official per-layer zero padding of an n-frame tensor does; the end-dependent boundary
+  operations follow n too: the edge clamp of the ×480 phase interpolation, the source STFT's
+  right reflection padding (`ConvSTFT`) and the iSTFT's window envelope at the end (`ConvISTFT`).
+  Outputs past the end are zero.
 """
 from __future__ import annotations
 
@@ -59,6 +66,29 @@ class Snake(nn.Module):
         return x + (1.0 / (a + 1e-9)) * torch.sin(x * a).pow(2)
 
 
+class LengthMasks:
+    """0/1 float masks (1, 1, L) of the valid positions of an n-frame input inside a T-frame
+    graph, one per resolution: `at(k, extra)` is position < k*n + extra over k*T + extra positions
+    (an int32 position table + Less: built once per call, then every layer multiplies). n_frames (1,) int32."""
+
+    def __init__(self, n_frames: torch.Tensor, T: int, dtype: torch.dtype):
+        self.n = n_frames.reshape(1, 1, 1).to(torch.int32)
+        self.T, self.dtype = T, dtype
+        self._cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    def at(self, k: int, extra: int = 0) -> torch.Tensor:
+        key = (k, extra)
+        if key not in self._cache:
+            pos = torch.arange(k * self.T + extra, dtype=torch.int32)[None, None, :]
+            self._cache[key] = (pos < self.n * k + extra).to(self.dtype)
+        return self._cache[key]
+
+    def frame_one_hot(self, frames: int, offset: int = 0) -> torch.Tensor:
+        """(1, frames, 1): 1 at frame n - 1 + offset (offset 0: the last valid frame)."""
+        pos = torch.arange(frames, dtype=torch.int32)[None, :, None]
+        return (pos == self.n - 1 + offset).to(self.dtype)
+
+
 class ResBlock(nn.Module):
     def __init__(self, ch: int, k: int, dilations: tuple[int, ...]):
         super().__init__()
@@ -67,9 +97,14 @@ class ResBlock(nn.Module):
         self.activations1 = nn.ModuleList(Snake(ch) for _ in dilations)
         self.activations2 = nn.ModuleList(Snake(ch) for _ in dilations)
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
+        """x (B, C, L), zero past the end when `mask` (1, 1, L) is given; the result is too
+        (Snake(0) = 0, so masking each conv's output keeps every conv's input zero-padded)."""
         for c1, c2, a1, a2 in zip(self.convs1, self.convs2, self.activations1, self.activations2):
-            x = x + c2(a2(c1(a1(x))))
+            if mask is None:
+                x = x + c2(a2(c1(a1(x))))
+            else:
+                x = (x + c2(a2(c1(a1(x)) * mask))) * mask
         return x
 
 
@@ -84,8 +119,13 @@ class F0Predictor(nn.Module):
         self.condnet = nn.Sequential(*layers)
         self.classifier = nn.Linear(c, 1)
 
-    def forward(self, mel):  # (1, 80, T) -> (1, T)
-        return torch.abs(self.classifier(self.condnet(mel).transpose(1, 2)).squeeze(-1))
+    def forward(self, mel, mask=None):  # (1, 80, T) [, (1, 1, T)] -> (1, T)
+        x = mel
+        for layer in self.condnet:
+            x = layer(x)
+            if mask is not None and isinstance(layer, nn.ELU):  # ELU(0) = 0: next conv sees zero padding
+                x = x * mask
+        return torch.abs(self.classifier(x.transpose(1, 2)).squeeze(-1))
 
 
 class SourceMerge(nn.Module):
@@ -150,7 +190,11 @@ class HiFT(nn.Module):
         rad = f0[:, :, None] * self.harmonics.to(f0.dtype) / self.cfg.sampling_rate  # (1, T, H)
         rad = rad - torch.floor(rad)  # % 1 (f0 >= 0)
         step = rad * self.hop  # cycles per frame, [0, 480)
-        frac = step - torch.floor(step)
+        # its fraction, = frac(480 * f0 * h / sr) (480 * floor(.) is a whole number of cycles),
+        # computed from f0 directly: ~4x less float32 rounding of the increment than frac(step)
+        # (what remains between backends is the f0's own rounding, integrated over the frames)
+        frac = f0[:, :, None] * (self.harmonics.to(f0.dtype) * (self.hop / self.cfg.sampling_rate))
+        frac = frac - torch.floor(frac)
         if self.phase_bits is None:
             cum = torch.cumsum(frac, dim=1)
             cum = cum - (cum * phase_ref).sum(dim=1, keepdim=True)
@@ -167,7 +211,8 @@ class HiFT(nn.Module):
     def sample_phase(self, phase: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """Linear ×480 upsampling (half-pixel, edge-clamped) of the frame phase, in cycles:
         sample 480j+240+k lies between frames j and j+1 at ramp (k+0.5)/480, so it is
-        phase_j + ramp_k * step_{j+1}; the first/last 240 samples repeat frame 0 / T-1.
+        phase_j + ramp_k * step_{j+1}; the first/last 240 samples repeat frame 0 / n-1 (the
+        caller zeroes step from frame n on, which is the clamp at an n-frame end).
         (1, T, H) -> (1, 480T, H)."""
         B, T, H = phase.shape
         zero = torch.zeros_like(step[:, :1])
@@ -179,12 +224,14 @@ class HiFT(nn.Module):
         half = self.hop // 2
         return seg[:, half: half + T * self.hop]
 
-    def source(self, f0, noise, phase_in, phase_ref):
-        """f0 (1, T), noise (1, 480T, H) ~ N(0,1), phase_in (1, 1, H) cycles ->
-        (s (1, 1, 480T) merged excitation, phase (1, T, H))."""
+    def source(self, f0, noise, phase_in, phase_ref, frame_mask=None):
+        """f0 (1, T), noise (1, 480T, H) ~ N(0,1), phase_in (1, 1, H) cycles [, frame_mask (1, 1, T)]
+        -> (s (1, 1, 480T) merged excitation, phase (1, T, H)); past the mask's end s is garbage."""
         cfg = self.cfg
         B, T = f0.shape
         phase, step = self.frame_phase(f0, phase_in, phase_ref)
+        if frame_mask is not None:
+            step = step * frame_mask.transpose(1, 2)  # (1, T, 1): no ramp past the last frame
         sines = cfg.nsf_alpha * torch.sin(2 * math.pi * self.sample_phase(phase, step))  # (1, 480T, H)
         uv = (f0 > cfg.nsf_voiced_threshold).to(f0.dtype)  # (1, T)
         uv = uv[:, :, None, None].expand(B, T, self.hop, 1).reshape(B, T * self.hop, 1)  # nearest ×480
@@ -194,41 +241,76 @@ class HiFT(nn.Module):
         return s.transpose(1, 2), phase
 
     # -- decoder ------------------------------------------------------------------------------
-    def decode(self, mel: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def stage_rates(self) -> list[int]:
+        """Samples per mel frame after each upsampling stage: [8, 40, 120] for the 24 kHz config."""
+        out, r = [], 1
+        for u in self.cfg.upsample_rates:
+            r *= u
+            out.append(r)
+        return out
+
+    def decode(self, mel: torch.Tensor, s: torch.Tensor, masks: LengthMasks | None = None) -> torch.Tensor:
+        """mel (1, 80, T), s (1, 1, 480T) -> waveform (1, 480T). With `masks`, every layer sees its
+        input zero past the n-frame end (the official per-layer zero padding), the STFT reflects
+        and the iSTFT normalises at that end; mel and s must be zero past it."""
         cfg = self.cfg
         n_bins = cfg.istft_n_fft // 2 + 1
-        s_stft = self.stft(s)  # (1, 18, 120T+1)
+        rates = self.stage_rates()
+        spec_mask = None if masks is None else masks.at(rates[-1], 1)  # 120n + 1 STFT frames
+        s_stft = self.stft(s, masks, self.hop)  # (1, 18, 120T+1)
+        if spec_mask is not None:
+            s_stft = s_stft * spec_mask  # the strided source_downs read past the last STFT frame
         x = self.conv_pre(mel)
+        if masks is not None:
+            x = x * masks.at(1)
         n_k = len(cfg.resblock_kernel_sizes)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, cfg.lrelu_slope))
-            if i == len(self.ups) - 1:
+            last = i == len(self.ups) - 1
+            if last:
                 x = F.pad(x, (1, 0), mode="reflect")
-            x = x + self.source_resblocks[i](self.source_downs[i](s_stft))
-            xs = self.resblocks[i * n_k](x)
+            m = None if masks is None else (spec_mask if last else masks.at(rates[i]))
+            si = self.source_downs[i](s_stft)
+            if m is not None:  # transposed conv / strided conv outputs past the end: bias and tails
+                x, si = x * m, si * m
+            x = x + self.source_resblocks[i](si, m)
+            xs = self.resblocks[i * n_k](x, m)
             for j in range(1, n_k):
-                xs = xs + self.resblocks[i * n_k + j](x)
+                xs = xs + self.resblocks[i * n_k + j](x, m)
             x = xs / n_k
         x = self.conv_post(F.leaky_relu(x))  # default slope 0.01, as the official code
         mag = torch.clamp(torch.exp(x[:, :n_bins]), max=100.0)
+        if spec_mask is not None:
+            mag = mag * spec_mask  # no frame past 120n enters the overlap-add
         ph = torch.sin(x[:, n_bins:])
-        wav = self.istft(mag * torch.cos(ph), mag * torch.sin(ph))
-        return torch.clamp(wav, -cfg.audio_limit, cfg.audio_limit)
+        wav = self.istft(mag * torch.cos(ph), mag * torch.sin(ph), masks, self.hop)
+        wav = torch.clamp(wav, -cfg.audio_limit, cfg.audio_limit)
+        return wav if masks is None else wav * masks.at(self.hop).reshape(1, -1)  # the last frame's window tail
 
-    def forward(self, mel, noise, phase_in, phase_ref, cache_source, cache_weight):
+    def forward(self, mel, noise, phase_in, phase_ref, cache_source, cache_weight, n_frames=None):
         """mel (1, 80, T); noise (1, 480T, 9); phase_in (1, 1, 9) cycles; phase_ref (1, T, 1) zero
         or one-hot (see frame_phase); cache_source (1, 1, S);
-        cache_weight (1, 1, 1) in {0, 1}: 1 overwrites source[:, :, :S] with cache_source.
+        cache_weight (1, 1, 1) in {0, 1}: 1 overwrites source[:, :, :S] with cache_source;
+        n_frames (1,) int32 in 1..T: the input's true length (None = T); frames from n on are
+        ignored and every output is zero there.
         -> waveform (1, 480T), source (1, 1, 480T), phase (1, T, 9) (cumulative, cycles)."""
-        f0 = self.f0_predictor(mel)
-        s, phase = self.source(f0, noise, phase_in, phase_ref)
+        T = mel.shape[-1]
+        masks = None if n_frames is None else LengthMasks(n_frames, T, mel.dtype)
+        if masks is not None:
+            mel = mel * masks.at(1)
+        f0 = self.f0_predictor(mel, None if masks is None else masks.at(1))
+        s, phase = self.source(f0, noise, phase_in, phase_ref, None if masks is None else masks.at(1))
         S = cache_source.shape[-1]
         head = cache_weight * cache_source + (1 - cache_weight) * s[:, :, :S]
         s = torch.cat([head, s[:, :, S:]], dim=-1)
-        return self.decode(mel, s), s, phase
+        if masks is not None:
+            s = s * masks.at(self.hop)
+            phase = phase * masks.at(1).transpose(1, 2)
+        return self.decode(mel, s, masks), s, phase
 
-    def vocode(self, mel, noise, phase_in=None, cache_source=None):
-        """Convenience: whole-utterance call (any T); cache_source of any length <= 480T or None."""
+    def vocode(self, mel, noise, phase_in=None, cache_source=None, n_frames=None):
+        """Convenience: whole-utterance call (any T); cache_source of any length <= 480T or None;
+        n_frames (int or None): vocode only the first n frames of a longer (padded) input."""
         H = self.n_harm
         if phase_in is None:
             phase_in = torch.zeros(1, 1, H, dtype=mel.dtype)
@@ -237,7 +319,8 @@ class HiFT(nn.Module):
         else:
             w = torch.ones(1, 1, 1, dtype=mel.dtype)
         phase_ref = torch.zeros(1, mel.shape[-1], 1, dtype=mel.dtype)
-        return self.forward(mel, noise, phase_in, phase_ref, cache_source, w)
+        n = None if n_frames is None else torch.tensor([int(n_frames)], dtype=torch.int32)
+        return self.forward(mel, noise, phase_in, phase_ref, cache_source, w, n)
 
 
 def build_hift(cfg: HiFTConfig, state_dict: Mapping[str, torch.Tensor], *, source: str = "hift.pt") -> HiFT:

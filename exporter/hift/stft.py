@@ -9,6 +9,12 @@ same periodic Hann window (tested to <= 1e-5 in tests/hift/test_stft.py).
   are ignored) times the window, overlap-added by one ConvTranspose1d(2*(n_fft/2+1) -> 1,
   k=n_fft, stride=hop) with that fixed basis; then divided by the overlap-added squared window
   (constant 1.5 inside, small exact tables at both ends) and trimmed by n_fft/2 at both ends.
+
+Both take an optional `masks` (model.LengthMasks) + `frame_len` (samples per mel frame): the
+signal then really ends at sample frame_len*n inside the static T*frame_len buffer (zero past it),
+and the end-dependent parts follow n: the STFT's right reflection padding is taken from the last
+frame_len samples before that end and put right after it; the iSTFT's end envelope table is
+applied at that end. Everything is a static-shape reshape / slice / multiply by one-hot frames.
 """
 from __future__ import annotations
 
@@ -70,8 +76,19 @@ class ConvSTFT(nn.Module):
         # float64 constants, cast to the input dtype at use (the cast folds away in ONNX)
         self.register_buffer("kernel", torch.from_numpy(stft_kernel(n_fft, hann_window(n_fft))), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+    def forward(self, x: torch.Tensor, masks=None, frame_len: int = 0) -> torch.Tensor:
+        half = self.n_fft // 2
+        if masks is None:
+            x = F.pad(x, (half, half), mode="reflect")
+        else:  # x (1, 1, T*frame_len), zero from sample E = frame_len*n on: reflect at E, not at the buffer end
+            T = masks.T
+            xf = x.reshape(1, T, frame_len)
+            tail = torch.flip(xf[:, :, frame_len - 1 - half: frame_len - 1], dims=[-1])  # (1, T, half): x[E-2-k]
+            tail = (tail * masks.frame_one_hot(T)).sum(dim=1, keepdim=True)  # (1, 1, half) of the last frame
+            tail = F.pad(tail, (0, frame_len - half))  # (1, 1, frame_len)
+            ext = torch.cat([xf, torch.zeros_like(xf[:, :1])], dim=1) + masks.frame_one_hot(T + 1, 1) * tail
+            x = ext.reshape(1, 1, (T + 1) * frame_len)[:, :, : T * frame_len + half]
+            x = F.pad(x, (half, 0), mode="reflect")
         return F.conv1d(x, self.kernel.to(x.dtype), stride=self.hop)
 
 
@@ -91,12 +108,19 @@ class ConvISTFT(nn.Module):
         self.register_buffer("env_head", torch.from_numpy(kept[:edge].copy()), persistent=False)
         self.register_buffer("env_tail", torch.from_numpy(kept[len(kept) - edge:].copy()), persistent=False)
 
-    def forward(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    def forward(self, real: torch.Tensor, imag: torch.Tensor, masks=None, frame_len: int = 0) -> torch.Tensor:
         spec = torch.cat([real, imag], dim=1)  # (B, 2K, F)
         y = F.conv_transpose1d(spec, self.kernel.to(spec.dtype), stride=self.hop)  # (B, 1, hop*(F-1)+n_fft)
         half = self.n_fft // 2
         y = y[:, 0, half:-half]  # (B, hop*(F-1)) (negative ends: constant Slice parameters)
         e = self.env_head.shape[0]  # small edge tables stay exact; the rest divides by one scalar
+        if masks is not None:  # frames past 120n are zero: the signal ends at E = frame_len*n
+            T = masks.T
+            y = torch.cat([y[:, :e] / self.env_head.to(y.dtype), y[:, e:] / self.env_mid], dim=-1)
+            tail = np.zeros((1, 1, frame_len))  # envelope factor - 1 of the last frame's end samples
+            tail[0, 0, frame_len - e:] = self.env_mid / self.env_tail.numpy() - 1
+            fac = 1 + masks.frame_one_hot(T) * torch.from_numpy(tail).to(y.dtype)  # (1, T, frame_len), at run time
+            return y * fac.reshape(1, T * frame_len)
         head = y[:, :e] / self.env_head.to(y.dtype)
         mid = y[:, e:-e] / self.env_mid
         tail = y[:, -e:] / self.env_tail.to(y.dtype)

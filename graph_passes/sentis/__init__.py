@@ -1,8 +1,10 @@
 """Sentis import rules (per version) and the static checker."""
 
-from .check import RULES, CheckReport, Violation, check_model
+from .check import FAILING, LEVELS, RULES, CheckReport, Finding, Rule, Violation, check_model, rule_counts, version_bucket
+from .importer import ImportAnalysis, analyze_import
 from .rules import (
     DEFAULT_VERSION,
+    EXPORT_VERSION,
     EXPLICITLY_UNSUPPORTED,
     OPS_2_4,
     SUPPORTED_VERSIONS,
@@ -12,6 +14,15 @@ from .rules import (
 
 __all__ = [
     "DEFAULT_VERSION",
+    "EXPORT_VERSION",
+    "FAILING",
+    "Finding",
+    "ImportAnalysis",
+    "LEVELS",
+    "Rule",
+    "analyze_import",
+    "rule_counts",
+    "version_bucket",
     "EXPLICITLY_UNSUPPORTED",
     "OPS_2_4",
     "RULES",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from onnx import TensorProto
 
 SUPPORTED_VERSIONS = ("1.4", "1.6", "2.1", "2.2", "2.3", "2.4", "2.5")
-DEFAULT_VERSION = "2.1"
+DEFAULT_VERSION = "2.4"  # newest: the default of `check`; `export` checks the oldest (2.1)
+EXPORT_VERSION = "2.1"
 
 # sentis.md §2.1, 2.4.0 converter (147 op types; "Dropout" → Identity, "Scatter" →
 # ScatterElements, "Upsample" → Resize, "ImageScaler"/"Swish" are non-standard names it accepts).

@@ -170,3 +170,23 @@ def test_bundle_reader_errors(tmp_path, tiny_md, toy_component):
     (out / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(BundleError, match="schema_version 99"):
         Bundle.open(out, verify=False)
+
+
+def test_export_fails_a_graph_with_a_blocking_readback(tmp_path):
+    """import_figures (run by export_graph after the checker) fails on a GPU->CPU readback: here a
+    Clip whose min is computed from the data (Clip min is read on the CPU, docs/sentis.md)."""
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    from exporter.export import import_figures
+    from graph_passes.sentis import check_model
+
+    nodes = [h.make_node("ReduceMean", ["x"], ["m"], keepdims=0, name="mean"), h.make_node("Clip", ["x", "m"], ["y"], name="clip")]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, [4])], [h.make_tensor_value_info("y", T.FLOAT, [4])])
+    path = tmp_path / "clip.onnx"
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)], ir_version=8), str(path))
+    report = check_model(path, "2.1", import_versions=["2.4"])
+    assert report.ok and report.blocking_readbacks == 1 and set(report.other_imports) == {"2.4"}
+    with pytest.raises(ExportError, match="blocking GPU->CPU readback"):
+        import_figures(path, report)

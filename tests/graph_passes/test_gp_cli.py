@@ -35,7 +35,7 @@ def _bad(tmp_path):
 def test_check_good_exits_0(runner, tmp_path):
     res = runner.invoke(check_command, [_good(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert "OK for Sentis 2.1" in res.output
+    assert "OK for Sentis 2.4" in res.output  # check/convert default: the newest version
 
 
 def test_check_bad_exits_1_with_rule_ids(runner, tmp_path):
@@ -77,7 +77,7 @@ def test_convert_pins_dynamic_dim_and_writes_clean_file(runner, tmp_path):
     dst = tmp_path / "out" / "clean.onnx"
     res = runner.invoke(convert_command, [src, str(dst), "--input-shape", "x=1,6,4"])
     assert res.exit_code == 0, res.output
-    assert "OK for Sentis 2.1" in res.output
+    assert "OK for Sentis 2.4" in res.output  # check/convert default: the newest version
     out = onnx.load(str(dst))
     assert out.opset_import[0].domain == "" and out.opset_import[0].version == 17
     assert [d.dim_value for d in out.graph.input[0].type.tensor_type.shape.dim] == [1, 6, 4]

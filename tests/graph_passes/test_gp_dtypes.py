@@ -27,7 +27,8 @@ def _slice_model(end_value, as_constant=False):
 def test_int64_max_slice_end_is_clamped(as_constant):
     m = _slice_model(I64_MAX, as_constant)
     report = check_model(m)
-    assert report.ok and "int64-range" in note_rules(report)
+    # saturating INT64_MAX to INT32_MAX is exact for a Slice end (ONNX clamps to the dim): no finding
+    assert report.ok and "int64-range" not in {f.rule for f in report.findings}
     out = check_int64(m)
     values = [nh.to_array(i) for i in out.graph.initializer if i.name == "ends"]
     values += [nh.to_array(a.t) for n in out.graph.node for a in n.attribute if n.op_type == "Constant"]

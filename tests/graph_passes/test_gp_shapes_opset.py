@@ -30,8 +30,9 @@ def test_fix_input_shapes_makes_dims_static_and_propagates_dim_param():
     m = _dyn_model()
     out = fix_input_shapes(m, {"a": [1, 7, 4]})
     assert [_dims(i) for i in out.graph.input] == [[1, 7, 4], [1, 7, 4]]  # b shares 'T'
-    assert _dims(out.graph.output[0]) == [1, 7, 4]
-    assert check_model(out).ok
+    assert _dims(out.graph.output[0]) == [1, "", 4]  # outputs: left to shape inference
+    assert _dims(infer_shapes(out).graph.output[0]) == [1, 7, 4]
+    assert check_model(infer_shapes(out)).ok
     assert _dims(m.graph.input[0]) == [1, "T", 4]  # input untouched
 
 
@@ -41,12 +42,22 @@ def test_fix_input_shapes_makes_dims_static_and_propagates_dim_param():
         ({"nope": [1]}, "not a graph input"),
         ({"a": [1, 7]}, "rank 3"),
         ({"a": [2, 7, 4]}, "dim 0 is static 1"),
-        ({"a": [1, 7, 4], "b": [1, 8, 4]}, "symbolic dim 'T' gets two values"),
     ],
 )
 def test_fix_input_shapes_errors(shapes, match):
     with pytest.raises(GraphPassError, match=match):
         fix_input_shapes(_dyn_model(), shapes)
+
+
+def test_fix_input_shapes_splits_a_shared_dim_name_and_pins_named_dims():
+    m = _dyn_model()
+    out = fix_input_shapes(m, {"a": [1, 7, 4], "b": [1, 8, 4]})  # 'T' on both: split, not refused
+    assert [_dims(i) for i in out.graph.input] == [[1, 7, 4], [1, 8, 4]]
+    assert _dims(out.graph.output[0])[1] in ("", None)  # no single value: left to inference
+    out = fix_input_shapes(m, dims={"T": 5})
+    assert [_dims(i) for i in out.graph.input] == [[1, 5, 4], [1, 5, 4]] and _dims(infer_shapes(out).graph.output[0]) == [1, 5, 4]
+    with pytest.raises(GraphPassError, match="dim 'Q' is not a symbolic dim"):
+        fix_input_shapes(m, dims={"Q": 2})
 
 
 def test_infer_shapes_fills_outputs_and_value_info():

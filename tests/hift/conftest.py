@@ -8,13 +8,25 @@ FRAMES = 64  # tiny graph size used by the hift tests
 
 
 @pytest.fixture(scope="session")
+def hift_bundle(tiny_md, tmp_path_factory):
+    """The tiny model's `hift` graph (T=64) exported into a bundle once per session."""
+    from exporter.export import export_components
+    from exporter.spec import ExportOptions
+    from runtime_ref.bundle import Bundle
+
+    out = tmp_path_factory.mktemp("hift") / "bundle"
+    export_components(tiny_md, out, ["hift"], ExportOptions(hift_frames=FRAMES))
+    return Bundle.open(out)
+
+
+@pytest.fixture(scope="session")
 def hift_model(tiny_md):
     return build_hift(tiny_md.config.hift, tiny_md.load_checkpoint("hift"))
 
 
 def torch_runner(model):
     """runtime_ref-style run function backed by our PyTorch module."""
-    names = ("mel", "noise", "phase_in", "phase_ref", "cache_source", "cache_weight")
+    names = ("mel", "noise", "phase_in", "phase_ref", "cache_source", "cache_weight", "n_frames")
 
     def run(feeds):
         with torch.no_grad():

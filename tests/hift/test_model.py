@@ -108,3 +108,41 @@ def test_chunk_plan_covers_every_frame():
         assert plan[0][:2] == (0, 0) and plan[-1][2] == n and plan[-1][0] == n - 64
         for (a, e0, e1), (a2, f0, _) in zip(plan, plan[1:]):
             assert e1 == f0 and e0 - a >= (12 if e0 else 0) and a + 64 - e1 >= 12
+
+
+@pytest.fixture(scope="module")
+def hift_f64(tiny_md):
+    from exporter.checkpoint import load_into
+    from exporter.hift.model import HiFT
+
+    m = HiFT(tiny_md.config.hift).double()
+    load_into(m, fold_weight_norm({k: v.double() for k, v in tiny_md.load_checkpoint("hift").items()}), source="hift.pt")
+    return m.eval()
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 30, 63])
+def test_exact_length_in_a_padded_graph(hift_f64, n):
+    """A T=64 call with n_frames=n and random garbage past n == a call on exactly n frames (the
+    official semantics: every layer zero-padded at the n-frame end, STFT reflection and iSTFT
+    envelope at that end), and zero past n. float64, so any leak past the end shows."""
+    T = 64
+    g = torch.Generator().manual_seed(n)
+    mel = torch.from_numpy(example_mel(n, 30 + n)).double()
+    noise = torch.randn(1, 480 * n, 9, generator=g, dtype=torch.float64)
+    cache = 0.1 * torch.randn(1, 1, 3840, generator=g, dtype=torch.float64) if n >= 8 else None
+    pad_mel = torch.cat([mel, 3 * torch.randn(1, 80, T - n, generator=g, dtype=torch.float64) - 5], dim=2)
+    pad_noise = torch.cat([noise, torch.randn(1, 480 * (T - n), 9, generator=g, dtype=torch.float64)], dim=1)
+    with torch.no_grad():
+        w, s, p = hift_f64.vocode(mel, noise, cache_source=cache)
+        wp, sp, pp = hift_f64.vocode(pad_mel, pad_noise, cache_source=cache, n_frames=n)
+    errs = [(w - wp[:, :480 * n]).abs().max().item(), (s - sp[..., :480 * n]).abs().max().item(),
+            (p - pp[:, :n]).abs().max().item()]
+    print(f"n={n}: exact-length in T={T} vs exact call: wav {errs[0]:.2g}, source {errs[1]:.2g}, phase {errs[2]:.2g}")
+    assert max(errs) <= 1e-9
+    assert wp[:, 480 * n:].abs().max() == 0 and sp[..., 480 * n:].abs().max() == 0 and pp[:, n:].abs().max() == 0
+    # the old approach (edge padding, n_frames = T) really differs at the end: this test can fail
+    edge = torch.cat([mel, mel[:, :, -1:].expand(1, 80, T - n)], dim=2)
+    with torch.no_grad():
+        we = hift_f64.vocode(edge, torch.cat([noise, torch.zeros(1, 480 * (T - n), 9, dtype=torch.float64)], 1),
+                             cache_source=cache)[0]
+    assert (w - we[:, :480 * n]).abs().max() > 1e-4

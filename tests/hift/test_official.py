@@ -100,3 +100,59 @@ def test_float32_close(official, hift_model, T):
     err = (w - w1).abs().max().item()
     print(f"T={T} float32 (with cache_source): wav max-abs {err:.3g}, source {(s - s1).abs().max():.3g}")
     assert err <= 1e-3
+
+
+@pytest.fixture(scope="module")
+def official64(official):
+    """The official module in float64: the exact math (its float32 phase drifts by itself, see docs)."""
+    off = official.double()
+    off.stft_window = off.stft_window.double()
+    yield off
+    official.float()
+    official.stft_window = official.stft_window.float()
+
+
+LENGTHS = [1, 7, 30, 60, 63, 64, 127, 128, 300]  # bucket edges of both graph sizes; > T is chunked
+
+
+@pytest.fixture(scope="module")
+def hift_bundle_128(tiny_md, tmp_path_factory):
+    """The default graph size T=128 (only built where the official code is, i.e. not in CI)."""
+    from exporter.export import export_components
+    from exporter.spec import ExportOptions
+    from runtime_ref.bundle import Bundle
+
+    out = tmp_path_factory.mktemp("hift128") / "bundle"
+    export_components(tiny_md, out, ["hift"], ExportOptions(hift_frames=128, parity=False))
+    return Bundle.open(out)
+
+
+@pytest.mark.parametrize("T", [64, 128])
+@pytest.mark.parametrize("n", LENGTHS)
+def test_runtime_ref_equals_official_at_every_length(official64, request, T, n):
+    """runtime_ref (onnxruntime, one T-frame graph: exact-length call for n <= T, chunk plan
+    above) vs the official HiFTGenerator on exactly n frames with identical noise, with and
+    without cache_source."""
+    import numpy as np
+
+    from exporter.hift.export import example_mel
+    from runtime_ref.hift import HiFTVocoder
+
+    from .conftest import snr_db
+
+    v = HiFTVocoder.from_bundle(request.getfixturevalue("hift_bundle" if T == 64 else "hift_bundle_128"))
+    mel = example_mel(n, 100 + n)
+    noise = np.random.default_rng(n).standard_normal((1, 480 * n, 9)).astype(np.float32)
+    caches = [None] + ([(0.1 * np.random.default_rng(7).standard_normal((1, 1, 3840))).astype(np.float32)] if n >= 8 else [])
+    with torch.inference_mode():
+        f0 = official64.f0_predictor(torch.from_numpy(mel).double())
+    for cache in caches:
+        ref, ref_s = run_official(official64, torch.from_numpy(mel).double(), torch.from_numpy(noise).double(), seed=0,
+                                  cache_source=None if cache is None else torch.from_numpy(cache).double())
+        ref, ref_s = ref.numpy(), ref_s.numpy()
+        got, src = v.mel2wav(mel, noise, cache_source=cache)
+        snr, tail = snr_db(ref, got), snr_db(ref[:, -4800:], got[:, -4800:])
+        print(f"T={T} n={n} cache_source={cache is not None} f0 {float(f0.min()):.0f}..{float(f0.max()):.0f} Hz: "
+              f"SNR {snr:.1f} dB (last 10 frames {tail:.1f}), max-abs {np.abs(ref - got).max():.2g}, "
+              f"source SNR {snr_db(ref_s, src):.1f} dB")
+        assert got.shape == ref.shape and snr >= 60

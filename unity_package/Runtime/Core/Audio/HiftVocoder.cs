@@ -3,10 +3,12 @@
 // - whole utterance: overlapping chunks (every chunk but the first starts `context` frames early,
 //   every chunk but the last ends `context` frames late; first left-aligned, last right-aligned),
 //   sine phase carried exactly (phase_ref one-hot at the last emitted frame, phase_in its phase),
-//   noise = the matching slice of the utterance's noise; a mel shorter than T is edge-padded;
+//   noise = the matching slice of the utterance's noise; a mel of n <= T frames is one exact-length
+//   call (zeros past n, graph input n_frames = n: the graph computes what the official vocoder
+//   computes on exactly n frames; no edge padding);
 // - streaming (CosyVoice2Model.token2wav): 8 cached mel frames, 3840 cached source samples
 //   overwriting the start of the next call's source, symmetric Hamming cross-fade of 2x3840
-//   samples, the last 3840 samples held back until the next call.
+//   samples, the last 3840 samples held back until the next call; every call at its exact length.
 using System;
 using System.Collections.Generic;
 
@@ -43,12 +45,11 @@ namespace SentisTts.Core.Audio
             return new Mel(a.Mels, n, d);
         }
 
-        /// <summary>Right-pad to `frames` by repeating the last frame.</summary>
-        public Mel EdgePad(int frames)
+        /// <summary>Right-pad with zero frames to `frames` (the graph ignores them given n_frames).</summary>
+        public Mel ZeroPad(int frames)
         {
             var d = new float[Mels * frames];
-            for (int c = 0; c < Mels; c++)
-                for (int t = 0; t < frames; t++) d[c * frames + t] = Data[c * Frames + Math.Min(t, Frames - 1)];
+            for (int c = 0; c < Mels; c++) Array.Copy(Data, c * Frames, d, c * frames, Frames);
             return new Mel(Mels, frames, d);
         }
     }
@@ -73,12 +74,27 @@ namespace SentisTts.Core.Audio
             Context = c.Obj("chunking").Int("context_frames");
             SourceCache = c.Obj("streaming").Int("source_cache_len");
             MelCache = c.Obj("streaming").Int("mel_cache_len");
+            bool hasLength = false;
+            foreach (var i in manifest.Graph(Graph).Inputs) if (i.Name == "n_frames") hasLength = true;
+            if (!hasLength)
+                throw new SentisTtsException("hift: graph " + Graph + " has no n_frames input (exported by an older sentis-tts, it cannot vocode a call shorter than its frames exactly): re-export with `sentis-tts export hift`");
         }
 
         sealed class ChunkOut { public float[] Waveform, Source, Phase; }
 
+        /// <summary>One exact-length call: mel of 1..T frames, noise (Hop * mel.Frames * H) floats.</summary>
         ChunkOut RunChunk(Mel mel, float[] noise, float[] phaseIn, int refFrame, float[] cacheSource)
         {
+            int n = mel.Frames;
+            if (n < 1 || n > T || noise.Length != Hop * n * H)
+                throw new SentisTtsException("hift: one call takes 1.." + T + " mel frames and " + (Hop * H) + " noise values per frame, got " + n + " frames and " + noise.Length + " values");
+            if (n < T)
+            {
+                mel = mel.ZeroPad(T);
+                var z = new float[Hop * T * H];
+                Array.Copy(noise, z, noise.Length);
+                noise = z;
+            }
             var refOneHot = new float[T];
             if (refFrame >= 0) refOneHot[refFrame] = 1f;
             var cw = new float[1];
@@ -97,6 +113,7 @@ namespace SentisTts.Core.Audio
                 { "phase_ref", new HostTensor(new[] { 1, T, 1 }, refOneHot) },
                 { "cache_source", new HostTensor(new[] { 1, 1, SourceCache }, cs) },
                 { "cache_weight", new HostTensor(new[] { 1, 1, 1 }, cw) },
+                { "n_frames", new HostTensor(new[] { 1 }, new[] { n }) },
             };
             Calls++;
             try
@@ -141,9 +158,7 @@ namespace SentisTts.Core.Audio
                 throw new SentisTtsException("hift: a cache_source needs at least " + (SourceCache / Hop) + " mel frames");
             if (N <= T)
             {
-                var z = new float[Hop * T * H];
-                Array.Copy(noise, z, noise.Length);
-                var o = RunChunk(mel.EdgePad(T), z, null, -1, cacheSource);
+                var o = RunChunk(mel, noise, null, -1, cacheSource);
                 Array.Copy(o.Waveform, wav, Hop * N);
                 Array.Copy(o.Source, src, Hop * N);
                 return;
