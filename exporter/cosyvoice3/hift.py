@@ -99,6 +99,11 @@ class CausalHiFT(HiFT):
         self.istft = ConvISTFT(n_fft, cfg.istft_hop_len)
         self.register_buffer("harmonics", torch.arange(1, self.n_harm + 1, dtype=torch.float64), persistent=False)
 
+    def phase_increment(self, f0, step):
+        """frac(step), step = 480 * (f0 * h / sr mod 1): the official causal SineGen2's order of
+        operations (rad mod 1 first), whose float32 rounding onnxruntime and torch share closely."""
+        return step - torch.floor(step)
+
     def frames_to_samples(self, x):  # (1, T, C) -> (1, 480T, C), nearest
         B, T, C = x.shape
         return x[:, :, None, :].expand(B, T, self.hop, C).reshape(B, T * self.hop, C)
