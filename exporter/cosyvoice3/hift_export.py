@@ -11,8 +11,11 @@ from torch import nn
 
 from ..flow.export import DEFAULT_FLOW_LENS
 from ..hift.export import example_mel
-from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
+from ..spec import COMPARE_RELATIVE_RMS, ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .hift import PHASE_BITS, build_causal_hift
+
+
+WAVE_REL_TOL = 1e-2
 
 
 class VocoderGraph(nn.Module):
@@ -42,7 +45,11 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
                 TensorSpec("noise", (1, hop * T, H), description="uniform [0, 1) noise table of the causal SineGen2 (host RNG)")],
         outputs=[TensorSpec("waveform", (1, hop * T), description="24 kHz audio, clamped to +-0.99")],
         make_inputs=make_inputs,
-        atol=5e-2 if options.fp16 else 1e-4, parity_cases=2,
+        # the held sine phase integrates the f0 over all frames, so torch-vs-onnxruntime roundings of
+        # the f0 (thread count, kernel order) grow with T: ~1e-4 absolute at T=128, ~1e-3 of the RMS.
+        # Compared relative to the waveform's RMS (max |diff| / RMS), as CosyVoice2's HiFT source is.
+        compare={"waveform": COMPARE_RELATIVE_RMS},
+        atol=5e-2 if options.fp16 else WAVE_REL_TOL, parity_cases=2,
         fixed_dims={"frames": T, "samples": hop * T},
         description=f"CausalHiFT vocoder: {T} mel frames -> {hop * T} samples, causal sine source, STFT/iSTFT in graph",
         metadata={"frames": T, "hop_samples": hop},
