@@ -134,6 +134,12 @@ class LLMConfig:
         """Rows of speech_embedding / outputs of llm_decoder: tokens + 3 specials."""
         return self.speech_token_size + 3
 
+    @property
+    def min_len_masked_token(self) -> int:
+        """The score the official `sampling_ids(ignore_eos=True)` masks before min_len: index
+        speech_token_size (eos in CosyVoice2)."""
+        return self.speech_token_size
+
 
 @dataclass
 class FlowEncoderConfig:
@@ -176,6 +182,11 @@ class FlowConfig:
     inference_cfg_rate: float = 0.7
     t_scheduler: str = "cosine"
     spk_emb_dim_cfm: int = 80
+
+    @property
+    def chunk_tokens(self) -> int:
+        """Streaming chunk in tokens (the encoder's static chunk)."""
+        return self.encoder.static_chunk_size
 
 
 @dataclass
@@ -244,20 +255,32 @@ def _tuple(v: Any) -> Any:
     return v
 
 
+def parse_top(doc: dict, top: Any, where: str) -> None:
+    """The shared top-level numbers (sample_rate, token_frame_rate, token_mel_ratio, chunk_size)."""
+    top.sample_rate = _get(doc, "sample_rate", top.sample_rate, where, int)
+    top.token_frame_rate = _get(doc, "token_frame_rate", top.token_frame_rate, where, int)
+    top.token_mel_ratio = _get(doc, "token_mel_ratio", top.token_mel_ratio, where, int)
+    top.chunk_size = _get(doc, "chunk_size", top.chunk_size, where, int)
+
+
 def parse_config(doc: dict, qwen: Qwen2Config, where: str) -> CosyVoice2Config:
     """Build a CosyVoice2Config from a resolved yaml document and the Qwen2 config."""
     for key in ("llm", "flow", "hift"):
         if key not in doc:
             raise ModelDirError(f"{where}: missing top-level '{key}' section")
     top = CosyVoice2Config()
-    top.sample_rate = _get(doc, "sample_rate", top.sample_rate, where, int)
-    top.token_frame_rate = _get(doc, "token_frame_rate", top.token_frame_rate, where, int)
-    top.token_mel_ratio = _get(doc, "token_mel_ratio", top.token_mel_ratio, where, int)
-    top.chunk_size = _get(doc, "chunk_size", top.chunk_size, where, int)
+    parse_top(doc, top, where)
+    top.llm = parse_llm(doc["llm"], qwen, where)
+    top.flow = parse_flow(doc["flow"], where)
+    top.hift = parse_hift(doc["hift"], where)
+    top.mel = parse_mel(doc.get("feat_extractor"), where)
+    return top
 
-    # --- llm
-    la = _args(doc["llm"], f"{where}: llm")
-    llm = LLMConfig(qwen=qwen)
+
+def parse_llm(node: Any, qwen: Qwen2Config, where: str, cls: type = LLMConfig) -> LLMConfig:
+    """The yaml `llm` node (Qwen2LM, or a subclass' config via `cls`)."""
+    la = _args(node, f"{where}: llm")
+    llm = cls(qwen=qwen)
     llm.llm_input_size = _get(la, "llm_input_size", qwen.hidden_size, where, int)
     llm.llm_output_size = _get(la, "llm_output_size", qwen.hidden_size, where, int)
     llm.speech_token_size = _get(la, "speech_token_size", llm.speech_token_size, where, int)
@@ -275,10 +298,19 @@ def parse_config(doc: dict, qwen: Qwen2Config, where: str) -> CosyVoice2Config:
             f"{where}: llm_input_size/llm_output_size ({llm.llm_input_size}/{llm.llm_output_size}) "
             f"must equal the Qwen2 hidden_size {qwen.hidden_size} from config.json"
         )
-    top.llm = llm
+    return llm
 
-    # --- flow
-    fa = _args(doc["flow"], f"{where}: flow")
+
+def parse_cfm(node: Any, where: str) -> tuple[dict, float, str]:
+    """The flow's `decoder` (CausalConditionalCFM): (its args, inference_cfg_rate, t_scheduler)."""
+    da = _args(node, f"{where}: flow.decoder")
+    cfm = _args(da.get("cfm_params"), f"{where}: flow.decoder.cfm_params")
+    cfm = _args(cfm.get("content", cfm), f"{where}: cfm_params.content")
+    return da, float(_get(cfm, "inference_cfg_rate", 0.7, where)), str(cfm.get("t_scheduler", "cosine"))
+
+
+def parse_flow(node: Any, where: str) -> FlowConfig:
+    fa = _args(node, f"{where}: flow")
     flow = FlowConfig()
     flow.input_size = _get(fa, "input_size", flow.input_size, where, int)
     flow.output_size = _get(fa, "output_size", flow.output_size, where, int)
@@ -304,12 +336,8 @@ def parse_config(doc: dict, qwen: Qwen2Config, where: str) -> CosyVoice2Config:
             "for its lookahead and up layers and feeds its up-sampled output through an embed built with input_size)"
         )
     flow.encoder = enc
-    da = _args(fa.get("decoder"), f"{where}: flow.decoder")
+    da, flow.inference_cfg_rate, flow.t_scheduler = parse_cfm(fa.get("decoder"), where)
     flow.spk_emb_dim_cfm = _get(da, "spk_emb_dim", 80, where, int)
-    cfm = _args(da.get("cfm_params"), f"{where}: flow.decoder.cfm_params")
-    cfm = _args(cfm.get("content", cfm), f"{where}: cfm_params.content")
-    flow.inference_cfg_rate = float(_get(cfm, "inference_cfg_rate", 0.7, where))
-    flow.t_scheduler = str(cfm.get("t_scheduler", "cosine"))
     sa = _args(da.get("estimator"), f"{where}: flow.decoder.estimator")
     est = FlowEstimatorConfig()
     est.in_channels = _get(sa, "in_channels", 320, where, int)
@@ -321,11 +349,13 @@ def parse_config(doc: dict, qwen: Qwen2Config, where: str) -> CosyVoice2Config:
     est.num_heads = _get(sa, "num_heads", 4, where, int)
     est.static_chunk_size = _get(sa, "static_chunk_size", 50, where, int)
     flow.estimator = est
-    top.flow = flow
+    return flow
 
-    # --- hift
-    ha = _args(doc["hift"], f"{where}: hift")
-    h = HiFTConfig()
+
+def parse_hift(node: Any, where: str, cls: type = HiFTConfig) -> HiFTConfig:
+    """The yaml `hift` node (HiFTGenerator, or a subclass' config via `cls`)."""
+    ha = _args(node, f"{where}: hift")
+    h = cls()
     for name in ("in_channels", "base_channels", "nb_harmonics", "sampling_rate"):
         setattr(h, name, _get(ha, name, getattr(h, name), where, int))
     for name in ("nsf_alpha", "nsf_sigma", "nsf_voiced_threshold", "lrelu_slope", "audio_limit"):
@@ -342,10 +372,12 @@ def parse_config(doc: dict, qwen: Qwen2Config, where: str) -> CosyVoice2Config:
     fp = _args(ha.get("f0_predictor"), f"{where}: hift.f0_predictor")
     h.f0_in_channels = _get(fp, "in_channels", h.f0_in_channels, where, int)
     h.f0_cond_channels = _get(fp, "cond_channels", h.f0_cond_channels, where, int)
-    top.hift = h
+    return h
 
-    # --- prompt mel
-    ma = _args(doc.get("feat_extractor"), f"{where}: feat_extractor")
+
+def parse_mel(node: Any, where: str) -> MelConfig:
+    """The prompt mel (`feat_extractor`)."""
+    ma = _args(node, f"{where}: feat_extractor")
     mel = MelConfig()
     for name in ("n_fft", "num_mels", "sampling_rate", "hop_size", "win_size"):
         setattr(mel, name, _get(ma, name, getattr(mel, name), where, int))
@@ -353,5 +385,4 @@ def parse_config(doc: dict, qwen: Qwen2Config, where: str) -> CosyVoice2Config:
     fmax = ma.get("fmax", mel.fmax)
     mel.fmax = None if fmax is None else float(fmax)
     mel.center = bool(ma.get("center", mel.center))
-    top.mel = mel
-    return top
+    return mel

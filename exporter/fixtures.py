@@ -299,7 +299,17 @@ def build_model_dir(
 
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}")
-    s = SIZES[size]
+    return write_model_dir(dst, SIZES[size], size=size, seed=seed, yaml_name="cosyvoice2.yaml", template=YAML_TEMPLATE,
+                           parse=parse_config, checkpoints={"llm": llm_ckpt, "flow": flow_ckpt, "hift": hift_ckpt},
+                           onnx_files=tuple(_ONNX_WRITERS) if with_onnx else (), fmt=fmt, overwrite=overwrite)
+
+
+def write_model_dir(dst: str | Path, s: dict, *, size: str, seed: int, yaml_name: str, template: str, parse: Callable,
+                    checkpoints: dict[str, Callable], onnx_files: tuple[str, ...], fmt: str, overwrite: bool) -> Path:
+    """The fixture writer every Qwen2-LM family shares: tokenizer + config.json from `s["qwen"]`, the
+    yaml `template` formatted with `s`, read back by `parse` (the family's config reader), then
+    checkpoints[name](component config, seed + i) for llm/flow/hift and the ONNX files' hooks.
+    Temp sibling directory renamed into place: never half-written."""
     dst = Path(dst)
     if dst.exists():
         if not overwrite:
@@ -311,18 +321,16 @@ def build_model_dir(
         n_ids = write_tokenizer(tmp / "CosyVoice-BlankEN", s["bpe_merges"])
         qwen = Qwen2Config(**s["qwen"], vocab_size=s.get("qwen_vocab_size", n_ids + 32))
         (tmp / "CosyVoice-BlankEN" / "config.json").write_text(json.dumps(qwen.to_json_dict(), indent=2))
-        text = YAML_TEMPLATE.format(hidden=qwen.hidden_size, **{k: v for k, v in s.items() if k != "qwen"})
-        (tmp / "cosyvoice2.yaml").write_text(text, encoding="utf-8")
-        cfg = parse_config(hyperyaml.loads(text, "cosyvoice2.yaml"), qwen, "cosyvoice2.yaml")
+        text = template.format(hidden=qwen.hidden_size, **{k: v for k, v in s.items() if k != "qwen"})
+        (tmp / yaml_name).write_text(text, encoding="utf-8")
+        cfg = parse(hyperyaml.loads(text, yaml_name), qwen, yaml_name)
         ext = ".safetensors" if fmt == "safetensors" else ".pt"
-        save_state_dict(llm_ckpt(cfg.llm, seed), tmp / f"llm{ext}")
-        save_state_dict(flow_ckpt(cfg.flow, seed + 1), tmp / f"flow{ext}")
-        save_state_dict(hift_ckpt(cfg.hift, seed + 2), tmp / f"hift{ext}")
-        if with_onnx:
-            for fname in _ONNX_WRITERS:
-                writer = _onnx_writer(fname)
-                if writer is not None:
-                    writer(tmp / fname, size=size, seed=seed + 3)
+        for i, (name, make) in enumerate(checkpoints.items()):
+            save_state_dict(make(getattr(cfg, name), seed + i), tmp / f"{name}{ext}")
+        for fname in onnx_files:
+            writer = _onnx_writer(fname)
+            if writer is not None:
+                writer(tmp / fname, size=size, seed=seed + 3)
         tmp.rename(dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -35,6 +35,8 @@ STRIP_PREFIXES = {"hift": ("generator.", "module."), "llm": ("module.",), "flow"
 @dataclass
 class ModelDir:
     family = "cosyvoice2"  # exporter/families/cosyvoice2.py
+    yaml_name = YAML_NAME  # class-level file names (a family subclass, e.g. CosyVoice3, sets its own)
+    speech_tokenizer_file = "speech_tokenizer_v2.onnx"
     root: Path
     config: CosyVoice2Config
     yaml: dict = field(repr=False)
@@ -46,23 +48,27 @@ class ModelDir:
         if not root.exists():
             raise ModelDirError(f"model directory not found: {root}")
         if not root.is_dir():
-            raise ModelDirError(f"not a directory: {root} (pass the folder that holds {YAML_NAME})")
-        yaml_path = root / YAML_NAME
+            raise ModelDirError(f"not a directory: {root} (pass the folder that holds {cls.yaml_name})")
+        yaml_path = root / cls.yaml_name
         if not yaml_path.is_file():
-            if (root / "cosyvoice.yaml").is_file():
-                raise ModelDirError(
-                    f"{root} holds cosyvoice.yaml (CosyVoice 1), not {YAML_NAME}: sentis-tts supports CosyVoice2"
-                )
-            if (root / "cosyvoice3.yaml").is_file():
-                raise ModelDirError(f"{root} holds cosyvoice3.yaml (CosyVoice 3), not {YAML_NAME}: not supported yet")
-            raise ModelDirError(f"{root}: missing {YAML_NAME} — is this a CosyVoice2 model directory?")
+            cls._refuse_other_yaml(root)
+            raise ModelDirError(f"{root}: missing {cls.yaml_name} — is this a {cls.title} model directory?")
         qwen_json = root / QWEN_DIR / "config.json"
         if not qwen_json.is_file():
             raise ModelDirError(f"{root}: missing {QWEN_DIR}/config.json (the Qwen2 hyper-parameters)")
         qwen = Qwen2Config.from_json(qwen_json)
         doc = hyperyaml.load(yaml_path, overrides={"qwen_pretrain_path": str(root / QWEN_DIR)})
-        cfg = parse_config(doc, qwen, str(yaml_path))
-        return cls(root=root, config=cfg, yaml=doc)
+        return cls(root=root, config=cls.parse_config(doc, qwen, str(yaml_path)), yaml=doc)
+
+    title = "CosyVoice2"
+    parse_config = staticmethod(parse_config)  # (yaml doc, Qwen2Config, where) -> the family's config
+
+    @classmethod
+    def _refuse_other_yaml(cls, root: Path) -> None:
+        if (root / "cosyvoice.yaml").is_file():
+            raise ModelDirError(f"{root} holds cosyvoice.yaml (CosyVoice 1), not {YAML_NAME}: sentis-tts supports CosyVoice2")
+        if (root / "cosyvoice3.yaml").is_file():
+            raise ModelDirError(f"{root} holds cosyvoice3.yaml: a CosyVoice3 directory (family cosyvoice3), not CosyVoice2")
 
     # ---- files ------------------------------------------------------------------------------
     def checkpoint_path(self, name: str) -> Path:
@@ -92,7 +98,7 @@ class ModelDir:
 
     @property
     def speech_tokenizer_onnx(self) -> Path:
-        return self._require("speech_tokenizer_v2.onnx", "speech tokenizer v2 model")
+        return self._require(self.speech_tokenizer_file, "speech tokenizer model")
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -107,12 +113,12 @@ class ModelDir:
 
     def inventory(self) -> dict[str, str]:
         """What is present: file -> 'ok' / 'missing' (for `sentis-tts inspect`)."""
-        out: dict[str, str] = {YAML_NAME: "ok", f"{QWEN_DIR}/config.json": "ok"}
+        out: dict[str, str] = {self.yaml_name: "ok", f"{QWEN_DIR}/config.json": "ok"}
         for name in CHECKPOINTS:
             try:
                 out[name] = self.checkpoint_path(name).name
             except ModelDirError as e:
                 out[name] = f"missing ({e})"
-        for rel in ("campplus.onnx", "speech_tokenizer_v2.onnx", f"{QWEN_DIR}/vocab.json", f"{QWEN_DIR}/merges.txt", "spk2info.pt"):
+        for rel in ("campplus.onnx", self.speech_tokenizer_file, f"{QWEN_DIR}/vocab.json", f"{QWEN_DIR}/merges.txt", "spk2info.pt"):
             out[rel] = "ok" if (self.root / rel).is_file() else "missing"
         return out

@@ -56,9 +56,18 @@ def _zipvoice() -> RuntimeFamily:
                          voice_entry=voice_entry)
 
 
+def _cosyvoice3() -> RuntimeFamily:
+    from .cosyvoice3 import CosyVoice3Pipeline, bake_voice_from_wav
+
+    return RuntimeFamily("cosyvoice3", CosyVoice3Pipeline, bake_voice_from_wav,
+                         synthesize_options=frozenset({"mode", "instruct", "max_new_tokens"}),
+                         pipeline_options=frozenset({"normalize", "japanese_reading"}))
+
+
 # manifest["family"] -> loader of its runtime (imported on use)
 FAMILIES: dict[str, Callable[[], RuntimeFamily]] = {
     "cosyvoice2": _cosyvoice2,
+    "cosyvoice3": _cosyvoice3,
     "zipvoice": _zipvoice,
 }
 

@@ -49,6 +49,8 @@ class LLM:
         self.chunk = int(c["prefill_chunk"])
         self.hidden = int(c["hidden_size"])
         self.eos = int(c["eos_token"])
+        # the score masked before min_len (official sampling_ids: index speech_token_size)
+        self.min_len_masked = int(c.get("min_len_masked_token", self.eos))
         self.stop_ids = set(int(t) for t in c["stop_token_ids"])
         self.speech_vocab = int(c["speech_vocab"])
         self.min_ratio = float(c["min_token_text_ratio"])
@@ -209,7 +211,7 @@ class LLM:
         for i in range(max_len):
             scores = logp.astype(np.float32).copy()
             if i < min_len:
-                scores[self.eos] = -np.inf
+                scores[self.min_len_masked] = -np.inf
             if record_logprobs:
                 res.logprobs.append(scores)
             tok = int(sample(scores, res.tokens, self.ras, rng))

@@ -145,7 +145,7 @@ class Pipeline:
         if self.sample_rate <= 0:
             raise ValueError(f"sample_rate {self.sample_rate}")
         self.llm = LLM(bundle)
-        self.vocoder = HiFTVocoder.from_bundle(bundle)
+        self.vocoder = self.make_vocoder(bundle)
         self.text = TextFrontend.load(bundle, normalize=normalize, japanese_reading=japanese_reading)
         fl = bundle.component("flow")
         self.flow_meta = fl
@@ -159,6 +159,10 @@ class Pipeline:
     @classmethod
     def open(cls, path: str | Path, *, threads: int = 2, **kw) -> "Pipeline":
         return cls(Bundle.open(path, threads=threads), **kw)
+
+    def make_vocoder(self, bundle: Bundle):
+        """The family's vocoder runtime (CosyVoice3 overrides it with its causal HiFT)."""
+        return HiFTVocoder.from_bundle(bundle)
 
     # -- requests -------------------------------------------------------------------------------
     def voice(self, name: str) -> Voice:

@@ -20,6 +20,7 @@ from ..errors import ModelDirError, SentisTTSError
 # family name -> module defining FAMILY (detection order: first match wins)
 FAMILIES: dict[str, str] = {
     "cosyvoice2": "exporter.families.cosyvoice2",
+    "cosyvoice3": "exporter.families.cosyvoice3",
     "zipvoice": "exporter.families.zipvoice",
 }
 

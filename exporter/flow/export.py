@@ -41,14 +41,14 @@ ATOL_FP16_ENCODER = 0.1
 ATOL_FP16_MEL = 0.5
 
 
-def load_flows(model_dir, lens) -> dict[int, Flow]:
-    """One Flow module per mel length, the first loaded strictly from flow.pt, the others sharing
-    its parameter tensors (one copy of the 450 MB of full-size weights for all buckets; only the
-    per-length constants differ)."""
+def load_flows(model_dir, lens, flow_class: type = Flow) -> dict[int, Flow]:
+    """One Flow module (or a family's Flow subclass) per mel length, the first loaded strictly from
+    flow.pt, the others sharing its parameter tensors (one copy of the 450 MB of full-size weights
+    for all buckets; only the per-length constants differ)."""
     cfg = model_dir.config.flow
     flows = {}
     for n in lens:
-        f = Flow(cfg, n).eval()
+        f = flow_class(cfg, n).eval()
         if not flows:
             load_into(f, model_dir.load_checkpoint("flow"), source=str(model_dir.checkpoint_path("flow")))
             shared = f.state_dict()
@@ -226,7 +226,7 @@ def build_graphs(flows: dict[int, Flow], options: ExportOptions, noise: np.ndarr
     return specs
 
 
-def build(model_dir, options: ExportOptions) -> ComponentExport:
+def build(model_dir, options: ExportOptions, flow_class: type = Flow) -> ComponentExport:
     lens = tuple(sorted(set(options.flow_lens or DEFAULT_FLOW_LENS)))
     cfg = model_dir.config.flow
     for n in lens:
@@ -234,7 +234,7 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
             raise ExportError(f"flow: --flow-len {n} must be a positive multiple of {cfg.token_mel_ratio} (mel frames)")
         if n > 15000:
             raise ExportError(f"flow: --flow-len {n} exceeds the official noise table (15000 frames)")
-    flows = load_flows(model_dir, lens)
+    flows = load_flows(model_dir, lens, flow_class)
     noise = official_noise(max(lens)).numpy()
     specs = build_graphs(flows, options, noise)
     f0 = flows[lens[0]]
@@ -252,7 +252,7 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
         "vocab_size": cfg.vocab_size,
         "spk_embed_dim": cfg.spk_embed_dim,
         "n_mels": cfg.output_size,
-        "chunk_tokens": cfg.encoder.static_chunk_size,
+        "chunk_tokens": cfg.chunk_tokens,
         "graphs": {n: {"encoder": f"flow_encoder_{n}",
                        **({"solve": f"flow_solve_{n}"} if solver in ("unrolled", "both") else {}),
                        **({"step": f"flow_step_{n}"} if solver in ("step", "both") else {})} for n in lens},

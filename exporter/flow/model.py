@@ -149,11 +149,13 @@ class ConformerLayer(nn.Module):
 
 
 class PreLookahead(nn.Module):
-    def __init__(self, channels: int, lookahead: int):
+    def __init__(self, channels: int, lookahead: int, hidden: int | None = None):
+        # hidden: conv1's output width (CosyVoice3's PreLookaheadLayer: 80 -> 1024 -> 80); default channels
         super().__init__()
         self.lookahead = lookahead
-        self.conv1 = nn.Conv1d(channels, channels, lookahead + 1)
-        self.conv2 = nn.Conv1d(channels, channels, 3)
+        hidden = channels if hidden is None else hidden
+        self.conv1 = nn.Conv1d(channels, hidden, lookahead + 1)
+        self.conv2 = nn.Conv1d(hidden, channels, 3)
 
     def forward(self, x, conv_in):
         # x (1, L, C) residual input; conv_in (1, L, C) = x with zeros past the valid tokens
@@ -402,12 +404,19 @@ class Flow(nn.Module):
         self.n_tokens = n_frames // cfg.token_mel_ratio
         self.input_embedding = nn.Embedding(cfg.vocab_size, cfg.input_size)
         self.spk_embed_affine_layer = nn.Linear(cfg.spk_embed_dim, cfg.output_size)
-        self.encoder = UpsampleConformerEncoder(cfg, self.n_tokens)
-        self.encoder_proj = nn.Linear(cfg.encoder.output_size, cfg.output_size)
+        self.build_encoder(cfg)
         self.decoder = nn.Module()
-        self.decoder.estimator = CausalConditionalDecoder(cfg, n_frames)
+        self.decoder.estimator = self.build_estimator(cfg, n_frames)
         ts, dts = euler_schedule(cfg.n_timesteps)
         self.t_steps, self.dt_steps = ts, dts
+
+    # a family's flow (e.g. CosyVoice3's DiTFlow) overrides these two and `encode`
+    def build_encoder(self, cfg) -> None:
+        self.encoder = UpsampleConformerEncoder(cfg, self.n_tokens)
+        self.encoder_proj = nn.Linear(cfg.encoder.output_size, cfg.output_size)
+
+    def build_estimator(self, cfg, n_frames: int) -> nn.Module:
+        return CausalConditionalDecoder(cfg, n_frames)
 
     # -- encoder side -----------------------------------------------------------------------
     def speaker(self, xvec):  # (1, 192) -> (1, 80)
@@ -443,7 +452,7 @@ class Flow(nn.Module):
 
     def resized(self, n_frames: int) -> "Flow":
         """The same weights built for another mel length."""
-        other = Flow(self.cfg, n_frames).eval()
+        other = type(self)(self.cfg, n_frames).eval()
         other.load_state_dict(self.state_dict(), strict=True)
         return other
 

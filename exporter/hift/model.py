@@ -190,11 +190,7 @@ class HiFT(nn.Module):
         rad = f0[:, :, None] * self.harmonics.to(f0.dtype) / self.cfg.sampling_rate  # (1, T, H)
         rad = rad - torch.floor(rad)  # % 1 (f0 >= 0)
         step = rad * self.hop  # cycles per frame, [0, 480)
-        # its fraction, = frac(480 * f0 * h / sr) (480 * floor(.) is a whole number of cycles),
-        # computed from f0 directly: ~4x less float32 rounding of the increment than frac(step)
-        # (what remains between backends is the f0's own rounding, integrated over the frames)
-        frac = f0[:, :, None] * (self.harmonics.to(f0.dtype) * (self.hop / self.cfg.sampling_rate))
-        frac = frac - torch.floor(frac)
+        frac = self.phase_increment(f0, step)
         if self.phase_bits is None:
             cum = torch.cumsum(frac, dim=1)
             cum = cum - (cum * phase_ref).sum(dim=1, keepdim=True)
@@ -207,6 +203,14 @@ class HiFT(nn.Module):
         phase = cum + phase_in.to(f0.dtype)  # (1, T, H) + (1, 1, H)
         phase = phase - torch.floor(phase)
         return phase, step
+
+    def phase_increment(self, f0: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """Per-frame phase advance in cycles mod 1 (1, T, H), = frac(step).
+        frac(480 * f0 * h / sr) (480 * floor(.) is a whole number of cycles), computed from f0
+        directly: ~4x less float32 rounding of the increment than frac(step) (what remains between
+        backends is the f0's own rounding, integrated over the frames)."""
+        frac = f0[:, :, None] * (self.harmonics.to(f0.dtype) * (self.hop / self.cfg.sampling_rate))
+        return frac - torch.floor(frac)
 
     def sample_phase(self, phase: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """Linear ×480 upsampling (half-pixel, edge-clamped) of the frame phase, in cycles:

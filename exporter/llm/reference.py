@@ -53,7 +53,7 @@ def torch_generate(model: Qwen2LM, text, prompt_text, prompt_speech, *, sampler,
         h = model.backbone(seq)
         logp = model.logprobs(h[:, -1])[0]
         if i < min_len:
-            logp[cfg.eos_token] = -float("inf")
+            logp[cfg.min_len_masked_token] = -float("inf")
         logps.append(logp.clone())
         tok = int(logp.argmax()) if sampler == "greedy" else torch_ras(logp, tokens, params, rng)
         if tok in cfg.stop_token_ids:
