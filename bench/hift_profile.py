@@ -43,22 +43,16 @@ def conv_flops(model: onnx.ModelProto) -> dict[str, float]:
     return out
 
 
-def ort_profile(path: str, frames: int, threads: int, runs: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Kernel time (s) of the fastest of `runs` runs, by op type and by node name."""
+def session_profile(path: str, feeds: dict, threads: int, runs: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Kernel time (s) of the fastest of `runs` runs of the graph at `path` on `feeds`, by op type
+    and by node name (onnxruntime's profiler, graph optimisations as runtime_ref)."""
     with tempfile.TemporaryDirectory() as tmp:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # as runtime_ref
         so.enable_profiling = True
-        so.profile_file_prefix = str(Path(tmp) / "hift")
+        so.profile_file_prefix = str(Path(tmp) / "prof")
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        rng = np.random.default_rng(0)
-        feeds = {}
-        for i in sess.get_inputs():
-            x = rng.standard_normal(i.shape).astype(np.float32)
-            feeds[i.name] = np.zeros_like(x) if i.name in ("phase_ref", "cache_weight") else x
-        feeds["mel"] = example_mel(frames, 0)
-        feeds["n_frames"] = np.array([frames], np.int32)  # a full-length call
         sess.run(None, feeds)  # warm-up (profiled too; dropped below)
         for _ in range(runs):
             sess.run(None, feeds)
@@ -71,8 +65,22 @@ def ort_profile(path: str, frames: int, threads: int, runs: int) -> tuple[dict[s
                 if t0 <= e["ts"] <= t1:
                     by_op[e["args"]["op_name"]] += e["dur"] * 1e-6
                     by_node[e["name"][: -len("_kernel_time")]] += e["dur"] * 1e-6
-    by_op, by_node = min(per_run, key=lambda r: sum(r[0].values()))  # the fastest run
-    return by_op, by_node
+    return min(per_run, key=lambda r: sum(r[0].values()))  # the fastest run
+
+
+def ort_profile(path: str, frames: int, threads: int, runs: int) -> tuple[dict[str, float], dict[str, float]]:
+    """session_profile of the HiFT chunk graph on random inputs and an example mel."""
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for i in sess.get_inputs():
+        x = rng.standard_normal(i.shape).astype(np.float32)
+        feeds[i.name] = np.zeros_like(x) if i.name in ("phase_ref", "cache_weight") else x
+    feeds["mel"] = example_mel(frames, 0)
+    if "n_frames" in feeds:
+        feeds["n_frames"] = np.array([frames], np.int32)  # a full-length call
+    del sess
+    return session_profile(path, feeds, threads, runs)
 
 
 def torch_profile(model, frames: int) -> tuple[dict[str, float], float]:

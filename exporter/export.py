@@ -141,7 +141,60 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
     return model
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+_GRAPH_FIELD, _INITIALIZER_FIELD = 7, 5  # ModelProto.graph, GraphProto.initializer (onnx.proto)
+
+
+def save_with_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto], path: Path) -> None:
+    """Write `model` with the weights `detach_weights` took out as initializers again (those still
+    used), streaming them into the file one by one: the same file content as attach_weights +
+    onnx.save, without a second in-memory copy of every weight and a third as one serialized
+    string (the full-size LLM step is 1.45 GB of weights). Encodes the graph field by hand: the
+    small graph, then each big initializer as one more length-delimited `initializer` entry."""
+    used = {n for node in model.graph.node for n in node.input}
+    big = [init for name, init in stash.items() if name in used]
+    small = onnx.ModelProto()
+    small.CopyFrom(model)
+    inputs = [i for i in small.graph.input if i.name not in stash]
+    del small.graph.input[:]
+    small.graph.input.extend(inputs)
+    graph = small.graph.SerializeToString()
+    small.ClearField("graph")
+    sizes = [init.ByteSize() for init in big]
+    entries = sum(1 + len(_varint(n)) + n for n in sizes)  # tag byte (5 << 3 | 2) + length + payload
+    with open(path, "wb") as f:
+        f.write(small.SerializeToString())
+        f.write(bytes([_GRAPH_FIELD << 3 | 2]) + _varint(len(graph) + entries) + graph)
+        for init, n in zip(big, sizes):
+            f.write(bytes([_INITIALIZER_FIELD << 3 | 2]) + _varint(n))
+            f.write(init.SerializeToString())
+
+
 STAGES = ("tracing", "graph passes", "Sentis check", "parity")
+
+
+def trace_to_onnx(module: torch.nn.Module, inputs: tuple, input_names: list[str], output_names: list[str],
+                  opset: int, dynamic_axes: dict | None = None, *, scratch: Path, what: str) -> onnx.ModelProto:
+    """The TorchScript exporter (dynamo=False) on `module`, through the file `scratch` (removed)."""
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, inputs, str(scratch), input_names=input_names, output_names=output_names,
+                              opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
+    except Exception as e:  # noqa: BLE001 - re-raised as a one-line export error
+        scratch.unlink(missing_ok=True)
+        raise ExportError(f"{what}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
+    model = onnx.load(str(scratch))
+    scratch.unlink(missing_ok=True)
+    return model
 
 
 def import_figures(path: Path, report) -> dict:
@@ -185,39 +238,26 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
         if axes:
             dynamic_axes[t.name] = axes
     stage("tracing")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                spec.module,
-                spec.torch_inputs(0),
-                str(raw),
-                input_names=[t.name for t in spec.inputs],
-                output_names=[t.name for t in spec.outputs],
-                opset_version=options.opset,
-                dynamic_axes=dynamic_axes or None,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-    except Exception as e:  # noqa: BLE001 - re-raised as a one-line export error
-        raw.unlink(missing_ok=True)
-        raise ExportError(f"{spec.name}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
-    model = onnx.load(str(raw))
-    raw.unlink(missing_ok=True)
+    if spec.build_onnx is not None:
+        model = spec.build_onnx(options.opset, raw)
+    else:
+        model = trace_to_onnx(spec.module, spec.torch_inputs(0), [t.name for t in spec.inputs],
+                              [t.name for t in spec.outputs], options.opset, dynamic_axes or None,
+                              scratch=raw, what=spec.name)
     stage("graph passes")
     weights = detach_weights(model)
     model, applied = run_pipeline(model, spec.passes, input_shapes=spec.static_shapes(), target_opset=options.opset)
-    model = attach_weights(model, weights)
-    del weights
     weights_dtype = "float32"
     if options.fp16 and not spec.fp16_exempt:
+        model = attach_weights(model, weights)
+        weights = {}
         keep = frozenset(i.name for i in model.graph.initializer if i.name.startswith(spec.fp16_keep_prefixes)) \
             if spec.fp16_keep_prefixes else frozenset()
         model = weights_to_fp16(model, keep=keep)
         applied = list(applied) + ["weights_to_fp16"]
         weights_dtype = "float16"
-    onnx.save(model, str(path))
-    del model
+    save_with_weights(model, weights, path)
+    del model, weights
     stage("Sentis check")
     report = check_model(path, options.sentis_version, allowed_symbolic_dims=spec.symbolic_dims.keys(),
                          import_versions=[SENTIS_NEWEST])
@@ -296,4 +336,5 @@ def export_components(
                 bw.add_file(rel, content, component=comp)
             m["components"][comp] = ce.manifest
             m["export_options"][comp] = {"fp16": options.fp16, "opset": options.opset, "sentis_version": options.sentis_version}
+            ce = spec = res = None  # this component's modules (the LLM's 2 GB) go before the next one is built
         return m

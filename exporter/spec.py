@@ -91,6 +91,10 @@ class GraphSpec:
     # atol_per_output) bounds that figure: see COMPARE_KINDS
     compare: dict[str, str] = field(default_factory=dict)
     fp16_exempt: bool = False  # keep fp32 weights even in an fp16 bundle (precision-sensitive)
+    # builds the raw graph instead of tracing `module` (e.g. the flow solver: one traced estimator
+    # step unrolled in ONNX); gets (opset, a scratch file path), returns a ModelProto with these
+    # inputs/outputs. `module` stays the PyTorch reference the parity is measured against.
+    build_onnx: Callable[[int, Any], Any] | None = None
     fp16_keep_prefixes: tuple[str, ...] = ()  # in an fp16 bundle, weights whose names start so stay fp32
 
     @property

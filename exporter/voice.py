@@ -18,8 +18,10 @@ def add_voice(bundle_path: str | Path, name: str, wav: str | Path, *, text: str 
     bundle = Bundle.open(bundle_path, verify=False)
     if name in bundle.manifest.get("voices", {}) and not overwrite:
         raise SentisTTSError(f"{bundle_path}: voice {name!r} exists; pass --overwrite to replace it")
-    voice = runtime_family(bundle.manifest).bake_voice_from_wav(bundle, wav, text=text)
-    return add_voice_to_bundle(bundle_path, name, voice, source=f"wav:{Path(wav).name}", overwrite=overwrite)
+    family = runtime_family(bundle.manifest)
+    voice = family.bake_voice_from_wav(bundle, wav, text=text)
+    return add_voice_to_bundle(bundle_path, name, voice, source=f"wav:{Path(wav).name}", overwrite=overwrite,
+                               extra=family.voice_entry(voice))
 
 
 def _np(v, dtype) -> np.ndarray:

@@ -41,7 +41,9 @@ def static_shapes(model: ModelProto) -> dict[str, list[int | None]]:
     work = model
     if model.ByteSize() < PROTOBUF_LIMIT:
         try:
-            work = onnx.shape_inference.infer_shapes(copy_model(model), strict_mode=False, data_prop=True)
+            from .shapes import data_prop_safe
+
+            work = onnx.shape_inference.infer_shapes(copy_model(model), strict_mode=False, data_prop=data_prop_safe(model))
         except Exception:  # noqa: BLE001 - inference is best effort here
             work = model
     g = work.graph

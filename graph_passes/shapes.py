@@ -124,6 +124,27 @@ def _strip_value_info(m: ModelProto) -> None:
         g.value_info.extend(keep)
 
 
+DATA_PROP_MAX_ELEMENTS = 1 << 20
+
+
+def data_prop_safe(model: ModelProto) -> bool:
+    """ONNX data propagation materializes the values of constant-input Range/ConstantOfShape/
+    Expand/Tile (Range(0, 2^62) is a std::bad_alloc after eating all memory): False when one of
+    them would exceed DATA_PROP_MAX_ELEMENTS; infer without data propagation then."""
+    from .validate import _const_values, _sized_by_constants
+
+    for g in iter_graphs(model.graph):
+        ops = [n for n in g.node if n.op_type in ("Range", "ConstantOfShape", "Expand", "Tile")]
+        if not ops:
+            continue
+        vals = _const_values(g)
+        for n in ops:
+            count = _sized_by_constants(n, vals)
+            if count is not None and count > DATA_PROP_MAX_ELEMENTS:
+                return False
+    return True
+
+
 def infer_shapes(model: ModelProto) -> ModelProto:
     """Run ONNX shape inference (with data propagation) and record the results in value_info.
 
@@ -133,14 +154,15 @@ def infer_shapes(model: ModelProto) -> ModelProto:
     """
     m = copy_model(model)
     _strip_value_info(m)
+    prop = data_prop_safe(m)
     try:
         if m.ByteSize() < PROTOBUF_LIMIT:
-            return onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
+            return onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=prop)
         with tempfile.TemporaryDirectory() as tmp:
             src = os.path.join(tmp, "in.onnx")
             dst = os.path.join(tmp, "out.onnx")
             onnx.save_model(m, src, save_as_external_data=True, all_tensors_to_one_file=True, location="in.data")
-            onnx.shape_inference.infer_shapes_path(src, dst, check_type=False, strict_mode=False, data_prop=True)
+            onnx.shape_inference.infer_shapes_path(src, dst, check_type=False, strict_mode=False, data_prop=prop)
             return onnx.load(dst, load_external_data=True)
     except Exception as exc:  # noqa: BLE001
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

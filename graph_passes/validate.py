@@ -342,10 +342,16 @@ def find_problem(model: ModelProto, *, limits: Limits = Limits(), path: str | No
     p = structure_problem(model) or tensors_problem(model, limits)
     if p:
         return p
+    p = resource_problem(model, limits)  # constant-sized allocations, before inference would materialize them
+    if p:
+        return p
     inferred = None
     if model.ByteSize() < PROTOBUF_LIMIT:
+        from .shapes import data_prop_safe
+
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                         data_prop=data_prop_safe(model))
         except Exception:  # noqa: BLE001 - the checker below reports inference errors
             inferred = None
     p = resource_problem(model, limits, inferred=inferred)

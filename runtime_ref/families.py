@@ -28,6 +28,7 @@ class RuntimeFamily:
     synthesize_options: frozenset[str] = frozenset()
     pipeline_options: frozenset[str] = frozenset()
     streaming: bool = True
+    voice_entry: Callable[[dict], dict] = lambda voice: {}  # extra manifest fields of a baked voice
 
     def open(self, bundle, **options):
         """The family's pipeline on an opened Bundle; options it does not take are refused."""
@@ -48,10 +49,11 @@ def _cosyvoice2() -> RuntimeFamily:
 
 def _zipvoice() -> RuntimeFamily:
     from .zipvoice.pipeline import ZipVoicePipeline
-    from .zipvoice.voice import bake_voice_from_wav
+    from .zipvoice.voice import bake_voice_from_wav, voice_entry
 
     return RuntimeFamily("zipvoice", ZipVoicePipeline, bake_voice_from_wav,
-                         synthesize_options=frozenset({"speed"}), pipeline_options=frozenset(), streaming=False)
+                         synthesize_options=frozenset({"speed"}), pipeline_options=frozenset(), streaming=False,
+                         voice_entry=voice_entry)
 
 
 # manifest["family"] -> loader of its runtime (imported on use)

