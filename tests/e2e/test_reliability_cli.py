@@ -99,7 +99,8 @@ def test_verify_on_a_garbage_graph_is_one_line(bundle):
     rel = next(g["file"] for g in m["graphs"].values() if g["component"] == "hift")
     _replace_listed(bundle, rel, b"\x08\x01garbage" * 50)
     code, out, err = invoke("verify", "--bundle", str(bundle))
-    assert code == 1 and err.startswith("error: hift") and "not a readable ONNX model" in err and err.count("\n") == 1
+    assert code == 1 and err.startswith("error: ") and rel in err and "not a readable ONNX model" in err and err.count("\n") == 1
+    assert not any(line.startswith("hift ") and "checker ok" in line for line in out.splitlines())
 
 
 @pytest.mark.parametrize("rel,data,match", [
