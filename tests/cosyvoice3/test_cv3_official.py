@@ -54,6 +54,9 @@ def test_flow_mel_nonstreaming_and_streaming(figures):
         assert v["torch_max_abs"] <= 1e-4 and v["bundle_max_abs"] <= 1e-4, (case, v)
 
 
+@pytest.mark.xfail(strict=True, reason="known open defect (issue 17): after main's HiFT fixture change (f0 up to 357 Hz) the "
+                   "float64 CausalHiFT vs official differs by 6.4e-6 > 1e-6 in the finalize=False 40-frame case "
+                   "(float32 SNR still 78.5 dB); bound kept, cause under investigation")
 def test_vocoder_waveform(figures):
     f = figures["hift"]
     for case, v in f.items():
