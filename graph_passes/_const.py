@@ -264,18 +264,7 @@ class ConstResolver:
                 if v is None:
                     return None
                 dims = list(v.shape)
-        if node.op_type == "Size":
-            return np.array(int(np.prod(dims, dtype=np.int64)), dtype=np.int64)
-        rank = len(dims)
-        start, end = 0, rank
-        for a in node.attribute:
-            if a.name == "start":
-                start = a.i
-            elif a.name == "end":
-                end = a.i
-        start = min(max(start + rank if start < 0 else start, 0), rank)
-        end = min(max(end + rank if end < 0 else end, 0), rank)
-        return np.array(dims[start:end], dtype=np.int64)
+        return shape_of_node(node, dims)
 
 
 def _constant_value(node: NodeProto) -> np.ndarray | None:
@@ -319,3 +308,19 @@ def _eval_node(model: ModelProto, node: NodeProto, vals: list[np.ndarray | None]
     m = onnx.helper.make_model(g, opset_imports=list(model.opset_import))
     res = ReferenceEvaluator(m).run(None, feeds)
     return [np.asarray(r) for r in res]
+
+
+def shape_of_node(node, dims: list[int]) -> np.ndarray:
+    """What `Shape` (with its opset-15 start/end) or `Size` returns for a tensor of `dims`."""
+    if node.op_type == "Size":
+        return np.array(int(np.prod(dims, dtype=np.int64)), dtype=np.int64)
+    rank = len(dims)
+    start, end = 0, rank
+    for a in node.attribute:
+        if a.name == "start":
+            start = a.i
+        elif a.name == "end":
+            end = a.i
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    end = min(max(end + rank if end < 0 else end, 0), rank)
+    return np.array(dims[start:end], dtype=np.int64)

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import ModelProto, numpy_helper
 
-from ._const import NONDETERMINISTIC_OPS
+from ._const import NONDETERMINISTIC_OPS, shape_of_node
 from ._graph import DEFAULT_DOMAINS, PROTOBUF_LIMIT, copy_model, node_label, node_reads, producers
 from .errors import GraphPassError
 from .shapes import infer_shapes
@@ -124,22 +124,6 @@ def _static_dims(vi) -> list[int] | None:
     return [int(d.dim_value) for d in t.shape.dim]
 
 
-def shape_of_node(node, dims: list[int]) -> np.ndarray:
-    """What `Shape` (with its opset-15 start/end) or `Size` returns for a tensor of `dims`."""
-    if node.op_type == "Size":
-        return np.array(int(np.prod(dims, dtype=np.int64)), dtype=np.int64)
-    rank = len(dims)
-    start, end = 0, rank
-    for a in node.attribute:
-        if a.name == "start":
-            start = a.i
-        elif a.name == "end":
-            end = a.i
-    start = min(max(start + rank if start < 0 else start, 0), rank)
-    end = min(max(end + rank if end < 0 else end, 0), rank)
-    return np.array(dims[start:end], dtype=np.int64)
-
-
 def fold_static_shapes(model: ModelProto) -> ModelProto:
     """Replace `Shape`/`Size` nodes of the main graph whose input has a static shape (recorded
     by shape inference, or an initializer) by initializers; where the shape is only partly
@@ -174,16 +158,7 @@ def fold_static_shapes(model: ModelProto) -> ModelProto:
             new_inits.append(numpy_helper.from_array(value, n.output[0]))
             continue
         keep.append(n)
-    if not new_inits:
-        return m
-    del g.node[:]
-    g.node.extend(keep)
-    folded = {t.name for t in new_inits}
-    vis = [v for v in g.value_info if v.name not in folded]
-    del g.value_info[:]
-    g.value_info.extend(vis)
-    g.initializer.extend(new_inits)
-    return m
+    return _replace_folded(m, keep, new_inits)
 
 
 def _pick_static(n, dims: list[int | None], consts) -> np.ndarray | None:
@@ -269,16 +244,7 @@ def fold_small_constants(model: ModelProto, max_elements: int = SMALL_FOLD_ELEME
             new_inits.append(numpy_helper.from_array(out, n.output[0]))
             continue
         keep.append(n)
-    if not new_inits:
-        return m
-    del g.node[:]
-    g.node.extend(keep)
-    done = {t.name for t in new_inits}
-    vis = [v for v in g.value_info if v.name not in done]
-    del g.value_info[:]
-    g.value_info.extend(vis)
-    g.initializer.extend(new_inits)
-    return m
+    return _replace_folded(m, keep, new_inits)
 
 
 def _fold_shape_arithmetic(m: ModelProto, max_rounds: int = 64) -> ModelProto:
@@ -478,3 +444,19 @@ def simplify(model: ModelProto) -> ModelProto:
     if not ok:
         raise GraphPassError("simplify (onnxsim): simplified model does not match the original on random inputs")
     return _restore_model_fields(model, out)
+
+
+def _replace_folded(m: ModelProto, keep: list, new_inits: list) -> ModelProto:
+    """`m` with only the `keep` nodes, the folded values as initializers, and no stale value_info
+    for them."""
+    if not new_inits:
+        return m
+    g = m.graph
+    del g.node[:]
+    g.node.extend(keep)
+    folded = {t.name for t in new_inits}
+    vis = [v for v in g.value_info if v.name not in folded]
+    del g.value_info[:]
+    g.value_info.extend(vis)
+    g.initializer.extend(new_inits)
+    return m
