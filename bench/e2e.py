@@ -279,7 +279,7 @@ def main() -> None:
         "",
         "Command:",
         "",
-        f"    flock /tmp/sentis_heavy.lock python bench/e2e.py --model-dir {a.model_dir} --bundle {a.bundle} --rounds {a.rounds}"
+        f"    flock /tmp/sentis_heavy.lock python bench/e2e.py --model-dir {a.model_dir} --bundle {a.bundle} --rounds {a.rounds} --threads {a.threads}"
         + "".join(f" --{k}-bundle {v}" for k, v in (("llm", a.llm_bundle), ("flow", a.flow_bundle), ("hift", a.hift_bundle)) if v),
         "",
         "| stage | " + " | ".join(head[e] for e in engines_seen) + " | ORT / our PyTorch | "
