@@ -240,6 +240,7 @@ class CosyVoice2Config:
     token_frame_rate: int = 25
     token_mel_ratio: int = 2
     chunk_size: int = 25
+    tokenizer_version: str = "cosyvoice2"  # yaml get_tokenizer: version (the special-token list)
     llm: LLMConfig = field(default_factory=LLMConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     hift: HiFTConfig = field(default_factory=HiFTConfig)
@@ -256,11 +257,19 @@ def _tuple(v: Any) -> Any:
 
 
 def parse_top(doc: dict, top: Any, where: str) -> None:
-    """The shared top-level numbers (sample_rate, token_frame_rate, token_mel_ratio, chunk_size)."""
+    """The shared top-level numbers (sample_rate, token_frame_rate, token_mel_ratio, chunk_size) and
+    the text tokenizer's version (`get_tokenizer: version`, official default cosyvoice2), which
+    names the special-token list the official tokenizer adds."""
+    from runtime_ref.text.special_tokens import SPECIAL_TOKEN_LISTS
+
     top.sample_rate = _get(doc, "sample_rate", top.sample_rate, where, int)
     top.token_frame_rate = _get(doc, "token_frame_rate", top.token_frame_rate, where, int)
     top.token_mel_ratio = _get(doc, "token_mel_ratio", top.token_mel_ratio, where, int)
     top.chunk_size = _get(doc, "chunk_size", top.chunk_size, where, int)
+    top.tokenizer_version = _get(_args(doc.get("get_tokenizer"), f"{where}: get_tokenizer"), "version", "cosyvoice2", where, str)
+    if top.tokenizer_version not in SPECIAL_TOKEN_LISTS:
+        raise ModelDirError(f"{where}: get_tokenizer version {top.tokenizer_version!r} is not supported "
+                            f"(known: {', '.join(SPECIAL_TOKEN_LISTS)}); use a newer sentis-tts")
 
 
 def parse_config(doc: dict, qwen: Qwen2Config, where: str) -> CosyVoice2Config:

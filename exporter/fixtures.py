@@ -319,7 +319,7 @@ def write_model_dir(dst: str | Path, s: dict, *, size: str, seed: int, yaml_name
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
     try:
         n_ids = write_tokenizer(tmp / "CosyVoice-BlankEN", s["bpe_merges"])
-        qwen = Qwen2Config(**s["qwen"], vocab_size=s.get("qwen_vocab_size", n_ids + 32))
+        qwen = Qwen2Config(**s["qwen"], vocab_size=s.get("qwen_vocab_size", n_ids + 32 + s.get("extra_text_ids", 0)))
         (tmp / "CosyVoice-BlankEN" / "config.json").write_text(json.dumps(qwen.to_json_dict(), indent=2))
         text = template.format(hidden=qwen.hidden_size, **{k: v for k, v in s.items() if k != "qwen"})
         (tmp / yaml_name).write_text(text, encoding="utf-8")

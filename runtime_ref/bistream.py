@@ -10,8 +10,13 @@ tokens (counted so that prompt + generated speech stays on the 15-grid) and mean
 runs until EOS. Text arrives token by token (the official frontend tokenizes each chunk and
 feeds its ids one at a time). Quirks kept for fidelity: fill tokens count in the repetition
 window of RAS sampling; rows already fed before a fill token are fed again with the final text
-(official behaviour when the stream ends right after a fill token); EOS is masked until the text
-stream ends.
+(official behaviour when the stream ends right after a fill token); the score at index
+speech_token_size is masked until the text stream ends (EOS in CosyVoice2).
+
+CosyVoice3 (`CosyVoice3LM`, same official method) differs only in its ids and one prefix: eos
+and fill are speech_token_size + 1 / + 3 (the mask stays at speech_token_size, which is sos
+there), and the prompt text up to and including <|endofprompt|> is fed right after sos instead
+of being mixed (`prefix_ids`); the rest of the prompt text is mixed as usual.
 """
 from __future__ import annotations
 
@@ -72,16 +77,22 @@ def bistream_tokens(
     mix_ratio: tuple[int, int],
     speech_token_size: int,
     max_new_tokens: int | None = None,
+    eos: int | None = None,
+    fill: int | None = None,
+    prefix_ids=(),
 ) -> Iterator[int]:
-    """Yield speech tokens (fill/eos never yielded) as text ids arrive."""
+    """Yield speech tokens (fill/eos never yielded) as text ids arrive. eos / fill default to the
+    CosyVoice2 ids (speech_token_size, + 2); `prefix_ids` are fed right after sos (CosyVoice3)."""
     n_text, n_speech = int(mix_ratio[0]), int(mix_ratio[1])
-    eos, fill = speech_token_size, speech_token_size + 2
+    eos = speech_token_size if eos is None else int(eos)
+    fill = speech_token_size + 2 if fill is None else int(fill)
     d = engine.hidden
     sos_task = engine.sos_task()
     prompt_speech = np.asarray(prompt_speech_tokens, np.int64).reshape(-1)
     speech_rows = engine.embed_speech(prompt_speech) if prompt_speech.size else np.zeros((0, d), np.float32)
     text_rows = engine.embed_text(np.asarray(prompt_text_ids, np.int64).reshape(-1))
-    pending = sos_task[:1]  # official `lm_input`: rows fed at the next forward
+    prefix = np.asarray(prefix_ids, np.int64).reshape(-1)
+    pending = np.concatenate([sos_task[:1], engine.embed_text(prefix)])  # official `lm_input`: rows fed at the next forward
     out: list[int] = []
     emitted = 0
     next_fill = (prompt_speech.size // n_speech + 1) * n_speech - prompt_speech.size
@@ -111,7 +122,7 @@ def bistream_tokens(
                 next_fill += n_speech + 1
             else:
                 scores = logp.astype(np.float32).copy()
-                scores[eos] = -np.inf
+                scores[speech_token_size] = -np.inf  # official sampling_ids(ignore_eos=True)
                 tok = int(sample(scores, out, params, rng))
             if tok == fill:
                 next_fill = len(out) + n_speech + 1

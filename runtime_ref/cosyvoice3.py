@@ -15,7 +15,10 @@ pieces, LLM loop on the shared llm_step graph, bucketed flow) with what CosyVoic
 - silent tokens: a run of more than 5 FSQ silence/breath tokens is cut short before the flow
   (official llm_job; the ids are in the llm manifest);
 - noise: the official vocoder uses one fixed uniform table drawn when the model is built; here a
-  uniform table per piece from the seed's vocoder stream (same distribution, explicit randomness).
+  uniform table per piece from the seed's vocoder stream (same distribution, explicit randomness);
+- bistream (text arriving as a stream): the shared runtime_ref/bistream.py schedule with the
+  CosyVoice3 ids (eos / fill from the manifest) and the prompt prefix up to <|endofprompt|> fed
+  right after sos (`bistream_prompt`), as the official CosyVoice3LM.inference_bistream.
 """
 from __future__ import annotations
 
@@ -100,9 +103,14 @@ class CosyVoice3Pipeline(Pipeline):
     def mel2wav(self, mel, noise_rng):
         return self.vocoder.vocode(mel, self.vocoder.noise_table(noise_rng), finalize=True)
 
-    def stream_bistream(self, *a, **k):
-        raise PipelineError("cosyvoice3 bistream is not implemented in this version (the LM prefix up to "
-                            "<|endofprompt|> goes before the text/speech mixing); use stream or synthesize")
+    def bistream_prompt(self, req: PieceRequest) -> tuple[np.ndarray, np.ndarray]:
+        """Official CosyVoice3LM.inference_bistream: the prompt text up to and including
+        <|endofprompt|> goes right after sos, the rest is mixed with the prompt speech."""
+        ids = req.llm_prompt_text_ids
+        eop = np.flatnonzero(ids == self.text.tokenizer.token_to_id(ENDOFPROMPT))
+        if not eop.size:
+            raise PipelineError("cosyvoice3 bistream: the LM prompt text has no <|endofprompt|>")
+        return ids[: eop[0] + 1], ids[eop[0] + 1:]
 
     def _stream_piece(self, req: PieceRequest, token_source, noise, *, first_hop, max_hop):
         tokens: list[int] = []

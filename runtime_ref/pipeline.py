@@ -350,13 +350,20 @@ class Pipeline:
             raise PipelineError(f"unknown sampler {sampler!r}; use 'ras' or 'greedy'")
         return {"ras": ras_sampling, "greedy": greedy}[sampler]
 
+    def bistream_prompt(self, req: PieceRequest) -> tuple[np.ndarray, np.ndarray]:
+        """(ids fed right after sos, prompt text ids mixed with the prompt speech): CosyVoice2 has no prefix."""
+        return np.zeros(0, np.int32), req.llm_prompt_text_ids
+
     def bistream_tokens_for(self, req: PieceRequest, text_ids, sampling, *, sampler: str, max_new_tokens: int | None):
         from .bistream import bistream_tokens
 
-        return bistream_tokens(text_ids, req.llm_prompt_text_ids, req.llm_prompt_speech, engine=self.bistream_feeder(),
+        prefix, prompt_text = self.bistream_prompt(req)
+        m = self.llm.meta
+        return bistream_tokens(text_ids, prompt_text, req.llm_prompt_speech, engine=self.bistream_feeder(),
                                sample=self.sample_fn(sampler), params=self.llm.ras,
-                               rng=GeneratorUniforms(sampling), mix_ratio=tuple(self.llm.meta.get("mix_ratio", (5, 15))),
-                               speech_token_size=self.llm.eos, max_new_tokens=max_new_tokens)
+                               rng=GeneratorUniforms(sampling), mix_ratio=tuple(m.get("mix_ratio", (5, 15))),
+                               speech_token_size=self.llm.min_len_masked, eos=self.llm.eos,
+                               fill=int(m.get("fill_token", self.llm.eos + 2)), prefix_ids=prefix, max_new_tokens=max_new_tokens)
 
     def _stream_piece(self, req: PieceRequest, token_source, noise, *, first_hop, max_hop):
         tokens: list[int] = []

@@ -118,6 +118,7 @@ class CosyVoice3Config:
     token_frame_rate: int = 25
     token_mel_ratio: int = 2
     chunk_size: int = 25
+    tokenizer_version: str = "cosyvoice2"  # yaml get_tokenizer: version (cosyvoice3 in the official yaml)
     llm: CosyVoice3LLMConfig = field(default_factory=CosyVoice3LLMConfig)
     flow: DiTFlowConfig = field(default_factory=DiTFlowConfig)
     hift: CausalHiFTConfig = field(default_factory=CausalHiFTConfig)

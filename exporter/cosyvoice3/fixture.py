@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runtime_ref.text.special_tokens import special_token_list
+
 from ..fixtures import SIZES as CV2_SIZES, YAML_TEMPLATE as CV2_TEMPLATE, write_model_dir
 from .config import parse_config
 from .keys import flow_random_checkpoint, hift_random_checkpoint, llm_random_checkpoint
 from .modeldir import YAML_NAME
 
 SIZES: dict[str, dict] = {
+    # extra_text_ids: room in the tiny text table for the ~280 tokens CosyVoice3Tokenizer adds
     "tiny": dict(qwen=CV2_SIZES["tiny"]["qwen"], lookahead_channels=64, dit_dim=64, dit_depth=2, dit_heads=4,
-                 dit_dim_head=16, dit_ff_mult=2, hift_base=32, hift_cond=32, bpe_merges=300),
+                 dit_dim_head=16, dit_ff_mult=2, hift_base=32, hift_cond=32, bpe_merges=300,
+                 extra_text_ids=len(special_token_list("cosyvoice3"))),
     "full": dict(qwen=CV2_SIZES["full"]["qwen"], lookahead_channels=1024, dit_dim=1024, dit_depth=22, dit_heads=16,
                  dit_dim_head=64, dit_ff_mult=2, hift_base=512, hift_cond=512, bpe_merges=300, qwen_vocab_size=151936),
 }

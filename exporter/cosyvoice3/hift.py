@@ -164,11 +164,16 @@ class CausalHiFT(HiFT):
         return self.decode(x, s, finalize)
 
 
-def build_causal_hift(cfg: CausalHiFTConfig, state_dict: Mapping[str, torch.Tensor], *, source: str = "hift.pt") -> CausalHiFT:
+def build_causal_hift(cfg: CausalHiFTConfig, state_dict: Mapping[str, torch.Tensor], *, source: str = "hift.pt",
+                      dtype: torch.dtype = torch.float32) -> CausalHiFT:
+    """Strictly check the official keys, fold weight norm (in the state dict's precision), load into
+    a `dtype` module (float64: the folded weights are not rounded to float32 on the way)."""
     from ..checkpoint import check_state_dict, load_into
     from .keys import hift_keys
 
     check_state_dict(hift_keys(cfg), state_dict, source=source)
     model = CausalHiFT(cfg)
+    if dtype != torch.float32:  # (float32: leave the float64 constant buffers as they are)
+        model = model.to(dtype)
     load_into(model, fold_weight_norm(state_dict), source=source)
     return model.eval()

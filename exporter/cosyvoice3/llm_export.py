@@ -21,7 +21,7 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
     model = load_model(model_dir)
     graphs, manifest = build_graphs(model, options)
     cfg = model.cfg
-    manifest.update({"layout": "cosyvoice3", "sos_token": cfg.sos_token, "task_token": cfg.task_token,
+    manifest.update({"layout": "cosyvoice3", "sos_token": cfg.sos_token, "task_token": cfg.task_token, "fill_token": cfg.fill_token,
                      "min_len_masked_token": cfg.min_len_masked_token,
                      # official CosyVoice3Model.llm_job: a run of FSQ silence/breath tokens longer than
                      # max_silent_tokens is not passed on to the flow (the LM still sees them)

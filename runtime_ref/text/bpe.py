@@ -18,8 +18,7 @@ from pathlib import Path
 
 from .errors import TextFrontendError
 from .pretokenize import pretokenize, unicode_classes
-from .special_tokens import (AddedToken, add_special_tokens, cosyvoice2_special_tokens, read_added_tokens,
-                             read_special_tokens_table)
+from .special_tokens import AddedToken, add_special_tokens, read_added_tokens, read_special_tokens_table, special_token_list
 
 SPECIAL_TOKENS_TABLE = "special_tokens.json"  # resolved added-token table in a bundle's text/ folder
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json")
@@ -97,11 +96,11 @@ class Qwen2Tokenizer:
         return cls(vocab, merges, list(added_tokens))
 
     @classmethod
-    def from_dir(cls, path: str | Path, *, cosyvoice2: bool = True) -> "Qwen2Tokenizer":
+    def from_dir(cls, path: str | Path, *, specials: str | None = "cosyvoice2") -> "Qwen2Tokenizer":
         """A folder with vocab.json + merges.txt (+ tokenizer_config.json). If it holds the exporter's
         resolved `special_tokens.json` (a bundle's text/ folder), that is the complete added-token
-        table; otherwise the config's added tokens are read and, with `cosyvoice2`, the CosyVoice2
-        special tokens are added like the official CosyVoice2Tokenizer does."""
+        table; otherwise the config's added tokens are read and the special tokens of the official
+        tokenizer version `specials` (cosyvoice2, cosyvoice3; None: none) are added like it does."""
         d = Path(path)
         if not (d / "vocab.json").is_file():
             raise TextFrontendError(f"{d}: no vocab.json here — pass the tokenizer folder (CosyVoice-BlankEN, or a bundle's text/)")
@@ -110,8 +109,8 @@ class Qwen2Tokenizer:
             return cls.from_files(d / "vocab.json", d / "merges.txt", added)
         vocab, merges = cls.read_files(d / "vocab.json", d / "merges.txt")
         added = read_added_tokens(d / "tokenizer_config.json") if (d / "tokenizer_config.json").is_file() else []
-        if cosyvoice2:
-            added = add_special_tokens(vocab, added, cosyvoice2_special_tokens())
+        if specials:
+            added = add_special_tokens(vocab, added, special_token_list(specials))
         return cls(vocab, merges, added)
 
     def _added_pattern(self) -> re.Pattern | None:

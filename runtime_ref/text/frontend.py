@@ -15,9 +15,10 @@ from .split import split_text
 MODEL_TOKENIZER_DIR = "CosyVoice-BlankEN"
 
 
-def load_tokenizer(source) -> Qwen2Tokenizer:
-    """From a runtime_ref Bundle (its `text` component), a bundle folder, a CosyVoice2 model dir
-    (CosyVoice-BlankEN/ + the CosyVoice2 special tokens) or a folder with vocab.json/merges.txt."""
+def load_tokenizer(source, *, specials: str = "cosyvoice2") -> Qwen2Tokenizer:
+    """From a runtime_ref Bundle (its `text` component), a bundle folder, a model dir
+    (CosyVoice-BlankEN/ + the special tokens of the tokenizer version `specials`, which the model's
+    yaml names) or a folder with vocab.json/merges.txt."""
     if hasattr(source, "component") and hasattr(source, "root"):  # a runtime_ref.bundle.Bundle
         comp = source.component("text")
         return Qwen2Tokenizer.from_dir(Path(source.root) / comp.get("dir", "text"))
@@ -27,9 +28,9 @@ def load_tokenizer(source) -> Qwen2Tokenizer:
 
         return load_tokenizer(Bundle.open(p))
     if (p / MODEL_TOKENIZER_DIR / "vocab.json").is_file():
-        return Qwen2Tokenizer.from_dir(p / MODEL_TOKENIZER_DIR)
+        return Qwen2Tokenizer.from_dir(p / MODEL_TOKENIZER_DIR, specials=specials)
     if (p / "vocab.json").is_file():
-        return Qwen2Tokenizer.from_dir(p)
+        return Qwen2Tokenizer.from_dir(p, specials=specials)
     raise TextFrontendError(f"{p}: no tokenizer here — pass a bundle, a CosyVoice2 model dir or a folder with vocab.json + merges.txt")
 
 

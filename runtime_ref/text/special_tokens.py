@@ -1,9 +1,10 @@
-"""Added (special) tokens: reading them from tokenizer_config.json, and the CosyVoice2 additions.
+"""Added (special) tokens: reading them from tokenizer_config.json, and the CosyVoice additions.
 
-The official CosyVoice2Tokenizer calls `add_special_tokens(...)` on the Qwen2 tokenizer at run time.
-Its list lives once in sentis-tts, in `cosyvoice2_special_tokens.json` beside this file; ids are
-assigned the way Hugging Face `tokenizers` does: a token that already exists (in vocab.json or
-among the added tokens) keeps its id, a new one gets max(len(vocab), largest added id + 1).
+The official CosyVoice2Tokenizer / CosyVoice3Tokenizer call `add_special_tokens(...)` on the Qwen2
+tokenizer at run time; which one a model uses is its yaml's `get_tokenizer: version` (cosyvoice2 by
+default). Each list lives once in sentis-tts, in `<version>_special_tokens.json` beside this file;
+ids are assigned the way Hugging Face `tokenizers` does: a token that already exists (in vocab.json
+or among the added tokens) keeps its id, a new one gets max(len(vocab), largest added id + 1).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from .errors import TextFrontendError
 
+SPECIAL_TOKEN_LISTS = ("cosyvoice2", "cosyvoice3")  # official get_qwen_tokenizer versions
 COSYVOICE2_SPECIAL_TOKENS_FILE = Path(__file__).with_name("cosyvoice2_special_tokens.json")
 
 
@@ -31,15 +33,22 @@ class AddedToken:
         return asdict(self)
 
 
-@lru_cache(maxsize=1)
-def cosyvoice2_special_tokens() -> tuple[str, ...]:
-    """The tokens CosyVoice2Tokenizer adds, in its order (eos, pad, then the additional ones)."""
-    data = json.loads(COSYVOICE2_SPECIAL_TOKENS_FILE.read_text(encoding="utf-8"))
+@lru_cache(maxsize=None)
+def special_token_list(version: str) -> tuple[str, ...]:
+    """The tokens the official tokenizer of `version` adds, in its order (eos, pad, then the additional ones)."""
+    if version not in SPECIAL_TOKEN_LISTS:
+        raise TextFrontendError(f"tokenizer version {version!r} is not known to this sentis-tts (known: {', '.join(SPECIAL_TOKEN_LISTS)})")
+    data = json.loads(Path(__file__).with_name(f"{version}_special_tokens.json").read_text(encoding="utf-8"))
     out: list[str] = []
     for tok in [data["eos_token"], data["pad_token"], *data["additional_special_tokens"]]:
         if tok not in out:
             out.append(tok)
     return tuple(out)
+
+
+def cosyvoice2_special_tokens() -> tuple[str, ...]:
+    """The tokens CosyVoice2Tokenizer adds, in its order (eos, pad, then the additional ones)."""
+    return special_token_list("cosyvoice2")
 
 
 def read_added_tokens(tokenizer_config: Path) -> list[AddedToken]:

@@ -5,7 +5,7 @@ because the official modules import torchaudio and need placeholder modules whil
 
 OFFICIAL_ROOT: an unpacked official CosyVoice checkout (with third_party/Matcha-TTS), never inside
 this repo. Needs pip packages transformers, x-transformers==2.11.24 (+ einops, einx, loguru), scipy.
-Prints one JSON object {section: {figure: value}} on the last line. Sections: keys, llm, flow, hift, e2e.
+Prints one JSON object {section: {figure: value}} on the last line. Sections: keys, llm, flow, hift, e2e, bistream.
 """
 import importlib.machinery
 import json
@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 
 ROOT, WORK = sys.argv[1], Path(sys.argv[2])
-SECTIONS = sys.argv[3:] or ["keys", "llm", "flow", "hift", "e2e"]
+SECTIONS = sys.argv[3:] or ["keys", "llm", "flow", "hift", "e2e", "bistream"]
 sys.path[:0] = [ROOT, ROOT + "/third_party/Matcha-TTS"]
 
 
@@ -57,11 +57,22 @@ def official_llm(cfg):
     # The official loop passes a (1, new, new) mask with the KV cache; on its pinned transformers
     # (4.51) a 2-D attention mask shorter than past + new masks nothing (plain causal attention
     # over the cache); transformers 5 reads it differently. Give it the all-ones mask of that length.
+    # inference_bistream reads the cache length the transformers-4 way (cache[0][0].size(2)); the
+    # cache goes back to the official code behind a view that answers that
     step = enc.forward_one_step
 
+    class LegacyView:
+        def __init__(self, c):
+            self.c = c
+
+        def __getitem__(self, i):
+            return (torch.empty(1, 1, self.c.get_seq_length(), 1),)
+
     def forward_one_step(xs, masks, cache=None):
+        cache = cache.c if isinstance(cache, LegacyView) else cache
         past = 0 if cache is None else cache.get_seq_length()
-        return step(xs, torch.ones(1, xs.shape[1], past + xs.shape[1], dtype=torch.bool), cache)
+        y, new = step(xs, torch.ones(1, xs.shape[1], past + xs.shape[1], dtype=torch.bool), cache)
+        return y, LegacyView(new)
 
     enc.forward_one_step = forward_one_step
     s = cfg.sampling
@@ -279,13 +290,16 @@ def snr_db(ref, x):
 
 def section_hift():
     """Official CausalHiFTGenerator.inference vs ours with the official uniform noise table as our
-    `noise` input: float64 both (the exact math; our phase as a plain cumsum), and float32 official vs
+    `noise` input: float64 both (the exact math; our phase as a plain cumsum; the official STFT/iSTFT
+    window is a float32 constant, `get_window(...).astype(np.float32)`, so float64 is also run with
+    that window computed in float64: `f64_exact_window_max_abs`), and float32 official vs
     our float32 module (integer-exact phase) and the exported graph, finalize True and False, with
     f0 up to ~500 Hz."""
     from exporter.cosyvoice3.hift import build_causal_hift
     from exporter.cosyvoice3.hift_export import build as hift_build
     from exporter.export import export_graph
     from exporter.hift.export import example_mel
+    from exporter.hift.stft import hann_window
     from exporter.spec import ExportOptions
     import onnxruntime as ort
 
@@ -298,31 +312,40 @@ def section_hift():
     table = off.m_source.l_sin_gen.sine_waves
     out = {}
     ours = build_causal_hift(c, sd)
-    ours64 = build_causal_hift(c, {k: v.double() for k, v in sd.items()}).double()
+    # float64 end to end: weight norm folded from the float64 g, v into a float64 module (a float32
+    # module would round the folded weights to float32: a 1e-5 Hz f0 error at 350 Hz, 6e-6 in the waveform)
+    ours64 = build_causal_hift(c, {k: v.double() for k, v in sd.items()}, dtype=torch.float64)
     ours64.phase_bits = None
     off64 = official_hift(c)
     off64.load_state_dict(sd, strict=True)
     off64 = off64.double().eval()
-    off64.stft_window = off64.stft_window.double()
+    off64.stft_window = off64.stft_window.double()  # the official float32 Hann window, widened
     off64.m_source.l_sin_gen.sine_waves = table.double()
+    exact_window = torch.from_numpy(hann_window(c.istft_n_fft))  # the same window computed in float64
     for T, finalize, f0_bias in [(1, True, None), (17, True, None), (40, False, None), (64, True, 480.0), (64, False, 480.0)]:
         mel = torch.from_numpy(example_mel(T, seed=T))
         if f0_bias is not None:  # push f0 up to ~500 Hz (classifier bias), the realistic upper range
+            saved = [m.f0_predictor.classifier.bias.detach().clone() for m in (off, off64, ours, ours64)]
             for m in (off, off64, ours, ours64):
                 m.f0_predictor.classifier.bias.data.fill_(f0_bias)
         with torch.inference_mode():
             w_off64, _ = off64.inference(mel.double(), finalize=finalize)
+            f32_window = off64.stft_window
+            off64.stft_window = exact_window
+            w_off64x, _ = off64.inference(mel.double(), finalize=finalize)
+            off64.stft_window = f32_window
             w64 = ours64(mel.double(), table[:, :480 * T].double(), finalize)
             w_off, _ = off.inference(mel, finalize=finalize)
             w32 = ours(mel, table[:, :480 * T], finalize)
             f0 = off.f0_predictor(mel.double(), finalize=finalize)
         key = f"T{T}_{'final' if finalize else 'chunk'}" + ("_f0hi" if f0_bias else "")
         out[key] = {"n": int(w_off.shape[1]), "f64_max_abs": float((w64 - w_off64).abs().max()),
+                    "f64_exact_window_max_abs": float((w64 - w_off64x).abs().max()),
                     "f32_max_abs": float((w32 - w_off).abs().max()), "f32_snr_db": snr_db(w_off, w32),
                     "f0_max_hz": float(f0.max())}
-        if f0_bias is not None:
-            for m in (off, off64, ours, ours64):
-                m.f0_predictor.classifier.bias.data.fill_(150.0)
+        if f0_bias is not None:  # back to the checkpoint's bias (the exported graph below has it)
+            for m, b in zip((off, off64, ours, ours64), saved):
+                m.f0_predictor.classifier.bias.data.copy_(b)
     # the exported graph (T = 64 frames, finalize) against the official float32 module
     bundle = WORK / "bundle_hift"
     bundle.mkdir(exist_ok=True)
@@ -335,7 +358,11 @@ def section_hift():
     (w_onnx,) = sess.run(["waveform"], {"mel": mel, "noise": table[:, :480 * T].numpy()})
     with torch.inference_mode():
         w_off, _ = off.inference(torch.from_numpy(mel), finalize=True)
+        w_off64, _ = off64.inference(torch.from_numpy(mel).double(), finalize=True)
+    # vs the official float64 run (the exact math; the official float32 run adds its own phase
+    # cumsum drift, ~1e-4 at 360 Hz over 64 frames) and vs the official float32 run
     out["graph_T64"] = {"max_abs": float(np.abs(w_onnx - w_off.numpy()).max()), "snr_db": snr_db(w_off.numpy(), w_onnx),
+                        "f64_max_abs": float(np.abs(w_onnx - w_off64.numpy()).max()), "f64_snr_db": snr_db(w_off64.numpy(), w_onnx),
                         "checker_ok": bool(res.entry["checker"]["ok"])}
     return out
 
@@ -418,6 +445,93 @@ def section_e2e():
             "tokens_equal": seen == lm_tokens, "n_tokens": len(lm_tokens), "n_flow_tokens": len(toks),
             "samples": [len(theirs), len(ours)], "snr_db": snr_db(theirs[:n], ours[:n]),
             "max_abs": float(np.abs(theirs[:n] - ours[:n]).max())}
+    return out
+
+
+class RecordingGenerator:
+    """np.random.Generator stand-in for runtime_ref's sampling stream: real PCG64 uniforms, recorded."""
+
+    def __init__(self, seed):
+        self.gen, self.drawn = np.random.default_rng(seed), []
+
+    def random(self):
+        u = float(self.gen.random())
+        self.drawn.append(u)
+        return u
+
+
+def section_bistream():
+    """Official CosyVoice3LM.inference_bistream (text ids arriving one by one, prompt prefix up to
+    <|endofprompt|>, fill tokens, the CosyVoice3 eos/fill ids) vs runtime_ref CosyVoice3Pipeline's
+    bistream (bistream_tokens_for: the shared runtime_ref/bistream.py schedule) on the exported
+    bundle, greedy and seeded RAS (same uniforms), with and without prompt speech. The official
+    final decode has no length limit: both sides stop after `cap` tokens."""
+    from exporter.export import export_components
+    from exporter.spec import ExportOptions
+    from runtime_ref.bundle import Bundle
+    from runtime_ref.cosyvoice3 import CosyVoice3Pipeline
+    from runtime_ref.pipeline import ENDOFPROMPT, PieceRequest
+
+    import shutil
+
+    from exporter.checkpoint import save_state_dict
+    from exporter.cosyvoice3.modeldir import CosyVoice3ModelDir
+
+    EOP, cap = 151646, 60
+    # random weights would often pick one of the 200 special ids while text streams, which both
+    # sides refuse (official: ValueError); their llm_decoder rows set to zero keep the runs long
+    root = WORK / "md_bistream"
+    if not root.exists():
+        shutil.copytree(model_dir(vocab_size=151936).root, root)
+        md = CosyVoice3ModelDir.open(root)
+        sd = dict(md.load_checkpoint("llm"))
+        w = sd["llm_decoder.weight"].clone()
+        w[md.config.llm.speech_token_size:] = 0
+        sd["llm_decoder.weight"] = w
+        save_state_dict(sd, root / "llm.pt")
+    md = CosyVoice3ModelDir.open(root)
+    bundle = WORK / "bundle_bistream"
+    if not bundle.exists():
+        export_components(md, bundle, ["llm", "flow", "hift", "text"],
+                          ExportOptions(max_cache_len=512, prefill_chunk=16, flow_lens=(160,)))
+    p = CosyVoice3Pipeline(Bundle.open(bundle))
+    tok = p.text.tokenizer
+    real_id = tok.token_to_id
+    tok.token_to_id = lambda t: EOP if t == ENDOFPROMPT else real_id(t)  # the official code hard-codes 151646
+    off = official_llm(md.config.llm)
+    off.load_state_dict(md.load_checkpoint("llm"), strict=True)
+    off.eval()
+    rng = np.random.default_rng(31)
+    out = {"greedy_equal": [], "ras_equal": [], "n_tokens": []}
+    for case, (n_sys, n_transcript, n_speech) in enumerate([(4, 6, 20), (5, 0, 0), (3, 9, 33)]):
+        prompt_text = [int(x) for x in rng.integers(0, 500, n_sys)] + [EOP] + [int(x) for x in rng.integers(0, 500, n_transcript)]
+        prompt_speech = [int(x) for x in rng.integers(0, 6561, n_speech)]
+        text = [int(x) for x in rng.integers(0, 500, 14)]
+        req = PieceRequest("<ids>", np.zeros(0, np.int32), np.array(prompt_text, np.int32), np.array(prompt_speech, np.int32),
+                           np.array(prompt_speech, np.int32), np.zeros((2 * n_speech, 80), np.float32), np.zeros(192, np.float32))
+        for sampler in ("greedy", "ras"):
+            src = RecordingGenerator(400 + case)
+            ours = list(p.bistream_tokens_for(req, iter(text), src, sampler=sampler, max_new_tokens=cap))
+            old, orig = off.sampling, torch.Tensor.multinomial
+            if sampler == "greedy":
+                off.sampling = lambda s, d, k: int(s.argmax())
+            else:
+                draw = InverseCDF(src.drawn)
+                torch.Tensor.multinomial = lambda probs, n=1, replacement=False: draw(probs)
+            theirs = []
+            try:
+                for t in off.inference_bistream(text=(torch.tensor([[x]]) for x in text), prompt_text=torch.tensor([prompt_text]),
+                                                prompt_text_len=torch.tensor([len(prompt_text)]),
+                                                prompt_speech_token=torch.tensor([prompt_speech], dtype=torch.long).reshape(1, -1),
+                                                prompt_speech_token_len=torch.tensor([len(prompt_speech)]), embedding=torch.zeros(1, 192)):
+                    theirs.append(int(t))
+                    if len(theirs) >= cap:
+                        break
+            finally:
+                off.sampling, torch.Tensor.multinomial = old, orig
+            out["greedy_equal" if sampler == "greedy" else "ras_equal"].append(theirs == ours)
+            out["n_tokens"].append([len(theirs), len(ours)])
+            print(case, sampler, theirs[:10], ours[:10], file=sys.stderr)
     return out
 
 

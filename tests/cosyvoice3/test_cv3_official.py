@@ -54,19 +54,25 @@ def test_flow_mel_nonstreaming_and_streaming(figures):
         assert v["torch_max_abs"] <= 1e-4 and v["bundle_max_abs"] <= 1e-4, (case, v)
 
 
-@pytest.mark.xfail(strict=True, reason="known open defect (issue 17): after main's HiFT fixture change (f0 up to 357 Hz) the "
-                   "float64 CausalHiFT vs official differs by 6.4e-6 > 1e-6 in the finalize=False 40-frame case "
-                   "(float32 SNR still 78.5 dB); bound kept, cause under investigation")
 def test_vocoder_waveform(figures):
     f = figures["hift"]
     for case, v in f.items():
         if case == "graph_T64":
             continue
-        assert v["f64_max_abs"] <= 1e-6, (case, v)  # the exact math (float64 both sides)
+        # float64 both sides: the same math up to the official float32 Hann window (relative error
+        # <= 2^-24 ~ 6e-8 per window value, |waveform| < 1: bound 1e-7); with that window computed
+        # in float64 too, what is left is float64 rounding of the ~1e4-cycle phase (measured ~3e-11)
+        assert v["f64_max_abs"] <= 1e-7, (case, v)
+        assert v["f64_exact_window_max_abs"] <= 1e-9, (case, v)
         assert v["f32_snr_db"] >= 60.0, (case, v)  # official fp32 phase cumsum drifts at high f0
     assert any(v.get("f0_max_hz", 0) > 450 for v in f.values())
+    # the float32 graph: its held phase integrates the float32 f0 over the frames (f0 ~360 Hz, relative
+    # rounding ~6e-8 -> ~1e-4 after 64 frames), so, as for CosyVoice2's HiFT (tests/hift/test_official.py),
+    # max-abs <= 1e-3 and SNR >= 60 dB, against the official float64 run (the exact math) and float32 run
     g = f["graph_T64"]
-    assert g["checker_ok"] and g["max_abs"] <= 1e-4 and g["snr_db"] >= 60.0
+    assert g["checker_ok"], g
+    assert g["f64_max_abs"] <= 1e-3 and g["f64_snr_db"] >= 60.0, g
+    assert g["max_abs"] <= 1e-3 and g["snr_db"] >= 60.0, g
 
 
 def test_end_to_end_tts_glue_both_stream_modes(figures):
@@ -74,3 +80,10 @@ def test_end_to_end_tts_glue_both_stream_modes(figures):
         f = figures["e2e"][mode]
         assert f["tokens_equal"] and f["samples"][0] == f["samples"][1], (mode, f)
         assert f["snr_db"] >= 40.0, (mode, f)
+
+
+def test_bistream_tokens_match_official(figures):
+    f = figures["bistream"]
+    assert len(f["greedy_equal"]) == len(f["ras_equal"]) == 3
+    assert all(f["greedy_equal"]) and all(f["ras_equal"]), f
+    assert all(n[0] == n[1] >= 30 for n in f["n_tokens"]), f  # long runs: fill tokens forced every 15 tokens

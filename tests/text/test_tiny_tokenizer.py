@@ -59,7 +59,7 @@ def test_missing_and_mismatched_files(tmp_path, tiny_model_dir):
     src = tiny_model_dir / "CosyVoice-BlankEN"
     (tmp_path / "vocab.json").write_text(json.dumps({"a": 0, "b": 1}))
     (tmp_path / "merges.txt").write_text("#version: 0.2\na b\n")
-    tok = Qwen2Tokenizer.from_dir(tmp_path, cosyvoice2=False)
+    tok = Qwen2Tokenizer.from_dir(tmp_path, specials=None)
     with pytest.raises(TextFrontendError, match="not in vocab.json"):
         tok.encode("ab")
     (tmp_path / "merges.txt").write_text("a b c\n")
