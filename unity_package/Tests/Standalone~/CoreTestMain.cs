@@ -84,6 +84,7 @@ namespace SentisTts.Tests
                     case "hift_mel2wav": t = () => TestHiftMel2Wav(trace); break;
                     case "hift_stream": t = () => TestHiftStream(trace); break;
                     case "pipeline": t = () => TestPipelineTrace(trace); break;
+                    case "cv3_pipeline": t = () => CosyVoice3Case.Run(trace, golden); break;
                     case "text_frontend": t = () => TestTextFrontend(trace); break;
                     case "voice_features": t = () => TestVoiceFeatures(trace); break;
                     case "voice_bake": t = () => TestVoiceBake(trace); break;

@@ -13,6 +13,7 @@ namespace SentisTts.Core.Flow
     public sealed class FlowStage : IFlowStage
     {
         readonly IGraphRunner runner;
+        readonly BundleManifest manifest;
         readonly JsonObject comp;
         readonly float[] noiseTable;  // (1, n_mels, maxN) row-major, the bundle's fixed flow noise
         readonly int noiseFrames;
@@ -24,6 +25,7 @@ namespace SentisTts.Core.Flow
         public FlowStage(BundleManifest m, IGraphRunner runner, NpyArray noise)
         {
             this.runner = runner;
+            manifest = m;
             comp = m.Component("flow");
             Vocab = comp.Int("vocab_size"); Ratio = comp.Int("token_mel_ratio"); Lookahead = comp.Int("pre_lookahead_len");
             NMels = comp.Int("n_mels"); SpkDim = comp.Int("spk_embed_dim");
@@ -70,10 +72,12 @@ namespace SentisTts.Core.Flow
             var noise = new float[NMels * N];
             for (int c = 0; c < NMels; c++) Array.Copy(noiseTable, c * noiseFrames, noise, c * N, N);
 
-            using (var enc = runner.Run(graphs.Str("encoder"), new Dictionary<string, GraphValue> {
-                       { "tokens", new HostTensor(new[] { 1, T }, tok) }, { "token_mask", new HostTensor(new[] { 1, T }, tokenMask) },
-                       { "conv_mask", new HostTensor(new[] { 1, T }, convMask) }, { "streaming", stream },
-                       { "xvec", new HostTensor(new[] { 1, SpkDim }, prompt.Embedding) } }))
+            var encFeeds = new Dictionary<string, GraphValue> {
+                { "tokens", new HostTensor(new[] { 1, T }, tok) }, { "token_mask", new HostTensor(new[] { 1, T }, tokenMask) },
+                { "conv_mask", new HostTensor(new[] { 1, T }, convMask) }, { "xvec", new HostTensor(new[] { 1, SpkDim }, prompt.Embedding) } };
+            foreach (var i in manifest.Graph(graphs.Str("encoder")).Inputs)
+                if (i.Name == "streaming") encFeeds["streaming"] = stream;  // CosyVoice3's encoder has none
+            using (var enc = runner.Run(graphs.Str("encoder"), encFeeds))
             {
                 var common = new Dictionary<string, GraphValue> {
                     { "mu", enc["mu"] }, { "cond", new HostTensor(new[] { 1, NMels, N }, cond) }, { "spks", enc["spks"] },

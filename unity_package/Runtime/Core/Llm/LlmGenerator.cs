@@ -29,6 +29,8 @@ namespace SentisTts.Core.Llm
         /// <summary>KV-cache append graph of the rows contract (null: the step graph returns the whole cache).</summary>
         public readonly string AppendGraph;
         public readonly int Capacity, Chunk, Hidden, Eos, SpeechVocab, SosId, TaskId;
+        /// <summary>The score masked while step &lt; min_len (official sampling_ids: index speech_token_size; = Eos for CosyVoice2).</summary>
+        public readonly int MinLenMasked;
         public readonly double MinRatio, MaxRatio;
         public readonly RasParams Ras;
         public readonly HashSet<int> StopIds = new HashSet<int>();
@@ -50,6 +52,7 @@ namespace SentisTts.Core.Llm
             Capacity = c.Int("max_cache_len"); Chunk = c.Int("prefill_chunk"); Hidden = c.Int("hidden_size");
             Eos = c.Int("eos_token"); SpeechVocab = c.Int("speech_vocab");
             SosId = c.Int("sos_id"); TaskId = c.Int("task_id");
+            MinLenMasked = c.ContainsKey("min_len_masked_token") ? c.Int("min_len_masked_token") : Eos;
             MinRatio = c.Double("min_token_text_ratio"); MaxRatio = c.Double("max_token_text_ratio");
             Ras = RasParams.FromManifest(c.Obj("sampling"));
             foreach (var t in Json.IntArray(c.Get("stop_token_ids"))) StopIds.Add(t);
@@ -316,7 +319,7 @@ namespace SentisTts.Core.Llm
                         if (!ReadInto(stepOuts["logprobs"], logp, wait)) return Status.Waiting;
                         stepOuts.Dispose(); stepOuts = null;
                         var lp = logp.Floats;
-                        if (i < minLen) lp[g.Eos] = float.NegativeInfinity;
+                        if (i < minLen) lp[g.MinLenMasked] = float.NegativeInfinity;
                         int tok = sampler.Sample(lp, Result.Tokens, rng);
                         if (g.StopIds.Contains(tok))
                         {

@@ -5,7 +5,7 @@ using System;
 
 namespace SentisTts.Core
 {
-    public enum ModelFamily { CosyVoice2, ZipVoice }
+    public enum ModelFamily { CosyVoice2, ZipVoice, CosyVoice3 }
 
     public static class ModelFamilies
     {
@@ -15,15 +15,16 @@ namespace SentisTts.Core
             {
                 case "cosyvoice2": return ModelFamily.CosyVoice2;
                 case "zipvoice": return ModelFamily.ZipVoice;
+                case "cosyvoice3": return ModelFamily.CosyVoice3;  // CosyVoice3Pipeline
                 default:
                     throw new SentisTtsException(where + ": bundle family '" + name +
-                                                 "' is not supported by this runtime (known: cosyvoice2, zipvoice)");
+                                                 "' is not supported by this runtime (known: cosyvoice2, zipvoice, cosyvoice3)");
             }
         }
 
         public static ModelFamily Of(BundleManifest m) { return Parse(m.Family); }
 
-        public static string Name(ModelFamily f) { return f == ModelFamily.ZipVoice ? "zipvoice" : "cosyvoice2"; }
+        public static string Name(ModelFamily f) { return f == ModelFamily.ZipVoice ? "zipvoice" : f == ModelFamily.CosyVoice3 ? "cosyvoice3" : "cosyvoice2"; }
 
         /// <summary>Throws unless the bundle is of family `want` (a pipeline built on the wrong bundle
         /// fails in one clear line instead of on a missing graph).</summary>
