@@ -15,11 +15,14 @@ import numpy as np
 
 from ..demo import DEMO_TEXT, synthetic_prompt
 
-DEMO_FLOW_LENS = (256,)
+# "full": what `sentis-tts demo --family cosyvoice3` runs; "smoke": the same steps at CI speed
+# (smaller flow bucket / vocoder graph / KV cache, fewer tokens; tests/cosyvoice3/test_cv3_demo.py)
+PROFILES = {"full": dict(flow_lens=(256,), max_cache_len=512, max_new_tokens=100),
+            "smoke": dict(flow_lens=(160,), max_cache_len=160, max_new_tokens=12)}
 
 
 def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str], None] = print,
-             max_new_tokens: int | None = 100) -> dict:
+             profile: str = "full") -> dict:
     from runtime_ref.audio import resample, write_wav
     from runtime_ref.bundle import Bundle
     from runtime_ref.families import open_pipeline
@@ -38,8 +41,11 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
     fam = get_family("cosyvoice3")
     comps = fam.available_components()
     log(f"[1/4] tiny CosyVoice3 model dir (seed {seed}); exporting {', '.join(comps)}")
+    prof = PROFILES[profile]
+    max_new_tokens = prof["max_new_tokens"]
     manifest = export_components(md, out / "bundle", comps,
-                                 ExportOptions(seed=seed, threads=threads, flow_lens=DEMO_FLOW_LENS, max_cache_len=512),
+                                 ExportOptions(seed=seed, threads=threads, flow_lens=prof["flow_lens"],
+                                               max_cache_len=prof["max_cache_len"]),
                                  mode="create", overwrite=True)
     log("[2/4] voice 'demo': CAM++ embedding of a synthetic 3.2 s prompt (onnxruntime only)")
     bundle = Bundle.open(out / "bundle", threads=threads)
