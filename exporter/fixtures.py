@@ -263,7 +263,9 @@ def write_tokenizer(dst: Path, n_merges: int) -> int:
 _ONNX_WRITERS: dict[str, tuple[str, str]] = {
     "campplus.onnx": ("exporter.campplus.fixture", "write_official_onnx"),
     "speech_tokenizer_v2.onnx": ("exporter.speech_tokenizer.fixture", "write_official_onnx"),
+    "speech_tokenizer_v3.onnx": ("exporter.speech_tokenizer.fixture", "write_official_onnx_v3"),
 }
+CV2_ONNX_FILES = ("campplus.onnx", "speech_tokenizer_v2.onnx")
 
 
 def _onnx_writer(filename: str) -> Callable | None:
@@ -301,7 +303,7 @@ def build_model_dir(
         raise ValueError(f"size must be one of {sorted(SIZES)}")
     return write_model_dir(dst, SIZES[size], size=size, seed=seed, yaml_name="cosyvoice2.yaml", template=YAML_TEMPLATE,
                            parse=parse_config, checkpoints={"llm": llm_ckpt, "flow": flow_ckpt, "hift": hift_ckpt},
-                           onnx_files=tuple(_ONNX_WRITERS) if with_onnx else (), fmt=fmt, overwrite=overwrite)
+                           onnx_files=CV2_ONNX_FILES if with_onnx else (), fmt=fmt, overwrite=overwrite)
 
 
 def write_model_dir(dst: str | Path, s: dict, *, size: str, seed: int, yaml_name: str, template: str, parse: Callable,

@@ -141,10 +141,10 @@ class CosyVoice3Pipeline(Pipeline):
 
 
 def bake_voice_from_wav(bundle, wav_path, *, text: str = "", **kw) -> dict:
-    """CosyVoice3 voices need speech_tokenizer_v3 (not exported by this version yet)."""
+    """A CosyVoice3 voice from a WAV: the shared baking (speech_tokenizer_v3 graph, CAM++, prompt mel)."""
     if "speech_tokenizer" not in bundle.manifest.get("components", {}):
-        raise RuntimeRefError("cosyvoice3: `voice add` needs the speech_tokenizer component (speech_tokenizer_v3), "
-                              "which this version does not export yet; add voices as arrays (embedding, speech_tokens, prompt_mel)")
+        raise RuntimeRefError("cosyvoice3: `voice add` needs the bundle's speech_tokenizer component (speech_tokenizer_v3); "
+                              "re-export with `sentis-tts export speech_tokenizer`, or add voices as arrays (embedding, speech_tokens, prompt_mel)")
     from .prompt import bake_voice_from_wav as bake
 
     return bake(bundle, wav_path, text=text, **kw)

@@ -13,7 +13,7 @@ from runtime_ref.text.special_tokens import special_token_list
 from ..fixtures import SIZES as CV2_SIZES, YAML_TEMPLATE as CV2_TEMPLATE, write_model_dir
 from .config import parse_config
 from .keys import flow_random_checkpoint, hift_random_checkpoint, llm_random_checkpoint
-from .modeldir import YAML_NAME
+from .modeldir import SPEECH_TOKENIZER, YAML_NAME
 
 SIZES: dict[str, dict] = {
     # extra_text_ids: room in the tiny text table for the ~280 tokens CosyVoice3Tokenizer adds
@@ -84,4 +84,4 @@ def build_model_dir(dst: str | Path, size: str = "tiny", seed: int = 0, *, fmt: 
     return write_model_dir(dst, SIZES[size], size=size, seed=seed, yaml_name=YAML_NAME, template=YAML_TEMPLATE,
                            parse=parse_config, checkpoints={"llm": llm_random_checkpoint, "flow": flow_random_checkpoint,
                                                             "hift": hift_random_checkpoint},
-                           onnx_files=("campplus.onnx",) if with_onnx else (), fmt=fmt, overwrite=overwrite)
+                           onnx_files=("campplus.onnx", SPEECH_TOKENIZER) if with_onnx else (), fmt=fmt, overwrite=overwrite)

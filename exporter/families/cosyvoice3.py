@@ -20,7 +20,7 @@ class CosyVoice3(Family):
         "llm": "exporter.cosyvoice3.llm_export",
         "flow": "exporter.cosyvoice3.flow_export",
         "hift": "exporter.cosyvoice3.hift_export",
-        "speech_tokenizer": "exporter.cosyvoice3.speech_tokenizer_export",
+        "speech_tokenizer": "exporter.speech_tokenizer.export",  # speech_tokenizer_v3.onnx, same mapping/re-export
         "campplus": "exporter.campplus.export",
         "text": "exporter.text_export",
     }

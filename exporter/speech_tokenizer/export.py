@@ -1,4 +1,4 @@
-"""Speech tokenizer v2 export.
+"""Speech tokenizer export (v2 for CosyVoice2, v3 for CosyVoice3: the model dir names the file).
 
 Bundle path (used): the official ONNX's weights are mapped into our PyTorch S3TokenizerV2
 (`onnx_weights`) and ONE clean graph is re-exported: 16 kHz waveform (fixed 30 s buffer) + its
@@ -57,9 +57,10 @@ def make_spec(model_dir, options: ExportOptions) -> GraphSpec:
                  TensorSpec("token_count", (1,), "int32", "ceil-ish(frames/4), frames = length // 160")],
         make_inputs=make_inputs, atol=0.0, exact_outputs=("speech_tokens", "token_count"),
         fixed_dims={"max_samples": max_samples, "max_frames": max_samples // HOP, "max_tokens": n_tok},
-        description="S3 tokenizer v2 with in-graph Whisper log-mel: waveform(16 kHz) -> speech tokens (25 Hz)",
+        description=f"S3 tokenizer ({model_dir.speech_tokenizer_file}, {tok.cfg.n_layer} blocks) with in-graph Whisper log-mel: "
+                    "waveform(16 kHz) -> speech tokens (25 Hz)",
         metadata={"sample_rate": SAMPLE_RATE, "hop": HOP, "n_state": tok.cfg.n_state, "n_layer": tok.cfg.n_layer,
-                  "n_head": tok.cfg.n_head, "source": "official speech_tokenizer_v2.onnx weights mapped into the PyTorch port"},
+                  "n_head": tok.cfg.n_head, "source": f"official {model_dir.speech_tokenizer_file} weights mapped into the PyTorch port"},
         fp16_exempt=True,  # FSQ rounding makes token ids sensitive to weight precision
     )
 

@@ -126,3 +126,54 @@ def _is_init(model, node_name, idx) -> bool:
 def write_official_onnx(path: str | Path, size: str = "tiny", seed: int = 0) -> None:
     cfg = SIZES[size]
     export_official_layout(random_tokenizer(cfg, seed), path)
+
+
+# -- speech_tokenizer_v3.onnx (CosyVoice3) ----------------------------------------------------------
+SIZES_V3 = {
+    "tiny": S3TokenizerV2Config(n_state=128, n_head=2, n_layer=2),
+    "full": S3TokenizerV2Config(n_layer=12),
+}
+
+
+def _initializers_to_constants(model: onnx.ModelProto, keep_names: frozenset[str] = frozenset()) -> None:
+    """Move the 1-D initializers (biases, LayerNorm gains) but `keep_names` into Constant nodes."""
+    from onnx import helper
+
+    keep, consts = [], []
+    for init in model.graph.initializer:
+        if len(init.dims) == 1 and init.name not in keep_names:
+            consts.append(helper.make_node("Constant", [], [init.name], name=f"{init.name}_const", value=init))
+        else:
+            keep.append(init)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    nodes = consts + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def write_official_onnx_v3(path: str | Path, size: str = "tiny", seed: int = 0) -> None:
+    """An ONNX file in the weight layout that s3tokenizer 0.3.0's `onnx2torch_v3` reads from the official
+    `speech_tokenizer_v3.onnx` (the real file is not available here): 12 blocks at full size,
+    LayerNorm decomposed (`/blocks.{i}/attn_ln/Mul` gain, `/blocks.{i}/attn_ln/Add_1` bias, the eps a
+    scalar Add), 1-D weights (biases, LayerNorm gains) stored as Constant nodes, conv / FSMN / MatMul
+    weights as initializers consumed by `/conv{1,2}/Conv`, `/blocks.{i}/attn/fsmn_block/Conv`,
+    `/blocks.{i}/<path>/MatMul` ((in, out)), the FSQ projection by a `/quantizer/project_in/MatMul`.
+    Same I/O as v2: feats (1,128,T), feats_length (1,) -> indices (1,L)."""
+    m = random_tokenizer(SIZES_V3[size], seed)
+    wrapper = OfficialLayoutTokenizer(m).eval()
+    feats = torch.randn(1, m.cfg.n_mels, 200)
+    lens = torch.tensor([200], dtype=torch.int32)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (feats, lens), str(path), input_names=["feats", "feats_length"],
+                          output_names=["indices"], dynamic_axes={"feats": {2: "T"}, "indices": {1: "L"}},
+                          opset_version=16, do_constant_folding=True, dynamo=False)  # opset 16: LayerNorm decomposed
+    model = onnx.load(str(path))
+    bias = _consumer_init(model, "/project_in/Add", 1 if _is_init(model, "/project_in/Add", 1) else 0)
+    _rename_initializer(model, bias, FSQ_BIAS_NAME)
+    for node in model.graph.node:
+        if node.name.startswith("/project_in/"):
+            node.name = "/quantizer" + node.name
+    _initializers_to_constants(model, keep_names=frozenset({FSQ_BIAS_NAME}))
+    onnx.save(model, str(path))
