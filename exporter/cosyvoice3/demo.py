@@ -1,9 +1,9 @@
 """`sentis-tts demo --family cosyvoice3`: tiny seeded CosyVoice3 model dir in the official layout →
-export every component this version has (Sentis checker + parity vs PyTorch per graph) → an
-embedding-only voice (CAM++ on a synthetic prompt; speech_tokenizer_v3 is not exported yet, so the
-voice has no prompt tokens/mel: cross_lingual mode) → runtime_ref synthesis, non-streaming and
-streaming (official CosyVoice3 schedule) → OUT/report.md, OUT/demo.wav, OUT/demo_stream.wav.
-Parity against the official CosyVoice3 code is measured in tests/cosyvoice3/test_cv3_official.py."""
+export every component (Sentis checker + parity vs PyTorch per graph) → voice 'demo' baked from a
+synthetic prompt with onnxruntime only (speech_tokenizer_v3 + CAM++ + prompt mel) → runtime_ref
+synthesis in zero-shot mode, non-streaming and streaming (official CosyVoice3 schedule) →
+OUT/report.md, OUT/demo.wav, OUT/demo_stream.wav. Parity against the official CosyVoice3 code is
+measured in tests/cosyvoice3/test_cv3_official.py."""
 from __future__ import annotations
 
 import shutil
@@ -16,17 +16,18 @@ import numpy as np
 from ..demo import DEMO_TEXT, synthetic_prompt
 
 # "full": what `sentis-tts demo --family cosyvoice3` runs; "smoke": the same steps at CI speed
-# (smaller flow bucket / vocoder graph / KV cache, fewer tokens; tests/cosyvoice3/test_cv3_demo.py)
-PROFILES = {"full": dict(flow_lens=(256,), max_cache_len=512, max_new_tokens=100),
-            "smoke": dict(flow_lens=(160,), max_cache_len=160, max_new_tokens=12)}
+# (shorter prompt, smaller flow bucket / vocoder graph / KV cache, fewer tokens; tests/cosyvoice3/test_cv3_demo.py)
+DEMO_PROMPT_TEXT = "Hello, this is a test voice."
+PROFILES = {"full": dict(prompt_seconds=3.2, flow_lens=(512,), max_cache_len=512, max_new_tokens=100),
+            "smoke": dict(prompt_seconds=1.2, flow_lens=(224,), max_cache_len=256, max_new_tokens=12)}
 
 
 def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str], None] = print,
              profile: str = "full") -> dict:
-    from runtime_ref.audio import resample, write_wav
+    from runtime_ref.audio import write_wav
     from runtime_ref.bundle import Bundle
     from runtime_ref.families import open_pipeline
-    from runtime_ref.prompt import add_voice_to_bundle, speaker_embedding
+    from runtime_ref.prompt import add_voice_to_bundle, bake_voice
 
     from ..export import export_components
     from ..families import get_family, open_model_dir
@@ -47,19 +48,18 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
                                  ExportOptions(seed=seed, threads=threads, flow_lens=prof["flow_lens"],
                                                max_cache_len=prof["max_cache_len"]),
                                  mode="create", overwrite=True)
-    log("[2/4] voice 'demo': CAM++ embedding of a synthetic 3.2 s prompt (onnxruntime only)")
+    log(f"[2/4] baking voice 'demo' from a synthetic {prof['prompt_seconds']} s prompt (speech_tokenizer_v3 + CAM++, onnxruntime only)")
     bundle = Bundle.open(out / "bundle", threads=threads)
-    prompt = synthetic_prompt(seed=seed)
+    prompt = synthetic_prompt(prof["prompt_seconds"], seed=seed)
     write_wav(out / "prompt.wav", prompt, 24000)
-    emb = speaker_embedding(bundle, resample(prompt, 24000, 16000))
-    voice = {"embedding": emb, "speech_tokens": np.zeros(0, np.int32), "prompt_mel": np.zeros((0, 80), np.float32)}
-    add_voice_to_bundle(out / "bundle", "demo", voice, source="synthetic prompt, embedding only (demo)", overwrite=True)
-    log("[3/4] synthesizing with runtime_ref (onnxruntime + numpy), non-streaming and streaming")
+    voice = bake_voice(bundle, prompt, 24000, text=DEMO_PROMPT_TEXT)
+    add_voice_to_bundle(out / "bundle", "demo", voice, source="synthetic prompt (demo)", overwrite=True)
+    log("[3/4] synthesizing with runtime_ref (onnxruntime + numpy), zero-shot, non-streaming and streaming")
     pipe = open_pipeline(out / "bundle", threads=threads)
     t0 = time.perf_counter()
-    res = pipe.synthesize(DEMO_TEXT, "demo", mode="cross_lingual", seed=seed, max_new_tokens=max_new_tokens)
+    res = pipe.synthesize(DEMO_TEXT, "demo", mode="zero_shot", seed=seed, max_new_tokens=max_new_tokens)
     t_ours = time.perf_counter() - t0
-    chunks = list(pipe.stream(DEMO_TEXT, "demo", mode="cross_lingual", seed=seed, max_new_tokens=max_new_tokens))
+    chunks = list(pipe.stream(DEMO_TEXT, "demo", mode="zero_shot", seed=seed, max_new_tokens=max_new_tokens))
     stream = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     write_wav(out / "demo.wav", res.audio, pipe.sample_rate)
     write_wav(out / "demo_stream.wav", stream, pipe.sample_rate)
@@ -67,7 +67,8 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
     ok = (all(g["checker"]["ok"] for g in graphs.values()) and res.audio.size > 0 and stream.size == res.audio.size
           and bool(np.isfinite(res.audio).all()))
     lines = ["# sentis-tts demo — CosyVoice3 (tiny random model)", "",
-             f"Components: {', '.join(comps)} (speech_tokenizer_v3: not exported by this version).", "",
+             f"Components: {', '.join(comps)}; voice 'demo' baked from a synthetic prompt ({voice['speech_tokens'].size} "
+             "prompt tokens), zero-shot.", "",
              "| graph | checker | parity max-abs (tol) |", "|---|---|---|"]
     for name, g in graphs.items():
         worst = max(g["parity"]["max_abs"].values(), default=0.0)

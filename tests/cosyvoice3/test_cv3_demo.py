@@ -1,8 +1,9 @@
 """`sentis-tts demo --family cosyvoice3` at CI speed: the demo's own code path (exporter/cosyvoice3/demo.py
 run_demo: tiny official-layout dir -> export of every component this version has, Sentis checker +
-parity per graph -> CAM++ voice -> runtime_ref synthesis non-streaming and streaming -> report and
-WAVs) with the "smoke" profile (flow bucket 160, causal vocoder of 160 frames, KV cache 160, 12
-tokens per piece). The full profile (what the CLI runs, ~9 min here) differs only in those sizes."""
+parity per graph -> voice baked with speech_tokenizer_v3 + CAM++ -> runtime_ref zero-shot synthesis
+non-streaming and streaming -> report and WAVs) with the "smoke" profile (1.2 s prompt, flow bucket
+224, causal vocoder of 224 frames, KV cache 256, 12 tokens per piece). The full profile (what the
+CLI runs) differs only in those sizes."""
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,9 @@ def test_demo_smoke_profile(tmp_path):
     assert len(logs) == 4 and logs[-1].startswith("[4/4]")
     assert res["n_tokens"] and all(0 < n <= 12 for n in res["n_tokens"]) and res["stream_chunks"] >= len(res["n_tokens"])
     report = (tmp_path / "demo" / "report.md").read_text(encoding="utf-8")
-    for graph in ("llm_step", "flow_encoder_160", "flow_solve_160", "hift", "campplus"):
+    for graph in ("llm_step", "flow_encoder_224", "flow_solve_224", "hift", "campplus", "speech_tokenizer"):
         assert f"| {graph} | ok |" in report, graph
     wav, sr = read_wav(tmp_path / "demo" / "demo.wav")
     stream, _ = read_wav(tmp_path / "demo" / "demo_stream.wav")
+    assert "prompt tokens), zero-shot" in report
     assert sr == 24000 and wav.shape[0] == stream.shape[0] == round(res["seconds_audio"] * sr) > 0
