@@ -235,22 +235,20 @@ def test_trace_detached_keeps_the_modules_own_weights(tmp_path):
     assert not hasattr(net.a, "weight_t") and "forward" not in vars(net.a)  # patch undone
     assert {i.name for i in model.graph.initializer} >= {"b.weight_t", "a.bias"}
     assert not [i for i in model.graph.initializer if i.name in stash]
-    save_with_weights(model, stash, tmp_path / "net.onnx")
-    with torch.no_grad():
-        ref = [t.numpy() for t in net(x)]
-    got = ort.InferenceSession(str(tmp_path / "net.onnx")).run(None, {"x": x.numpy()})
-    for g, r in zip(got, ref):
-        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+    def saved_graph_computes_the_module(model, stash, name):
+        save_with_weights(model, stash, tmp_path / name)
+        with torch.no_grad():
+            ref = [t.numpy() for t in net(x)]
+        got = ort.InferenceSession(str(tmp_path / name)).run(None, {"x": x.numpy()})
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+
+    saved_graph_computes_the_module(model, stash, "net.onnx")
 
     net.folded = True  # Transpose(w) * 2 folds into a new value: no parameter to stream
     model, stash = trace_detached(net, (x,), **kw)
     assert all(not isinstance(v, torch.Tensor) for v in stash.values())  # the ordinary export's initializers
-    save_with_weights(model, stash, tmp_path / "folded.onnx")
-    with torch.no_grad():
-        ref = [t.numpy() for t in net(x)]
-    got = ort.InferenceSession(str(tmp_path / "folded.onnx")).run(None, {"x": x.numpy()})
-    for g, r in zip(got, ref):
-        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+    saved_graph_computes_the_module(model, stash, "folded.onnx")
 
 
 def test_export_fails_a_graph_with_a_blocking_readback(tmp_path):
