@@ -108,6 +108,22 @@ namespace SentisTts.Unity
             }
         }
 
+        /// <summary>Bistream: speak text that is still arriving (e.g. a chat model's reply): create a
+        /// TextFeed, start SpeakStream, Push pieces as they come and End when complete. Speech starts
+        /// before the text is complete; always streamed.</summary>
+        public async Task<bool> SpeakStream(TextFeed feed, string voice = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            logic.DefaultVoice = defaultVoice; logic.Mode = mode; logic.Seed = seed;
+            logic.FrameBudgetSeconds = frameBudgetMs / 1000.0; logic.MaxTokensPerFrame = tokensPerFrame;
+            logic.LoadVoice = bundle.LoadVoice;
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyCancellationToken))
+            {
+                bool ok = await logic.SpeakStream(feed, voice, linked.Token, NextFrame);
+                if (!ok && ring != null) StopSpeaking();
+                return ok;
+            }
+        }
+
         /// <summary>A voice from a recording (e.g. Microphone.Start's clip): mixed down to mono; the bundle
         /// needs the speech_tokenizer and campplus graphs. `promptText` = what is said (for zero-shot).
         /// Blocks for the two graph readbacks: call it at load time.</summary>

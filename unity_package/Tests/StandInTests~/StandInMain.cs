@@ -49,6 +49,7 @@ namespace SentisTts.Tests
                 var trace = Load(f);
                 var kind = trace.Str("kind");
                 if (kind == "pipeline") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenPipeline(trace));
+                if (kind == "pipeline_bistream") Run("golden " + Path.GetFileName(f) + " (bistream) through SentisGraphRunner, frame by frame", () => GoldenBistream(trace));
                 if (kind == "llm_generate") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenLlm(trace));
             }
             Run("decode step counts, tiny bundle", () => DecodeCounts(TinyManifest(), "tiny"));
@@ -58,6 +59,7 @@ namespace SentisTts.Tests
             Run("frame budget: prefill and chunks spread over frames", FrameBudget);
             Run("speaker: 100 utterances with cancellations, then destroy mid-Speak", HundredUtterances);
             Run("speaker: Speak(text, \"\") uses the default voice", DefaultVoice);
+            Run("speaker: SpeakStream (bistream) with cancellations, then destroy mid-stream", SpeakStreams);
             Run("speaker: a paragraph is normalised and split into pieces that fit the bundle", Paragraph);
             Console.WriteLine(passed + " passed, " + failed + " failed");
             return failed == 0 ? 0 : 1;
@@ -116,6 +118,37 @@ namespace SentisTts.Tests
             Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
                   "after Dispose: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes live");
         }
+
+        /// <summary>A bistream trace frame by frame: text pushed just in time (schedule 1) and one chunk
+        /// per frame (schedule 2); same calls, tokens and PCM; nothing live after Dispose.</summary>
+        static void GoldenBistream(JsonObject trace)
+        {
+            foreach (var schedule in new[] { 1, 2 })
+            {
+                Device.Reset();
+                var c = new PipelineCase(trace, golden);
+                var replay = new ReplayRunner(trace);
+                var runner = new SentisGraphRunner(StandInModels.Loader(c.Manifest, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute,
+                                                   LlmGenerator.WorkersPerGraph(c.Manifest));
+                var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                var req = c.Request(pipe);
+                var pcm = new List<float[]>();
+                var s = pipe.BeginBistream(req, pcm.Add);
+                long blocking0 = Device.C.BlockingReadbacks;
+                try { c.DriveBistream(s, schedule, () => s.Tick(() => false, 4), Device.EndFrame); }
+                catch (Exception) { if (replay.Failures.Count > 0) Check(false, string.Join("\n", replay.Failures.ToArray())); throw; }
+                Check(replay.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", replay.Failures.ToArray()));
+                Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
+                c.Verify(s.Result, req, pcm);
+                BistreamBlocking = Device.C.BlockingReadbacks - blocking0;
+                s.Dispose();
+                runner.Dispose();
+                Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                      "after Dispose: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes live");
+            }
+        }
+
+        static long BistreamBlocking;
 
         static void GoldenLlm(JsonObject trace)
         {
@@ -330,6 +363,57 @@ namespace SentisTts.Tests
             threw = false;
             try { logic.Speak("again", "tiny", CancellationToken.None, frames.Next).Wait(); } catch (AggregateException e) { threw = e.InnerException is ObjectDisposedException; }
             Check(threw, "Speak on a destroyed speaker throws ObjectDisposedException");
+        }
+
+        /// <summary>Bistream through SpeakerLogic.SpeakStream: text pushed a word per frame from a
+        /// TextFeed; every 3rd stream cancelled mid-way; live tensors back to the baseline after each;
+        /// then a destroy mid-stream frees everything.</summary>
+        static void SpeakStreams()
+        {
+            var m = TinyManifest();
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            Func<SentisGraphRunner> runnerOf;
+            var logic = NewSpeaker(m, c, out runnerOf);
+            logic.MaxNewTokens = 60;
+            var frames = new Frames();
+            long baseline = -1, workers = -1;
+            int moves = 0, finished = 0, cancelled = 0, audio = 0;
+            logic.OnAudio = x => audio += x.Length;
+            var words = "Once upon a time, in a village by the sea, there was a boat.".Split(' ');
+            for (int u = 0; u < 9; u++)
+            {
+                logic.Seed = u;
+                var feed = new TextFeed();
+                var cts = new CancellationTokenSource();
+                var task = logic.SpeakStream(feed, "tiny", cts.Token, frames.Next);
+                int f = 0, w = 0;
+                while (!task.IsCompleted)
+                {
+                    if (w < words.Length) feed.Push(words[w++] + " ");
+                    else if (!feed.Ended) feed.End();
+                    if (u % 3 == 1 && f == 12) cts.Cancel();
+                    frames.Advance();
+                    Check(++f < 20000, "stream " + u + " does not finish");
+                }
+                Check(task.Status == TaskStatus.RanToCompletion, "stream " + u + ": " + task.Status + " " + (task.Exception == null ? "" : task.Exception.InnerException.ToString()));
+                if (task.Result) finished++; else cancelled++;
+                if (Device.C.LiveWorkers != workers) { workers = Device.C.LiveWorkers; baseline = Device.C.LiveTensors; moves++; }
+                Check(Device.C.LiveTensors == baseline, "after stream " + u + ": " + Device.C.LiveTensors + " live tensors, baseline " + baseline);
+            }
+            Check(finished == 6 && cancelled == 3 && audio > 0, finished + " finished, " + cancelled + " cancelled, " + audio + " samples");
+            Check(moves <= 3, "baseline moved " + moves + " times");
+            Console.WriteLine("COUNTS bistream speaker: " + finished + " finished, " + cancelled + " cancelled, live tensors after each = " + baseline +
+                              "; blocking readbacks in a frame-driven bistream golden = " + BistreamBlocking);
+            var feed2 = new TextFeed();
+            var t2 = logic.SpeakStream(feed2, "tiny", CancellationToken.None, frames.Next);
+            feed2.Push("One more stream that ");
+            for (int f = 0; f < 8; f++) frames.Advance();
+            Check(!t2.IsCompleted, "the stream should still run (waiting for text)");
+            logic.Destroy();
+            frames.Advance();
+            Check(t2.IsCompleted && t2.Status == TaskStatus.RanToCompletion && !t2.Result, "SpeakStream after destroy: " + t2.Status);
+            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                  "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
         }
 
         static void DefaultVoice()

@@ -116,6 +116,55 @@ namespace SentisTts.Core.Pipeline
             }
         }
 
+        /// <summary>Bistream: speak text that arrives while speech is made (`feed`: Push pieces, End
+        /// when complete; runtime_ref Pipeline.stream_bistream). Streams audio as it comes; one
+        /// utterance (the flow's capacity caps it). Returns false when cancelled or destroyed.</summary>
+        public Task<bool> SpeakStream(TextFeed feed, string voice, CancellationToken cancellationToken, Func<CancellationToken, Task> nextFrame)
+        {
+            var name = VoiceName(voice, DefaultVoice);
+            try
+            {
+                if (IsDestroyed) throw new ObjectDisposedException("speaker", "the speaker was destroyed");
+                return SpeakStreamWith(feed, string.IsNullOrEmpty(name) ? null : LoadVoice(name), cancellationToken, nextFrame);
+            }
+            catch (Exception e) { return Task.FromException<bool>(e); }
+        }
+
+        public async Task<bool> SpeakStreamWith(TextFeed feed, Voice v, CancellationToken cancellationToken, Func<CancellationToken, Task> nextFrame)
+        {
+            var p = Pipeline;
+            if (p.Flow == null)
+                throw new SentisTtsException("the bundle has no flow component: export it with `sentis-tts export flow` and re-import");
+            var req = new SynthesisRequest { Voice = v, Mode = Mode, InstructText = InstructText, Streaming = true, Seed = Seed,
+                                             MaxNewTokens = MaxNewTokens, Uniforms = new Sampling.SeededUniforms(Seed) };
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyed.Token))
+            {
+                var token = linked.Token;
+                var session = p.BeginBistream(req, OnAudio);
+                current = session;
+                bool ended = false;
+                Action<string> push = session.PushText;
+                try
+                {
+                    while (true)
+                    {
+                        if (token.IsCancellationRequested) { session.Cancel(); return false; }
+                        if (!ended && feed.Drain(push)) { ended = true; session.EndText(); }
+                        double t0 = Clock();
+                        if (session.Tick(() => Clock() - t0 >= FrameBudgetSeconds, MaxTokensPerFrame)) break;
+                        await nextFrame(token);
+                    }
+                    return !session.Cancelled;
+                }
+                catch (OperationCanceledException) { return false; }
+                finally
+                {
+                    if (current == session) current = null;
+                    session.Dispose();
+                }
+            }
+        }
+
         /// <summary>A voice from mono samples at `rate` (the bundle needs the speech_tokenizer and campplus
         /// graphs; reads back two small outputs, blocking — call it at load time).</summary>
         public Voice MakeVoice(IList<double> samples, int rate, string name, string promptText = "")

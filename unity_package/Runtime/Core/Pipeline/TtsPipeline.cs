@@ -184,7 +184,17 @@ namespace SentisTts.Core.Pipeline
         public SynthesisSession Begin(SynthesisRequest r, Action<float[]> onAudio)
         {
             if (Flow == null) throw new SentisTtsException("this pipeline has no flow stage (the bundle needs the flow component)");
-            return new SynthesisSession(this, r, onAudio);
+            return new SynthesisSession(this, r, onAudio, false);
+        }
+
+        /// <summary>Bistream: the text arrives while speech is made (runtime_ref
+        /// Pipeline.stream_bistream). `r.Text` is ignored; push text with PushText (tokenized chunk by
+        /// chunk, not normalised, as the official front-end does for a text generator) and call
+        /// EndText when it is complete. Always streaming; one utterance, capped by the flow's room.</summary>
+        public SynthesisSession BeginBistream(SynthesisRequest r, Action<float[]> onAudio)
+        {
+            if (Flow == null) throw new SentisTtsException("this pipeline has no flow stage (the bundle needs the flow component)");
+            return new SynthesisSession(this, r, onAudio, true);
         }
 
         public sealed class SynthesisSession : IDisposable
@@ -193,21 +203,27 @@ namespace SentisTts.Core.Pipeline
             readonly SynthesisRequest r;
             readonly Action<float[]> onAudio;
             readonly NoiseSource noise;
-            readonly LlmGenerator.GenerationSession llm;
+            readonly ITokenSession llm;
+            readonly LlmGenerator.BistreamSession bistream;
             readonly HiftVocoder.HiftStream stream;
             readonly FlowPrompt flowPrompt;
             int offset, hop, promptPad;
             public bool Done { get; private set; }
             public Generation Result { get { return llm.Result; } }
 
-            internal SynthesisSession(TtsPipeline p, SynthesisRequest r, Action<float[]> onAudio)
+            internal SynthesisSession(TtsPipeline p, SynthesisRequest r, Action<float[]> onAudio, bool bistreamInput)
             {
                 this.p = p; this.r = r; this.onAudio = onAudio;
                 List<int> textIds, promptText, promptSpeech;
+                if (bistreamInput) r = this.r = new SynthesisRequest { Text = "", Voice = r.Voice, Mode = r.Mode, InstructText = r.InstructText, Streaming = true,
+                                                                        MaxNewTokens = r.MaxNewTokens, Uniforms = r.Uniforms, Noise = r.Noise, Seed = r.Seed };
                 p.AssemblePrompt(r, out textIds, out promptText, out promptSpeech);
                 noise = r.Noise ?? new GaussianNoise(r.Seed + 1, p.Hift.Hop, p.Hift.H).Next;
                 flowPrompt = p.FlowPromptFor(r);
-                llm = p.Llm.Begin(textIds, promptText, promptSpeech, new RasSampler(p.Llm.Ras), r.Uniforms ?? new SeededUniforms(r.Seed), p.TokenCap(r, flowPrompt));
+                var sampler = new RasSampler(p.Llm.Ras);
+                var uniforms = r.Uniforms ?? new SeededUniforms(r.Seed);
+                if (bistreamInput) llm = bistream = p.Llm.BeginBistream(promptText, promptSpeech, sampler, uniforms, p.TokenCap(r, flowPrompt));
+                else llm = p.Llm.Begin(textIds, promptText, promptSpeech, sampler, uniforms, p.TokenCap(r, flowPrompt));
                 if (r.Streaming) stream = p.Hift.BeginStream(noise);
                 hop = p.TokenHop;
                 int P = flowPrompt.Tokens.Length;
@@ -221,11 +237,31 @@ namespace SentisTts.Core.Pipeline
             {
                 for (int k = 0; k < steps && !Done; k++)
                 {
-                    int tok = llm.Step();
-                    if (tok >= 0 && r.Streaming) OnToken();
+                    LlmGenerator.Status st;
+                    while ((st = llm.Work(true)) == LlmGenerator.Status.Working) { }
+                    if (st == LlmGenerator.Status.Waiting)
+                        throw new InvalidOperationException("bistream: the schedule needs more text; PushText or EndText before Advance");
+                    if (st == LlmGenerator.Status.Token && r.Streaming) OnToken();
                     if (llm.Done) Finish();
                 }
             }
+
+            /// <summary>Bistream only: the next piece of text (tokenized as it is).</summary>
+            public void PushText(string text)
+            {
+                if (bistream == null) throw new InvalidOperationException("PushText needs a session started with BeginBistream");
+                if (!string.IsNullOrEmpty(text)) bistream.PushText(p.Tokenizer.Encode(text));
+            }
+
+            /// <summary>Bistream only: the text is complete.</summary>
+            public void EndText()
+            {
+                if (bistream == null) throw new InvalidOperationException("EndText needs a session started with BeginBistream");
+                bistream.EndText();
+            }
+
+            /// <summary>Bistream: waiting for text (Tick returns at once until PushText/EndText).</summary>
+            public bool NeedsText { get { return bistream != null && bistream.NeedsText; } }
 
             bool chunkDue, finishDue;
 
