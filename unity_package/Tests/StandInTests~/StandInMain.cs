@@ -108,11 +108,19 @@ namespace SentisTts.Tests
             var req = c.Request(pipe);
             var pcm = new List<float[]>();
             var s = pipe.Begin(req, pcm.Add);
-            try { DriveFrames(s, double.PositiveInfinity, 4); }
+            var c0 = Device.C.Clone();
+            int frames;
+            try { frames = DriveFrames(s, double.PositiveInfinity, 4); }
             catch (Exception) { if (replay.Failures.Count > 0) Check(false, string.Join("\n", replay.Failures.ToArray())); throw; }
             Check(replay.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", replay.Failures.ToArray()));
             Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
             c.Verify(s.Result, req, pcm);
+            var d = Device.C.Minus(c0);
+            Console.WriteLine("COUNTS utterance " + c.Params.Str("mode") + (req.Streaming ? " streaming" : "") + " (" + s.Result.Tokens.Count + " tokens, " + pcm.Count +
+                              " PCM pieces, " + frames + " frames): blocking_readbacks=" + d.BlockingReadbacks + " async_readbacks=" + d.AsyncReadbacks +
+                              " schedules=" + d.Schedules + " copy_outputs=" + d.CopyOutputs);
+            // the whole utterance (prefill, every decode step, every flow mel and HiFT readback) never waits
+            Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in a frame-driven utterance");
             s.Dispose();
             runner.Dispose();
             Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
@@ -141,6 +149,7 @@ namespace SentisTts.Tests
                 Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
                 c.Verify(s.Result, req, pcm);
                 BistreamBlocking = Device.C.BlockingReadbacks - blocking0;
+                Check(BistreamBlocking == 0, BistreamBlocking + " blocking readbacks in a frame-driven bistream utterance");
                 s.Dispose();
                 runner.Dispose();
                 Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
@@ -348,6 +357,7 @@ namespace SentisTts.Tests
                               " (baseline moved " + moves + "x for new graphs, input capacity grew " + growths + "x)" +
                               " (" + baseBytes + " device bytes: workers' outputs, persistent inputs, shared zero cache)");
             Check(cancelled == 14 && finished == 86, finished + " finished, " + cancelled + " cancelled");
+            Check(Device.C.BlockingReadbacks == 0, Device.C.BlockingReadbacks + " blocking readbacks in 100 frame-driven utterances");
             // destroy mid-Speak: the suspended Speak returns false and touches nothing; everything is freed
             var task2 = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
             for (int f = 0; f < 6; f++) frames.Advance();
