@@ -192,22 +192,33 @@ namespace SentisTts.Tests
             var c0 = Device.C.Clone();
             var s = gen.Begin(ids, new int[0], new int[0], new RasSampler(gen.Ras), new SeededUniforms(1), 40);
             int frames = 0, steps = 0;
-            Counters before = null;
+            Counters before = null, after = null;
+            long m0 = 0, m1 = 0;
+            const int warm = 5, last = 39;  // measured: tokens 6..39 (the 40th ends the generation and frees its cache)
             while (!s.Done)
             {
                 LlmGenerator.Status st;
                 do
                 {
                     st = s.Work();
-                    if (st == LlmGenerator.Status.Token && ++steps == 5) before = Device.C.Clone();  // warm-up: 5 tokens
+                    if (st == LlmGenerator.Status.Token)
+                    {
+                        ++steps;
+                        if (steps == warm) { before = Device.C.Clone(); m0 = Device.CallerManagedBytes(); }
+                        if (steps == last) { m1 = Device.CallerManagedBytes(); after = Device.C.Clone(); }
+                    }
                 } while (st == LlmGenerator.Status.Working);
                 Device.EndFrame();
                 frames++;
             }
-            var d = Device.C.Minus(before);
-            int measured = steps - 5;
+            var d = after.Minus(before);
+            int measured = last - warm;
+            long managed = m1 - m0;
             Console.WriteLine("COUNTS " + label + " prefill+warm-up(5 tokens) " + Line(before.Minus(c0), 1));
-            Console.WriteLine("COUNTS " + label + " per decode step (" + measured + " steps) " + Line(d, measured));
+            Console.WriteLine("COUNTS " + label + " per decode step (" + measured + " steps) " + Line(d, measured) +
+                              " managed_bytes=" + (managed / (double)measured).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) +
+                              " (GC.GetAllocatedBytesForCurrentThread, the stand-in's own allocations subtracted)");
+            Check(managed == 0, managed + " managed bytes allocated in " + measured + " decode steps after warm-up");
             Check(d.TensorAllocations == 0 && d.DeviceAllocations == 0 && d.HostAllocations == 0, "allocations after warm-up: " + Line(d, measured));
             Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in " + measured + " decode steps");
             int layersTensors = gen.CacheInputs.Length;
