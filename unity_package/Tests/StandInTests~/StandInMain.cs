@@ -57,6 +57,7 @@ namespace SentisTts.Tests
             Run("CPU backend: no blocking readback per decode step", () => DecodeCounts(TinyManifest(), "tiny-cpu", BackendType.CPU));
             Run("readback latency: tokens per frame", ReadbackLatency);
             Run("frame budget: prefill and chunks spread over frames", FrameBudget);
+            Run("in-graph sampling vs CPU sampling: per step and tokens per frame", SamplingDesigns);
             Run("speaker: 100 utterances with cancellations, then destroy mid-Speak", HundredUtterances);
             Run("speaker: Speak(text, \"\") uses the default voice", DefaultVoice);
             Run("speaker: SpeakStream (bistream) with cancellations, then destroy mid-stream", SpeakStreams);
@@ -257,6 +258,58 @@ namespace SentisTts.Tests
                 Check(Math.Abs(perFrame - 1.0 / lat) < 0.1, "tokens per frame " + perFrame + " at latency " + lat);
                 Check(Device.C.BlockingReadbacks == 0, "blocking readbacks");
                 s.Dispose(); runner.Dispose();
+            }
+        }
+
+        /// <summary>The two decode designs on the same stand-in: CPU sampling after an asynchronous
+        /// log-prob readback (shipped: LlmGenerator) and sampling in an llm_sample graph with the
+        /// token fed back on the device (DeviceSampledDecode, minimal). Per step: submissions, bytes
+        /// read back; tokens per frame at readback latencies 1-3 frames with at most 4 steps per frame
+        /// (the frame budget); steps wasted after the stop token.</summary>
+        static void SamplingDesigns()
+        {
+            var t = Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")).Obj("manifest");
+            var text = t.ToJsonText();
+            var sample = "\"llm_sample\":{\"component\":\"llm\",\"file\":\"llm_sample.onnx\",\"inputs\":[{\"name\":\"logprobs\",\"shape\":[1,6564],\"dtype\":\"float32\"}," +
+                         "{\"name\":\"uniforms\",\"shape\":[1,2],\"dtype\":\"float32\"},{\"name\":\"window\",\"shape\":[1,10],\"dtype\":\"int32\"},{\"name\":\"mask_eos\",\"shape\":[1,1],\"dtype\":\"float32\"}]," +
+                         "\"outputs\":[{\"name\":\"token\",\"shape\":[1,1],\"dtype\":\"int32\"},{\"name\":\"window_next\",\"shape\":[1,10],\"dtype\":\"int32\"}]},";
+            int at = text.LastIndexOf("\"graphs\":{", StringComparison.Ordinal) + "\"graphs\":{".Length;  // the top-level key (written last)
+            var m = BundleManifest.Parse(text.Substring(0, at) + sample + text.Substring(at));
+            int eos = m.Component("llm").Int("eos_token");
+            const int perFrame = 4, depth = 12, eosAt = 60;
+            var inv = System.Globalization.CultureInfo.InvariantCulture;
+            foreach (var lat in new[] { 1, 2, 3 })
+            {
+                Device.Reset();
+                Device.ReadbackLatencyFrames = lat;
+                var runner = new SentisGraphRunner(StandInModels.Loader(m, g => g == "llm_sample" ? (IExecutor)new SampleExecutor(eos, eosAt) : new SyntheticExecutor(m, g)),
+                                                   BackendType.GPUCompute, g => g == "llm_sample" ? depth + 1 : LlmGenerator.WorkersPerGraph(m)(g));
+                var c0 = Device.C.Clone();
+                Counters warm = null, late = null;
+                int warmSteps = 0, lateSteps = 0;
+                // steady state: after every llm_sample worker exists (frame 5) up to frame 12
+                var r = DeviceSampledDecode.Run(m, runner, eos, perFrame, depth, (frame, scheduled) =>
+                {
+                    if (frame == 5) { warm = Device.C.Clone(); warmSteps = scheduled; }
+                    if (frame == 12) { late = Device.C.Clone(); lateSteps = scheduled; }
+                });
+                var d = Device.C.Minus(c0);
+                var ds = late.Minus(warm);
+                int steady = lateSteps - warmSteps;
+                int steps = r.Tokens + 1 + r.Wasted;  // scheduled steps: accepted tokens, the stop token, the discarded ones
+                double perFrameTokens = r.Tokens / (double)r.Frames;
+                Console.WriteLine("COUNTS in-graph sampling, readback latency " + lat + ", per decode step (" + steady + " steps after warm-up): " + Line(ds, steady) + " | " + r.Tokens + " tokens in " + r.Frames + " frames = " +
+                                  perFrameTokens.ToString("0.##", inv) + " tokens/frame (" + (60 * perFrameTokens).ToString("0", inv) + " tokens/s at 60 fps, " + perFrame +
+                                  " steps/frame budget), " + r.Wasted + " steps discarded after the stop token");
+                Check(r.Tokens == eosAt, r.Tokens + " tokens before the stop, want " + eosAt);
+                Check(d.BlockingReadbacks == 0 && d.CopyOutputs == 0, "blocking readbacks " + d.BlockingReadbacks + ", copies " + d.CopyOutputs);
+                Check(d.BytesDownloaded == 4L * (steps - r.Wasted), "bytes read back " + d.BytesDownloaded + " for " + (steps - r.Wasted) + " tokens read (4 each)");
+                Check(ds.TensorAllocations == 0 && ds.DeviceAllocations == 0 && ds.Submissions == 4L * steady, "steady state: " + Line(ds, steady));
+                Check(d.Submissions == 4L * steps, "submissions " + d.Submissions + " for " + steps + " steps (4 each)");
+                Check(perFrameTokens > 0.8 * perFrame * r.Tokens / (r.Tokens + perFrame * lat), "tokens per frame " + perFrameTokens + " at latency " + lat);
+                Check(r.Wasted <= perFrame * (lat + 1), r.Wasted + " discarded steps");
+                runner.Dispose();
+                Check(Device.C.LiveTensors == 0, Device.C.LiveTensors + " tensors live after Dispose");
             }
         }
 
