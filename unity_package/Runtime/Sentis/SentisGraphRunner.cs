@@ -98,6 +98,8 @@ namespace SentisTts.Sentis
         /// <summary>Tensors held for reuse (copy-on-reschedule targets), and runner-owned values in use.</summary>
         public int PooledTensors { get { int n = 0; foreach (var st in pool.Values) n += st.Count; return n; } }
         public int OwnedValues { get { return owned.Count; } }
+        /// <summary>Values handed out and not disposed (worker outputs still referenced + owned copies).</summary>
+        public int LiveValues { get { int n = owned.Count; foreach (var list in slots.Values) foreach (var sl in list) n += sl.Live.Count; return n; } }
         public int Readbacks { get; private set; }
         public int BlockingReadbacks { get; private set; }
         public int CopiesOnReschedule { get; private set; }

@@ -61,6 +61,7 @@ namespace SentisTts.Tests
             Run("speaker: 100 utterances with cancellations, then destroy mid-Speak", HundredUtterances);
             Run("speaker: Speak(text, \"\") uses the default voice", DefaultVoice);
             Run("speaker: SpeakStream (bistream) with cancellations, then destroy mid-stream", SpeakStreams);
+            Run("cancel at every frame of a streamed utterance: the session holds no value afterwards", CancelEveryFrame);
             Run("speaker: a paragraph is normalised and split into pieces that fit the bundle", Paragraph);
             Console.WriteLine(passed + " passed, " + failed + " failed");
             return failed == 0 ? 0 : 1;
@@ -488,6 +489,42 @@ namespace SentisTts.Tests
             Check(t2.IsCompleted && t2.Status == TaskStatus.RanToCompletion && !t2.Result, "SpeakStream after destroy: " + t2.Status);
             Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
                   "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
+        }
+
+        /// <summary>A streamed utterance (normal and bistream) cancelled at frame k for every k up to
+        /// its length, at a 2-frame readback latency: afterwards the runner has no live value (every
+        /// embedding, step output, cache, flow mel and HiFT output in flight was freed).</summary>
+        static void CancelEveryFrame()
+        {
+            var m = TinyManifest();
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            int inFlight = 0, points = 0;
+            foreach (var bistream in new[] { false, true })
+            {
+                for (int k = 0; ; k++)
+                {
+                    Device.Reset();
+                    Device.ReadbackLatencyFrames = 2;
+                    var runner = SyntheticRunner(m);
+                    var pipe = new TtsPipeline(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
+                    var req = new SynthesisRequest { Text = "A short line.", Voice = c.Voice, Mode = SynthesisMode.ZeroShot, Streaming = true, MaxNewTokens = 44, Seed = k };
+                    var s = bistream ? pipe.BeginBistream(req, x => { }) : pipe.Begin(req, x => { });
+                    if (bistream) { s.PushText("A short "); s.PushText("line, and more."); s.EndText(); }
+                    int f = 0;
+                    while (!s.Done && f < k) { s.Tick(() => false, 4); Device.EndFrame(); f++; }
+                    bool finished = s.Done;
+                    if (s.VocodingInFlight) inFlight++;
+                    s.Cancel();
+                    s.Dispose();
+                    Check(runner.LiveValues == 0, (bistream ? "bistream" : "stream") + " cancelled at frame " + k + ": " + runner.LiveValues + " values still live");
+                    runner.Dispose();
+                    Check(Device.C.LiveTensors == 0, "live tensors after Dispose");
+                    points++;
+                    if (finished) break;
+                }
+            }
+            Console.WriteLine("COUNTS cancel at every frame: " + points + " cancel points, " + inFlight + " with flow/HiFT readbacks in flight");
+            Check(inFlight >= 4, "only " + inFlight + " cancellations hit a flow/HiFT job in flight");
         }
 
         static void DefaultVoice()

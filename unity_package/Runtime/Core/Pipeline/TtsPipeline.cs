@@ -278,6 +278,9 @@ namespace SentisTts.Core.Pipeline
 
             bool Busy { get { return melJob != null || wavJob != null; } }
 
+            /// <summary>A chunk's (or the end's) flow/HiFT work is in flight (its readbacks pending).</summary>
+            public bool VocodingInFlight { get { return Busy; } }
+
             /// <summary>Non-blocking: schedules work until `overBudget()` says the frame's time is
             /// used, `maxTokens` tokens came, or a readback is in flight (the LLM's log-probs, a chunk's
             /// mel or audio: the frame ends and the work goes on next frame); a streaming chunk (flow +
