@@ -107,3 +107,57 @@ def build_sample_graph(vocab: int, *, top_k: int = 25, top_p: float = 0.8, win_s
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], ir_version=8, producer_name="sentis-tts")
     onnx.checker.check_model(model)
     return model
+
+
+def add_to_bundle(bundle_dir, *, sentis_version: str = "2.1") -> str:
+    """Write llm_sample.onnx into an exported bundle (sampling parameters from its manifest) and
+    register it (graphs.llm_sample, components.llm.graphs.sample); both files written to a temp
+    name, then renamed. Returns the graph name. Fails if the Sentis checker rejects the graph."""
+    import hashlib
+    import json
+    import os
+    from pathlib import Path
+
+    from graph_passes.sentis import check_model
+
+    from ..errors import ExportError
+
+    root = Path(bundle_dir)
+    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    llm = manifest.get("components", {}).get("llm")
+    if llm is None:
+        raise ExportError(f"{root}: the bundle has no llm component; export it first (sentis-tts export llm)")
+    sp = llm["sampling"]
+    model = build_sample_graph(int(llm["speech_vocab"]), top_k=int(sp["top_k"]), top_p=float(sp["top_p"]),
+                               win_size=int(sp["win_size"]), tau_r=float(sp["tau_r"]),
+                               eos=int(llm.get("min_len_masked_token", llm["eos_token"])))
+    report = check_model(model, sentis_version)
+    if not report.ok or report.blocking_readbacks:
+        raise ExportError(f"llm_sample is not Sentis-clean for {sentis_version}: {report.format()}")
+    data = model.SerializeToString()
+    name, file = "llm_sample", "llm_sample.onnx"
+    tmp = root / (file + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, root / file)
+
+    def io(vs):
+        return [{"name": v.name, "shape": [d.dim_value for d in v.type.tensor_type.shape.dim],
+                 "dtype": {1: "float32", 6: "int32"}[v.type.tensor_type.elem_type]} for v in vs]
+
+    manifest["graphs"][name] = {
+        "file": file, "component": "llm", "opset": OPSET,
+        "description": "RAS sampling in the graph (exporter/llm/sample_graph.py): the token stays on the device; for the runtime's DeviceSampling mode",
+        "inputs": io(model.graph.input), "outputs": io(model.graph.output),
+        "checker": {"sentis_version": sentis_version, "ok": True, "nodes": len(model.graph.node)},
+        "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    llm["graphs"]["sample"] = name
+    mtmp = root / "manifest.json.tmp"
+    mtmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(mtmp, root / "manifest.json")
+    return name
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(add_to_bundle(sys.argv[1]))

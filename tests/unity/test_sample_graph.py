@@ -63,3 +63,30 @@ def test_sample_graph_draws_what_runtime_ref_draws(graph):
         assert nxt[0, -1] == got and (nxt[0, :-1] == win[1:]).all()
     assert redraws > 100 and eos_masked > 10
     assert agree == n, f"{agree} of {n} draws agree"
+
+
+def test_add_to_bundle_registers_a_graph_runtime_ref_runs(tmp_path):
+    """add_to_bundle writes llm_sample into a bundle: the manifest still verifies (sha256), the graph
+    runs through runtime_ref's Bundle, and the llm component names it (what LlmGenerator reads)."""
+    import json
+    import shutil
+
+    from exporter.llm.sample_graph import add_to_bundle
+    from runtime_ref.bundle import Bundle
+
+    from .golden_writer import GOLDEN
+
+    t = json.loads((GOLDEN / "llm_generate_sft.json").read_text(encoding="utf-8"))["manifest"]
+    d = tmp_path / "b"
+    d.mkdir()
+    t["graphs"] = {}
+    (d / "manifest.json").write_text(json.dumps(t), encoding="utf-8")
+    assert add_to_bundle(d) == "llm_sample"
+    b = Bundle.open(d)  # verifies every file's sha256
+    assert b.component("llm")["graphs"]["sample"] == "llm_sample"
+    lp = np.full((1, V), -20.0, np.float32)
+    lp[0, 42] = 0.0
+    out = b.run("llm_sample", {"logprobs": lp, "uniforms": np.array([[0.3, 0.6]], np.float32),
+                               "window": np.full((1, 10), -1, np.int32), "mask_eos": np.zeros((1, 1), np.float32)})
+    assert int(out["token"][0, 0]) == 42
+    shutil.rmtree(d)

@@ -262,56 +262,84 @@ namespace SentisTts.Tests
             }
         }
 
-        /// <summary>The two decode designs on the same stand-in: CPU sampling after an asynchronous
-        /// log-prob readback (shipped: LlmGenerator) and sampling in an llm_sample graph with the
-        /// token fed back on the device (DeviceSampledDecode, minimal). Per step: submissions, bytes
-        /// read back; tokens per frame at readback latencies 1-3 frames with at most 4 steps per frame
-        /// (the frame budget); steps wasted after the stop token.</summary>
+        /// <summary>The two decode designs on the same stand-in, through the real LlmGenerator: CPU
+        /// sampling after an asynchronous log-prob readback (the default) and DeviceSampling (the
+        /// bundle's llm_sample graph; the token fed back on the device, read back asynchronously, up to
+        /// 12 tokens ahead). Per decode step after warm-up: submissions, bytes, managed bytes; tokens per
+        /// frame at readback latencies 1-3 with a 4 ms budget at 0.25 ms per graph call (4 steps);
+        /// steps discarded after the stop token.</summary>
         static void SamplingDesigns()
         {
-            var t = Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")).Obj("manifest");
-            var text = t.ToJsonText();
+            var text = Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")).Obj("manifest").ToJsonText();
             var sample = "\"llm_sample\":{\"component\":\"llm\",\"file\":\"llm_sample.onnx\",\"inputs\":[{\"name\":\"logprobs\",\"shape\":[1,6564],\"dtype\":\"float32\"}," +
                          "{\"name\":\"uniforms\",\"shape\":[1,2],\"dtype\":\"float32\"},{\"name\":\"window\",\"shape\":[1,10],\"dtype\":\"int32\"},{\"name\":\"mask_eos\",\"shape\":[1,1],\"dtype\":\"float32\"}]," +
                          "\"outputs\":[{\"name\":\"token\",\"shape\":[1,1],\"dtype\":\"int32\"},{\"name\":\"window_next\",\"shape\":[1,10],\"dtype\":\"int32\"}]},";
             int at = text.LastIndexOf("\"graphs\":{", StringComparison.Ordinal) + "\"graphs\":{".Length;  // the top-level key (written last)
-            var m = BundleManifest.Parse(text.Substring(0, at) + sample + text.Substring(at));
+            text = text.Substring(0, at) + sample + text.Substring(at);
+            text = text.Replace("\"cache_append\":\"llm_cache_append\"", "\"cache_append\":\"llm_cache_append\",\"sample\":\"llm_sample\"");
+            var m = BundleManifest.Parse(text);
             int eos = m.Component("llm").Int("eos_token");
-            const int perFrame = 4, depth = 12, eosAt = 60;
+            const int eosAt = 60, warm = 5, last = 39;
             var inv = System.Globalization.CultureInfo.InvariantCulture;
-            foreach (var lat in new[] { 1, 2, 3 })
-            {
-                Device.Reset();
-                Device.ReadbackLatencyFrames = lat;
-                var runner = new SentisGraphRunner(StandInModels.Loader(m, g => g == "llm_sample" ? (IExecutor)new SampleExecutor(eos, eosAt) : new SyntheticExecutor(m, g)),
-                                                   BackendType.GPUCompute, g => g == "llm_sample" ? depth + 1 : LlmGenerator.WorkersPerGraph(m)(g));
-                var c0 = Device.C.Clone();
-                Counters warm = null, late = null;
-                int warmSteps = 0, lateSteps = 0;
-                // steady state: after every llm_sample worker exists (frame 5) up to frame 12
-                var r = DeviceSampledDecode.Run(m, runner, eos, perFrame, depth, (frame, scheduled) =>
+            foreach (var onDevice in new[] { false, true })
+                foreach (var lat in new[] { 1, 2, 3 })
                 {
-                    if (frame == 5) { warm = Device.C.Clone(); warmSteps = scheduled; }
-                    if (frame == 12) { late = Device.C.Clone(); lateSteps = scheduled; }
-                });
-                var d = Device.C.Minus(c0);
-                var ds = late.Minus(warm);
-                int steady = lateSteps - warmSteps;
-                int steps = r.Tokens + 1 + r.Wasted;  // scheduled steps: accepted tokens, the stop token, the discarded ones
-                double perFrameTokens = r.Tokens / (double)r.Frames;
-                Console.WriteLine("COUNTS in-graph sampling, readback latency " + lat + ", per decode step (" + steady + " steps after warm-up): " + Line(ds, steady) + " | " + r.Tokens + " tokens in " + r.Frames + " frames = " +
-                                  perFrameTokens.ToString("0.##", inv) + " tokens/frame (" + (60 * perFrameTokens).ToString("0", inv) + " tokens/s at 60 fps, " + perFrame +
-                                  " steps/frame budget), " + r.Wasted + " steps discarded after the stop token");
-                Check(r.Tokens == eosAt, r.Tokens + " tokens before the stop, want " + eosAt);
-                Check(d.BlockingReadbacks == 0 && d.CopyOutputs == 0, "blocking readbacks " + d.BlockingReadbacks + ", copies " + d.CopyOutputs);
-                Check(d.BytesDownloaded == 4L * (steps - r.Wasted), "bytes read back " + d.BytesDownloaded + " for " + (steps - r.Wasted) + " tokens read (4 each)");
-                Check(ds.TensorAllocations == 0 && ds.DeviceAllocations == 0 && ds.Submissions == 4L * steady, "steady state: " + Line(ds, steady));
-                Check(d.Submissions == 4L * steps, "submissions " + d.Submissions + " for " + steps + " steps (4 each)");
-                Check(perFrameTokens > 0.8 * perFrame * r.Tokens / (r.Tokens + perFrame * lat), "tokens per frame " + perFrameTokens + " at latency " + lat);
-                Check(r.Wasted <= perFrame * (lat + 1), r.Wasted + " discarded steps");
-                runner.Dispose();
-                Check(Device.C.LiveTensors == 0, Device.C.LiveTensors + " tensors live after Dispose");
-            }
+                    Device.Reset();
+                    Device.ReadbackLatencyFrames = lat;
+                    Device.GraphCost = g => 0.00025;
+                    var runner = new SentisGraphRunner(StandInModels.Loader(m, g => g == "llm_sample" ? (IExecutor)new SampleExecutor(eos, eosAt) : new SyntheticExecutor(m, g)),
+                                                       BackendType.GPUCompute, LlmGenerator.WorkersPerGraph(m));
+                    var gen = new LlmGenerator(m, runner) { DeviceSampling = onDevice };
+                    var ids = new List<int>(); for (int i = 0; i < 12; i++) ids.Add(10 + i);
+                    var s = gen.Begin(ids, new int[0], new int[0], new RasSampler(gen.Ras), new SeededUniforms(1), 100);
+                    Counters before = null, after = null;
+                    long m0 = 0, m1 = 0;
+                    int frames = 0, firstFrame = -1, tokens = 0, s0 = 0, s1 = 0;
+                    Func<int> samples = () => { int n; Device.SchedulesOf.TryGetValue(onDevice ? "llm_sample" : "llm_step", out n); return n; };
+                    while (!s.Done)
+                    {
+                        double t0 = Device.Clock;
+                        LlmGenerator.Status st;
+                        do
+                        {
+                            st = s.Work();
+                            if (st == LlmGenerator.Status.Token)
+                            {
+                                if (++tokens == 1) firstFrame = frames;
+                                if (tokens == warm) { before = Device.C.Clone(); s0 = samples(); m0 = Device.CallerManagedBytes(); }
+                                if (tokens == last) { m1 = Device.CallerManagedBytes(); s1 = samples(); after = Device.C.Clone(); }
+                            }
+                        } while (st != LlmGenerator.Status.Waiting && !s.Done && Device.Clock - t0 < 0.004);
+                        Device.EndFrame();
+                        Check(++frames < 10000, "no progress");
+                    }
+                    int steps = s1 - s0;  // decode steps scheduled in the window (in graph: ahead of the tokens read)
+                    var d = after.Minus(before);
+                    double perFrame = (tokens - 1) / (double)(frames - firstFrame);
+                    int sampled = onDevice ? Device.SchedulesOf["llm_sample"] : tokens;
+                    int discarded = onDevice ? sampled - tokens - 1 : 0;
+                    Console.WriteLine("COUNTS sampling " + (onDevice ? "in graph" : "on the CPU") + ", readback latency " + lat + ", per decode step: " + Line(d, steps) +
+                                      " managed_bytes=" + ((m1 - m0) / (double)steps).ToString("0.##", inv) + " | " + tokens + " tokens in " + (frames - firstFrame) + " frames = " +
+                                      perFrame.ToString("0.##", inv) + " tokens/frame (" + (60 * perFrame).ToString("0", inv) + " tokens/s at 60 fps), " + discarded + " steps discarded after the stop");
+                    Check(d.BlockingReadbacks == 0 && d.CopyOutputs == 0 && d.TensorAllocations == 0 && m1 == m0, "per step: " + Line(d, steps) + " managed " + (m1 - m0));
+                    if (onDevice)
+                    {
+                        Check(tokens == eosAt && s.Result.StopReason == "stop_token", tokens + " tokens, " + s.Result.StopReason);
+                        Check(string.Join(",", s.Result.Tokens.GetRange(0, 3).ConvertAll(x => x.ToString()).ToArray()) == "100,101,102", "device tokens " + s.Result.Tokens[0]);
+                        Check(d.Submissions == 4L * steps && d.AsyncReadbacks == steps, "in graph per step: " + Line(d, steps));
+                        Check(perFrame > 2.5, "in-graph tokens per frame " + perFrame + " at latency " + lat);
+                        Check(discarded <= 4 * (lat + 1), discarded + " discarded steps");
+                    }
+                    else
+                    {
+                        Check(d.Submissions == 3L * steps, "CPU sampling per step: " + Line(d, steps));
+                        Check(Math.Abs(perFrame - 1.0 / lat) < 0.1, "CPU sampling tokens per frame " + perFrame + " at latency " + lat);
+                    }
+                    s.Dispose();
+                    Check(runner.LiveValues == 0, runner.LiveValues + " values live after the session");
+                    runner.Dispose();
+                    Check(Device.C.LiveTensors == 0, Device.C.LiveTensors + " tensors live after Dispose");
+                }
         }
 
         static void FrameBudget()

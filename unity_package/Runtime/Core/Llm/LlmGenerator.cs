@@ -40,6 +40,13 @@ namespace SentisTts.Core.Llm
         public readonly string StepGraph, TextEmbedding, SpeechEmbedding, SpecialEmbedding;
         /// <summary>KV-cache append graph of the rows contract (null: the step graph returns the whole cache).</summary>
         public readonly string AppendGraph;
+        /// <summary>The in-graph RAS sampling graph (exporter/llm/sample_graph.py), when the bundle has one.</summary>
+        public readonly string SampleGraph;
+        /// <summary>Sample on the device with SampleGraph (the token is fed back without a readback; the
+        /// host reads it asynchronously and runs up to DeviceSamplingDepth tokens ahead). Off by default:
+        /// CPU sampling is the measured choice (docs/unity.md, "In-graph sampling vs CPU sampling").</summary>
+        public bool DeviceSampling;
+        public const int DeviceSamplingDepth = 12;
         public readonly int Capacity, Chunk, Hidden, Eos, SpeechVocab, SosId, TaskId;
         /// <summary>The score masked while step &lt; min_len (official sampling_ids: index speech_token_size; = Eos for CosyVoice2).</summary>
         public readonly int MinLenMasked;
@@ -61,6 +68,7 @@ namespace SentisTts.Core.Llm
             StepGraph = g.Str("step"); TextEmbedding = g.Str("text_embedding");
             SpeechEmbedding = g.Str("speech_embedding"); SpecialEmbedding = g.Str("special_embedding");
             AppendGraph = g.Str("cache_append");
+            SampleGraph = g.Str("sample");
             Capacity = c.Int("max_cache_len"); Chunk = c.Int("prefill_chunk"); Hidden = c.Int("hidden_size");
             Eos = c.Int("eos_token"); SpeechVocab = c.Int("speech_vocab");
             SosId = c.Int("sos_id"); TaskId = c.Int("task_id");
@@ -87,7 +95,9 @@ namespace SentisTts.Core.Llm
             var c = manifest.Components.Obj("llm");
             var g = c == null ? null : c.Obj("graphs");
             var append = g == null ? null : g.Str("cache_append");
-            return name => name == append ? 2 : 1;
+            var sample = g == null ? null : g.Str("sample");
+            // the weightless sampling graph: one worker per token in flight (+1), so no token is copied
+            return name => name == append ? 2 : name == sample ? DeviceSamplingDepth + 1 : 1;
         }
 
         // -- embeddings ------------------------------------------------------------------------------
@@ -199,6 +209,8 @@ namespace SentisTts.Core.Llm
             if (2 + nPT + nText + nPS + Math.Max(0, maxLen - 1) > Capacity) CheckCapacity(nText, nPT, nPS);
             foreach (var t in promptSpeech)
                 if (t < 0 || t >= SpeechVocab) throw new SentisTtsException("speech token ids must be in 0.." + (SpeechVocab - 1) + ", got " + t);
+            if (DeviceSampling && SampleGraph == null)
+                throw new SentisTtsException("llm: DeviceSampling needs the bundle's llm_sample graph (graphs.sample)");
             var s = new GenerationSession(this, sampler, rng, minLen, maxLen);
             s.Result.PromptLength = 2 + nPT + nText + nPS;
             if (maxLen <= 0) { s.Done = true; return s; }
@@ -283,7 +295,7 @@ namespace SentisTts.Core.Llm
 
         public sealed class GenerationSession : ITokenSession
         {
-            enum Phase { Embed, Prefill, Logits, Pending }
+            enum Phase { Embed, Prefill, Logits, Pending, Device }
             readonly LlmGenerator g;
             readonly ITokenSampler sampler;
             readonly IUniformSource rng;
@@ -309,6 +321,17 @@ namespace SentisTts.Core.Llm
             internal GenerationSession(LlmGenerator g, ITokenSampler sampler, IUniformSource rng, int minLen, int maxLen)
             {
                 this.g = g; this.sampler = sampler; this.rng = rng; this.minLen = minLen; this.maxLen = maxLen;
+                onDevice = g.DeviceSampling;
+                if (onDevice)
+                {
+                    uniT = new HostTensor(new[] { 1, 2 }, new float[2]);
+                    maskT = new HostTensor(new[] { 1, 1 }, new float[1]);
+                    tokRead = new HostTensor(new[] { 1, 1 }, new int[1]);
+                    var w = g.manifest.Graph(g.SampleGraph).Input("window").Shape[1];
+                    var init = new int[w];
+                    for (int k = 0; k < w; k++) init[k] = -1;
+                    window = new HostTensor(new[] { 1, w }, init);
+                }
                 logp = new HostTensor(new[] { 1, g.SpeechVocab }, new float[g.SpeechVocab]);
                 idT = new HostTensor(new[] { 1, 1 }, new int[1]);
                 speechIn = g.manifest.Graph(g.SpeechEmbedding).Inputs[0].Name;
@@ -372,7 +395,8 @@ namespace SentisTts.Core.Llm
                         Array.Copy(seq, prefillAt * g.Hidden, rowsT.Floats, 0, n * g.Hidden);
                         var outs = dec.RunStep(rowsT, n);
                         prefillAt += n;
-                        if (prefillAt >= L) { stepOuts = outs; g.runner.RequestRead(outs["logprobs"]); phase = Phase.Logits; }
+                        if (prefillAt >= L && onDevice) { ScheduleSample(outs); phase = Phase.Device; }
+                        else if (prefillAt >= L) { stepOuts = outs; g.runner.RequestRead(outs["logprobs"]); phase = Phase.Logits; }
                         else outs.Dispose();  // only the last chunk's logprobs are used
                         return Status.Working;
                     }
@@ -387,6 +411,8 @@ namespace SentisTts.Core.Llm
                         phase = Phase.Logits;
                         return Status.Working;
                     }
+                    case Phase.Device:
+                        return WorkOnDevice(wait);
                     default:  // Logits
                     {
                         if (!ReadInto(stepOuts["logprobs"], logp, wait)) return Status.Waiting;
@@ -411,6 +437,67 @@ namespace SentisTts.Core.Llm
                 }
             }
 
+            // -- in-graph sampling (DeviceSampling) ------------------------------------------------------
+            readonly bool onDevice;
+            readonly Queue<GraphValue> inFlight = new Queue<GraphValue>();
+            readonly Dictionary<string, GraphValue> sampleFeeds = new Dictionary<string, GraphValue>();
+            readonly HostTensor uniT, maskT, tokRead;
+            GraphValue deviceToken, window;
+            int scheduled;
+
+            /// <summary>llm_sample on `outs`' log-probs: the token stays on the device (the next step's
+            /// embedding input) and its 4 bytes are requested back; two uniforms per step; EOS masked
+            /// while the token's index &lt; min_len.</summary>
+            void ScheduleSample(GraphOutputs outs)
+            {
+                uniT.Floats[0] = (float)rng.NextUniform(); uniT.Floats[1] = (float)rng.NextUniform();
+                maskT.Floats[0] = scheduled < minLen ? 1f : 0f;
+                sampleFeeds["logprobs"] = outs["logprobs"]; sampleFeeds["uniforms"] = uniT;
+                sampleFeeds["window"] = window; sampleFeeds["mask_eos"] = maskT;
+                var smp = g.runner.Run(g.SampleGraph, sampleFeeds);
+                sampleFeeds.Clear();
+                outs.Dispose();
+                var old = deviceToken;
+                deviceToken = smp.Take("token");
+                if (old != null && !inFlight.Contains(old)) old.Dispose();
+                window.Dispose();
+                window = smp.Take("window_next");
+                smp.Dispose();
+                g.runner.RequestRead(deviceToken);
+                inFlight.Enqueue(deviceToken);
+                scheduled++;
+            }
+
+            Status WorkOnDevice(bool wait)
+            {
+                if (inFlight.Count > 0 && ReadInto(inFlight.Peek(), tokRead, wait))
+                {
+                    var v = inFlight.Dequeue();
+                    if (v != deviceToken) v.Dispose();  // the newest token is still the next step's input
+                    int tok = tokRead.Ints[0];
+                    if (g.StopIds.Contains(tok))
+                    {
+                        Result.StopReason = "stop_token"; Result.StopToken = tok;
+                        Finish();  // the steps scheduled after it are discarded
+                        return Status.Done;
+                    }
+                    Result.Tokens.Add(tok);
+                    LastToken = tok;
+                    if (Result.Tokens.Count >= maxLen) Finish();
+                    return Status.Token;
+                }
+                if (scheduled < maxLen && inFlight.Count < DeviceSamplingDepth)
+                {
+                    idFeeds[speechIn] = deviceToken;
+                    GraphOutputs outs;
+                    using (var emb = g.runner.Run(g.SpeechEmbedding, idFeeds)) outs = dec.RunStep(emb[speechOut], 1);
+                    idFeeds.Clear();
+                    ScheduleSample(outs);
+                    return Status.Working;
+                }
+                return Status.Waiting;
+            }
+
             /// <summary>Run until the next accepted token (waiting for readbacks); returns it, or -1 when
             /// generation stopped.</summary>
             public int Step()
@@ -428,6 +515,12 @@ namespace SentisTts.Core.Llm
                 Done = true;
                 for (int k = 0; k < 3; k++) if (lookups[k] != null) { lookups[k].Dispose(); lookups[k] = null; }
                 if (stepOuts != null) { stepOuts.Dispose(); stepOuts = null; }
+                if (onDevice)
+                {
+                    while (inFlight.Count > 0) { var v = inFlight.Dequeue(); if (v != deviceToken) v.Dispose(); }
+                    if (deviceToken != null) { deviceToken.Dispose(); deviceToken = null; }
+                    if (window != null) { window.Dispose(); window = null; }
+                }
                 if (dec != null) { dec.Dispose(); dec = null; }
             }
 
