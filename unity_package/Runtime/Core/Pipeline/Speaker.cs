@@ -32,6 +32,9 @@ namespace SentisTts.Core.Pipeline
         /// <summary>Normalise numbers/symbols and split long text into pieces that fit the bundle (off:
         /// `text` goes to the tokenizer as it is, one piece).</summary>
         public bool SplitText = true;
+        /// <summary>Sample speech tokens in the bundle's llm_sample graph (LlmGenerator.DeviceSampling;
+        /// the bundle needs it: `python -m exporter.llm.sample_graph BUNDLE`). Bistream samples on the CPU.</summary>
+        public bool DeviceSampling;
         /// <summary>Seconds, monotonic (Unity: Time.realtimeSinceStartupAsDouble).</summary>
         public Func<double> Clock = () => System.Diagnostics.Stopwatch.GetTimestamp() / (double)System.Diagnostics.Stopwatch.Frequency;
         /// <summary>Receives the PCM pieces (at the pipeline's SampleRate).</summary>
@@ -81,6 +84,7 @@ namespace SentisTts.Core.Pipeline
             var p = Pipeline;
             if (p.Flow == null)
                 throw new SentisTtsException("the bundle has no flow component: export it with `sentis-tts export flow` and re-import");
+            p.Llm.DeviceSampling = DeviceSampling;
             var whole = new SynthesisRequest { Text = text, Voice = v, Mode = Mode, InstructText = InstructText, Streaming = Streaming, Seed = Seed,
                                                MaxNewTokens = MaxNewTokens };
             // normalise + split into pieces that fit the bundle (runtime_ref's front-end), one LLM session each
