@@ -18,8 +18,9 @@ from ..demo import DEMO_TEXT, synthetic_prompt
 # "full": what `sentis-tts demo --family cosyvoice3` runs; "smoke": the same steps at CI speed
 # (shorter prompt, smaller flow bucket / vocoder graph / KV cache, fewer tokens; tests/cosyvoice3/test_cv3_demo.py)
 DEMO_PROMPT_TEXT = "Hello, this is a test voice."
-PROFILES = {"full": dict(prompt_seconds=3.2, flow_lens=(512,), max_cache_len=512, max_new_tokens=100),
-            "smoke": dict(prompt_seconds=1.2, flow_lens=(224,), max_cache_len=256, max_new_tokens=12)}
+# (tokenizer_seconds: the speech tokenizer graph's static buffer; 30 s is the export default)
+PROFILES = {"full": dict(prompt_seconds=3.2, flow_lens=(512,), max_cache_len=512, max_new_tokens=100, tokenizer_seconds=30),
+            "smoke": dict(prompt_seconds=1.2, flow_lens=(224,), max_cache_len=256, max_new_tokens=12, tokenizer_seconds=12)}
 
 
 def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str], None] = print,
@@ -46,7 +47,8 @@ def run_demo(out: Path, *, seed: int = 0, threads: int = 2, log: Callable[[str],
     max_new_tokens = prof["max_new_tokens"]
     manifest = export_components(md, out / "bundle", comps,
                                  ExportOptions(seed=seed, threads=threads, flow_lens=prof["flow_lens"],
-                                               max_cache_len=prof["max_cache_len"]),
+                                               max_cache_len=prof["max_cache_len"],
+                                               extra={"prompt_max_seconds": prof["tokenizer_seconds"]}),
                                  mode="create", overwrite=True)
     log(f"[2/4] baking voice 'demo' from a synthetic {prof['prompt_seconds']} s prompt (speech_tokenizer_v3 + CAM++, onnxruntime only)")
     bundle = Bundle.open(out / "bundle", threads=threads)

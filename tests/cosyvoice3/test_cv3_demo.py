@@ -2,7 +2,7 @@
 run_demo: tiny official-layout dir -> export of every component this version has, Sentis checker +
 parity per graph -> voice baked with speech_tokenizer_v3 + CAM++ -> runtime_ref zero-shot synthesis
 non-streaming and streaming -> report and WAVs) with the "smoke" profile (1.2 s prompt, flow bucket
-224, causal vocoder of 224 frames, KV cache 256, 12 tokens per piece). The full profile (what the
+224, causal vocoder of 224 frames, KV cache 256, 12 tokens per piece, 12 s tokenizer buffer). The full profile (what the
 CLI runs) differs only in those sizes."""
 from __future__ import annotations
 
@@ -25,4 +25,9 @@ def test_demo_smoke_profile(tmp_path):
     wav, sr = read_wav(tmp_path / "demo" / "demo.wav")
     stream, _ = read_wav(tmp_path / "demo" / "demo_stream.wav")
     assert "prompt tokens), zero-shot" in report
+    import json
+
+    st = json.loads((tmp_path / "demo" / "bundle" / "manifest.json").read_text())["graphs"]["speech_tokenizer"]
+    assert "speech_tokenizer_v3.onnx" in st["description"] and st["inputs"][0]["shape"] == [1, 12 * 16000]  # static (smoke: 12 s)
+    assert st["parity"]["exact"] == {"speech_tokens": True, "token_count": True}
     assert sr == 24000 and wav.shape[0] == stream.shape[0] == round(res["seconds_audio"] * sr) > 0

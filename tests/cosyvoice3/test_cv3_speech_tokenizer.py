@@ -6,7 +6,6 @@ layout that s3tokenizer 0.3.0's `onnx2torch_v3` reads (decomposed LayerNorm, Con
 reason where the package is absent; CI installs it in .ci/run)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -58,21 +57,5 @@ def test_tokens_identical_to_s3tokenizer_v3(v3_onnx):
     assert len(torch.unique(got)) > 10  # the random weights exercise the FSQ levels
 
 
-def test_bundle_graph_static_30s_and_voice_baking(cv3_md, tmp_path):
-    """`export speech_tokenizer` on a CosyVoice3 dir: the static 30 s graph (exact token parity vs
-    PyTorch, checker ok); runtime_ref bakes a zero-shot voice with it."""
-    from exporter.export import export_components
-    from exporter.spec import ExportOptions
-    from runtime_ref.bundle import Bundle
-    from runtime_ref.prompt import bake_voice
-
-    m = export_components(cv3_md, tmp_path / "b", ["speech_tokenizer", "campplus"], ExportOptions())
-    g = m["graphs"]["speech_tokenizer"]
-    assert g["checker"]["ok"] and g["parity"]["exact"] == {"speech_tokens": True, "token_count": True}
-    assert "speech_tokenizer_v3.onnx" in g["description"]
-    assert g["inputs"][0]["shape"] == [1, 30 * 16000]
-    b = Bundle.open(tmp_path / "b")
-    x = speech_signal(int(2.1 * 24000), 4).astype(np.float64)
-    v = bake_voice(b, x, 24000, text="A prompt.")
-    assert 40 <= v["speech_tokens"].size <= 53  # ~25 tokens/s of 2.1 s (aligned to the prompt mel)
-    assert v["prompt_mel"].shape[0] == 2 * v["speech_tokens"].size and v["embedding"].shape == (192,)
+# the bundle graph (static 30 s, exact token parity vs PyTorch, checker) and voice baking with it:
+# tests/cosyvoice3/test_cv3_demo.py (the demo exports and bakes with speech_tokenizer_v3)
