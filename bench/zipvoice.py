@@ -24,6 +24,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="full", choices=["full", "tiny"], help="tiny: smoke run of this script")
     ap.add_argument("--num-step", type=int, default=None, help="export a shorter solve (smoke runs)")
+    ap.add_argument("--prepare-only", action="store_true", help="build the fixture and export the bundle, then stop "
+                    "(run this under `heavy`, the timing run under `quiet`)")
     a = ap.parse_args()
     from exporter.demo import synthetic_prompt
     from exporter.export import export_components
@@ -48,6 +50,8 @@ def main():
                           ExportOptions(threads=a.threads, flow_lens=(a.frames,),
                                                     extra={"token_lens": (256,), "num_step": a.num_step}), mode="create")
         print(f"export: {time.perf_counter() - t0:.0f} s")
+    if a.prepare_only:
+        return
     bundle = Bundle.open(bundle_path, threads=a.threads)
     sizes = {n: f"{g['bytes'] / 1e6:.0f} MB" for n, g in bundle.manifest["graphs"].items()}
     voice = bake_voice(bundle, synthetic_prompt(seconds=2.0), 24000, text="this is the prompt of the benchmark voice.")

@@ -95,11 +95,18 @@ class ZipVoicePipeline:
         return wav[: int(self.voc["hop_length"]) * (n - 1)]
 
     # -- the official flow --------------------------------------------------------------------
+    def prompt_ids(self, voice: dict) -> list[int]:
+        """The voice's baked transcript ids (prompt_ids), else its transcript through the front-end."""
+        if "prompt_ids" in voice:
+            return [int(i) for i in np.asarray(voice["prompt_ids"]).reshape(-1)]
+        return self.text.ids(str(voice["prompt_text"]))
+
     def synthesize(self, text: str, voice: str | dict, *, seed: int = 0, speed: float = 1.0, noise: np.ndarray | None = None,
-                   guidance_scale: float | None = None, t_shift: float | None = None) -> ZipVoiceSynthesis:
+                   guidance_scale: float | None = None, t_shift: float | None = None, kana: bool = False) -> ZipVoiceSynthesis:
+        """kana=True: `text` is accent kana (Japanese accent bundles; runtime_ref/zipvoice/kana.py)."""
         v = load_voice(self.bundle, voice) if isinstance(voice, str) else voice
         prompt_features = np.asarray(v["prompt_features"], np.float32)
-        prompt_ids, ids = self.text.ids(str(v["prompt_text"])), self.text.ids(text)
+        prompt_ids, ids = self.prompt_ids(v), self.text.ids(text, kana=kana)
         if not ids:
             raise RuntimeRefError("the text has no token the model knows (check the language / tokens.txt)")
         if not prompt_ids:

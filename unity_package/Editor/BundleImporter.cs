@@ -143,7 +143,12 @@ namespace SentisTts.Editor
 
             // tokenizer + voices: copied as .txt/.bytes so they import as TextAssets
             var text = manifest.Components.Obj("text");
-            if (text != null)
+            if (text != null && ModelFamilies.Of(manifest) == ModelFamily.ZipVoice)
+            {
+                asset.zipVoiceTokens = CopyText(bundleDir, text.Str("tokens"), targetFolder + "/tokens.txt");
+                if (text.Str("kana_table") != null) asset.zipVoiceKana = CopyText(bundleDir, text.Str("kana_table"), targetFolder + "/kana.tsv.txt");
+            }
+            else if (text != null)
             {
                 var dir = text.Str("dir") ?? "text";
                 asset.vocabJson = CopyText(bundleDir, dir + "/vocab.json", targetFolder + "/vocab.json.txt");

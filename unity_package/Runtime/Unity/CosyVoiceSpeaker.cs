@@ -68,6 +68,7 @@ namespace SentisTts.Unity
         {
             if (bundle == null) throw new SentisTtsException(name + ": assign a TtsBundleAsset (Tools > Sentis TTS > Import Bundle)");
             var manifest = bundle.LoadManifest();
+            ModelFamilies.Require(manifest, ModelFamily.CosyVoice2, "CosyVoiceSpeaker (use ZipVoiceSpeaker for zipvoice bundles)");
             var runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU,
                                                LlmGenerator.WorkersPerGraph(manifest));
             IFlowStage flow = null;
