@@ -24,6 +24,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="full", choices=["full", "tiny"], help="tiny: smoke run of this script")
     ap.add_argument("--num-step", type=int, default=None, help="export a shorter solve (smoke runs)")
+    ap.add_argument("--official", action="store_true", help="also time the official k2-fsa ZipVoice.sample + official Vocos "
+                    "(scratch copies at /tmp/zipvoice_official, /tmp/vocos_official) on the same weights, interleaved")
     ap.add_argument("--prepare-only", action="store_true", help="build the fixture and export the bundle, then stop "
                     "(run this under `heavy`, the timing run under `quiet`)")
     a = ap.parse_args()
@@ -79,11 +81,14 @@ def main():
             delattr(pipe, name)
         return res, time.perf_counter() - t0, stages
 
+    official = official_runner(md, ours, voice, text) if a.official else None
     timed(ours)  # session creation / warm-up
-    runs = {"ort": [], "torch": []}
+    runs = {"ort": [], "torch": [], "official": []}
     for _ in range(a.rounds):
         runs["ort"].append(timed(ours))
         runs["torch"].append(timed(ref))
+        if official:
+            runs["official"].append(official())
     o = min(runs["ort"], key=lambda r: r[1])
     t = min(runs["torch"], key=lambda r: r[1])
     secs = o[0].audio.size / 24000
@@ -94,6 +99,45 @@ def main():
         print(f"  {name:22s} {total:6.2f} s  RTF {total / secs:.2f}  ({parts})")
     print(f"  ratio ORT/PyTorch {o[1] / t[1]:.2f}; features max-abs {np.abs(o[0].features - t[0].features).max():.2e}; "
           f"waveform SNR {snr_db(t[0].audio, o[0].audio):.1f} dB")
+    if official:
+        (feats, wav, noise), total = min(runs["official"], key=lambda r: r[1])
+        same = ours.synthesize(text, voice, noise=noise)  # the official's own noise through the bundle (untimed)
+        print(f"  {'official PyTorch':22s} {total:6.2f} s  RTF {total / (wav.size / 24000):.2f}  (ZipVoice.sample + Vocos decode); "
+              f"ratio ORT/official {o[1] / total:.2f}; bundle vs official on its noise: features max-abs "
+              f"{np.abs(same.features - feats).max():.2e}, waveform SNR {snr_db(wav, same.audio):.1f} dB")
+
+
+def official_runner(md, pipe, voice, text):
+    """A timed official run (k2-fsa ZipVoice.sample, duration "predict", + official Vocos) on the model dir's weights."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.zv import official as zo
+
+    off = zo.official_model(zo.import_zipvoice(), md)
+    bb, hd = zo.official_vocos(zo.import_vocos(), md)
+    c, k = md.config, pipe.bundle.constants
+    prompt_ids, ids = pipe.prompt_ids(voice), pipe.text.ids(text)
+    pf = torch.from_numpy(np.asarray(voice["prompt_features"], np.float32))[None] * c.feat_scale
+    rms = float(voice["prompt_rms"])
+
+    def run():
+        t0 = time.perf_counter()
+        torch.manual_seed(0)
+        with torch.inference_mode():
+            feats, lens, _, _ = off.sample(tokens=[ids], prompt_tokens=[prompt_ids], prompt_features=pf,
+                                           prompt_features_lens=torch.tensor([pf.shape[1]]), speed=1.0, t_shift=float(k["t_shift"]),
+                                           duration="predict", num_step=int(pipe.num_step), guidance_scale=float(k["guidance_scale"]))
+            f = feats[0] / c.feat_scale
+            wav = hd(bb(f.T[None])).clamp(-1, 1)[0]
+            if rms < c.target_rms:
+                wav = wav * rms / c.target_rms
+        total = time.perf_counter() - t0
+        torch.manual_seed(0)
+        noise = torch.randn(1, pf.shape[1] + int(lens[0]), c.model.feat_dim)[0].numpy()  # the draw inside sample()
+        return (f.numpy(), wav.numpy(), noise), total
+
+    return run
 
 
 if __name__ == "__main__":
