@@ -74,3 +74,18 @@ def official_vocos(classes, md):
     bb.load_state_dict({k[len("backbone."):]: t for k, t in sd.items() if k.startswith("backbone.")}, strict=True)
     hd.load_state_dict({k[len("head."):]: t for k, t in sd.items() if k.startswith("head.")}, strict=True)
     return bb, hd
+
+
+def import_infer_utils():
+    """The official zipvoice.utils.infer module (chunking, cross_fade_concat); torchaudio and pydub
+    are placeholders while importing (its silence helpers are not used here)."""
+    placed = _placeholders({"torchaudio": {}, "pydub": {"AudioSegment": object},
+                            "pydub.silence": {"detect_leading_silence": None, "split_on_silence": None}})
+    sys.path.insert(0, str(ZV))
+    try:
+        from zipvoice.utils import infer
+    finally:
+        sys.path.remove(str(ZV))
+        for n in placed:
+            sys.modules.pop(n, None)
+    return infer

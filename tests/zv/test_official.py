@@ -147,3 +147,15 @@ def test_end_to_end_vs_official_sample(zv_official, vocos_official, zv_md, zv_bu
     err, snr = float(np.abs(ours.features - ref_feats).max()), snr_db(ref_wav, ours.audio)
     print(f"official e2e: {n_total} frames, features max-abs {err:.2e}, waveform SNR {snr:.1f} dB")
     assert err <= 1e-3 and snr >= 40
+
+
+def test_cross_fade_concat_vs_official():
+    """The joins of a long text: runtime_ref's cross_fade_concat vs the official one (0.1 s at 24 kHz)."""
+    from runtime_ref.zipvoice.pipeline import cross_fade_concat
+
+    infer = official.import_infer_utils()
+    rng = np.random.default_rng(0)
+    chunks = [rng.standard_normal(n).astype(np.float32) for n in (7000, 1500, 9000, 2400)]
+    ref = infer.cross_fade_concat([torch.from_numpy(c)[None] for c in chunks], fade_duration=0.1, sample_rate=24000)[0].numpy()
+    got = cross_fade_concat(chunks, int(0.1 * 24000))
+    assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-6

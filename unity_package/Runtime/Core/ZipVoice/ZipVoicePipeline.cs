@@ -4,8 +4,8 @@
 //   prompt ids (baked with the voice) + text ids -> text_encoder_<S> (S = smallest token bucket
 //   holding the ids and the trailing pad) -> frames = prompt + ceil(prompt_frames / prompt_ids ·
 //   ids / speed) -> per-frame text condition (average token durations, the rest reads the pad) ->
-//   fm_solve_<T> (the whole CFG + Euler solve in one graph; noise, time grid and guidance are
-//   inputs) -> generated features / feat_scale -> vocos_<F> -> clamp to ±1, scaled by
+//   fm_solve_<T> (the whole CFG + Euler solve in one graph, its time grid baked in at export; noise
+//   and guidance are inputs) -> generated features / feat_scale -> vocos_<F> -> clamp to ±1, scaled by
 //   prompt_rms / target_rms when the prompt was quieter than target_rms.
 //
 // Three graph calls per utterance; each result is read back without waiting (Tick: RequestRead /
@@ -49,7 +49,7 @@ namespace SentisTts.Core.ZipVoice
         public float Speed = 1f;
         /// <summary>(frames, feat_dim) initial noise of the solve; null: seeded standard normal (GaussianNoise).</summary>
         public float[] Noise;
-        public float GuidanceScale = float.NaN, TShift = float.NaN;  // NaN: the bundle's constants
+        public float GuidanceScale = float.NaN;  // NaN: the bundle's constant
     }
 
     public sealed class ZipVoicePipeline
@@ -58,7 +58,7 @@ namespace SentisTts.Core.ZipVoice
         public readonly IGraphRunner Runner;
         public readonly ZipVoiceTokenizer Tokenizer;
         public readonly int SampleRate, PadId, FeatDim, NumStep, Hop;
-        public readonly float FeatScale, GuidanceScale, TShift;
+        public readonly float FeatScale, GuidanceScale;
         public readonly double TargetRms;
         readonly int[] tokenLens, frameLens, vocosLens;
 
@@ -71,7 +71,6 @@ namespace SentisTts.Core.ZipVoice
             FeatScale = (float)k.Double("feat_scale");
             TargetRms = k.Double("target_rms");
             GuidanceScale = (float)k.Double("guidance_scale");
-            TShift = (float)k.Double("t_shift");
             var te = manifest.Component("text_encoder");
             var fm = manifest.Component("fm_decoder");
             var voc = manifest.Component("vocos");
@@ -110,21 +109,6 @@ namespace SentisTts.Core.ZipVoice
             var idx = new int[nFrames];
             for (int f = 0; f < nFrames; f++) idx[f] = f < avg * nTokens ? f / Math.Max(avg, 1) : nTokens;
             return idx;
-        }
-
-        /// <summary>Official get_time_steps: linspace(0, 1, n + 1) (float64 -> float32, as numpy), then s·t / (1 + (s − 1)·t) in float32.</summary>
-        public static float[] TimeSteps(int numStep, float tShift)
-        {
-            var t = new float[numStep + 1];
-            double step = 1.0 / numStep;
-            for (int i = 0; i <= numStep; i++)
-            {
-                float x = i == numStep ? 1f : (float)(i * step);
-                float num = (float)(tShift * x);
-                float den = (float)(1f + (float)((float)(tShift - 1f) * x));
-                t[i] = (float)(num / den);
-            }
-            return t;
         }
 
         public List<int> PromptIds(ZipVoiceVoice v)
@@ -217,12 +201,10 @@ namespace SentisTts.Core.ZipVoice
                     var x0 = new float[T * F];
                     Array.Copy(noise, x0, nFrames * F);
                     float g = float.IsNaN(r.GuidanceScale) ? p.GuidanceScale : r.GuidanceScale;
-                    float ts = float.IsNaN(r.TShift) ? p.TShift : r.TShift;
                     stage = 1;
                     Start("fm_solve_" + T, "features", new Dictionary<string, GraphValue> {
                         { "noise", new HostTensor(new[] { 1, T, F }, x0) }, { "text_condition", new HostTensor(new[] { 1, T, F }, cond) },
                         { "speech_condition", new HostTensor(new[] { 1, T, F }, speech) }, { "frame_count", HostTensor.Scalar1(nFrames) },
-                        { "timesteps", new HostTensor(new[] { p.NumStep + 1 }, TimeSteps(p.NumStep, ts)) },
                         { "guidance_scale", new HostTensor(new[] { 1 }, new[] { g }) } });
                 }
                 else if (stage == 1)
