@@ -24,35 +24,47 @@ def _placeholders(names: dict[str, dict]) -> list[str]:
     return placed
 
 
+def _imported(root: Path, placeholders: dict[str, dict], load):
+    """`load()` with `root` on sys.path and the placeholder modules present, both removed after."""
+    placed = _placeholders(placeholders)
+    sys.path.insert(0, str(root))
+    try:
+        return load()
+    finally:
+        sys.path.remove(str(root))
+        for n in placed:
+            sys.modules.pop(n, None)
+
+
 def import_zipvoice():
     """-> (ZipVoice, ZipVoiceDistill, make_pad_mask) of the official copy."""
-    placed = _placeholders({"torch.utils.tensorboard": {"SummaryWriter": object}})
-    sys.path.insert(0, str(ZV))
-    try:
+    def load():
         from zipvoice.models.zipvoice import ZipVoice
         from zipvoice.models.zipvoice_distill import ZipVoiceDistill
         from zipvoice.utils.common import make_pad_mask
-    finally:
-        sys.path.remove(str(ZV))
-        for n in placed:
-            sys.modules.pop(n, None)
-    return ZipVoice, ZipVoiceDistill, make_pad_mask
+        return ZipVoice, ZipVoiceDistill, make_pad_mask
+    return _imported(ZV, {"torch.utils.tensorboard": {"SummaryWriter": object}}, load)
 
 
 def import_vocos():
     """-> (VocosBackbone, ISTFTHead) of the official copy."""
-    placed = _placeholders({"torchaudio": {}, "torchaudio.functional": {},
-                            "torchaudio.functional.functional": {"_hz_to_mel": None, "_mel_to_hz": None},
-                            "encodec": {"EncodecModel": object}, "encodec.utils": {"convert_audio": None}})
-    sys.path.insert(0, str(VOCOS))
-    try:
+    def load():
         from vocos.heads import ISTFTHead
         from vocos.models import VocosBackbone
-    finally:
-        sys.path.remove(str(VOCOS))
-        for n in placed:
-            sys.modules.pop(n, None)
-    return VocosBackbone, ISTFTHead
+        return VocosBackbone, ISTFTHead
+    return _imported(VOCOS, {"torchaudio": {}, "torchaudio.functional": {},
+                             "torchaudio.functional.functional": {"_hz_to_mel": None, "_mel_to_hz": None},
+                             "encodec": {"EncodecModel": object}, "encodec.utils": {"convert_audio": None}}, load)
+
+
+def import_infer_utils():
+    """The official zipvoice.utils.infer module (chunking, cross_fade_concat); torchaudio and pydub
+    are placeholders while importing (its silence helpers are not used here)."""
+    def load():
+        from zipvoice.utils import infer
+        return infer
+    return _imported(ZV, {"torchaudio": {}, "pydub": {"AudioSegment": object},
+                          "pydub.silence": {"detect_leading_silence": None, "split_on_silence": None}}, load)
 
 
 def official_model(classes, md):
@@ -74,18 +86,3 @@ def official_vocos(classes, md):
     bb.load_state_dict({k[len("backbone."):]: t for k, t in sd.items() if k.startswith("backbone.")}, strict=True)
     hd.load_state_dict({k[len("head."):]: t for k, t in sd.items() if k.startswith("head.")}, strict=True)
     return bb, hd
-
-
-def import_infer_utils():
-    """The official zipvoice.utils.infer module (chunking, cross_fade_concat); torchaudio and pydub
-    are placeholders while importing (its silence helpers are not used here)."""
-    placed = _placeholders({"torchaudio": {}, "pydub": {"AudioSegment": object},
-                            "pydub.silence": {"detect_leading_silence": None, "split_on_silence": None}})
-    sys.path.insert(0, str(ZV))
-    try:
-        from zipvoice.utils import infer
-    finally:
-        sys.path.remove(str(ZV))
-        for n in placed:
-            sys.modules.pop(n, None)
-    return infer

@@ -30,19 +30,10 @@ namespace SentisTts.Unity
 
         ZipVoicePipeline pipeline;
         SentisGraphRunner runner;
-        AudioRingBuffer ring;
+        SpeakerAudio audio;
         LinearResampler resampler;
-        int outputRate;
 
-        void Awake()
-        {
-            outputRate = AudioSettings.outputSampleRate;
-            ring = new AudioRingBuffer(Mathf.Max(1, (int)(bufferSeconds * outputRate)));
-            var src = GetComponent<AudioSource>();
-            if (src.clip == null) src.clip = AudioClip.Create("SentisTts carrier", outputRate, 1, outputRate, false);
-            src.loop = true;
-            if (!src.isPlaying) src.Play();
-        }
+        void Awake() { audio = new SpeakerAudio(GetComponent<AudioSource>(), bufferSeconds); }
 
         ZipVoicePipeline Pipeline()
         {
@@ -52,7 +43,7 @@ namespace SentisTts.Unity
             ModelFamilies.Require(manifest, ModelFamily.ZipVoice, "ZipVoiceSpeaker (use CosyVoiceSpeaker for cosyvoice2 bundles)");
             runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU);
             pipeline = new ZipVoicePipeline(manifest, runner, bundle.LoadZipVoiceTokenizer());
-            resampler = new LinearResampler(pipeline.SampleRate, outputRate);
+            resampler = new LinearResampler(pipeline.SampleRate, audio.OutputRate);
             return pipeline;
         }
 
@@ -74,26 +65,15 @@ namespace SentisTts.Unity
                 finally { IsSpeaking = false; }
                 var x = resampler.Process(s.Audio);
                 if (AudioProduced != null) AudioProduced(x);
-                int written = ring.Write(x, 0, x.Length);
+                int written = audio.Ring.Write(x, 0, x.Length);
                 if (written < x.Length) Debug.LogWarning("ZipVoiceSpeaker: playback buffer full, dropped " + (x.Length - written) + " samples (raise bufferSeconds)");
                 return true;
             }
         }
 
-        public void StopSpeaking() { ring.Clear(); }
+        public void StopSpeaking() { audio.Ring.Clear(); }
 
-        float[] mono = new float[0];
-        void OnAudioFilterRead(float[] data, int channels)
-        {
-            int frames = data.Length / channels;
-            if (mono.Length < frames) mono = new float[frames];
-            int n = ring.Read(mono, 0, frames);
-            for (int f = 0; f < frames; f++)
-            {
-                float s = f < n ? mono[f] : 0f;
-                for (int c = 0; c < channels; c++) data[f * channels + c] = s;
-            }
-        }
+        void OnAudioFilterRead(float[] data, int channels) { audio.Fill(data, channels); }
 
         void OnDestroy()
         {
