@@ -8,7 +8,7 @@ Each scenario exports a tiny ZipVoice bundle (seed 0, 2-step solve, token bucket
 64/128), bakes a voice from a seeded synthetic prompt and records ZipVoicePipeline.synthesize:
 the three graph calls (text_encoder -> fm_solve -> vocos) with every input hashed and the outputs
 the host reads stored (text_embed, features, waveform), the voice (features, baked transcript ids,
-RMS), the solver noise, and the PCM hash. The Japanese scenario is a Japanese-accent bundle fed
+RMS), the solver noise, and the PCM hash. A long text runs as two pieces joined by the cross-fade. The Japanese scenario is a Japanese-accent bundle fed
 accent kana (runtime_ref/zipvoice/kana.py), with a table of kana -> token cases for the C# reader
 (rule cases written here, and accent kana of Japanese sentences written by pyopenjtalk).
 """
@@ -29,8 +29,9 @@ STEPS = 2
 
 SCENARIOS = [
     # name, tokenizer, prompt seconds, prompt transcript, text, kana, seed, speed
-    ("zipvoice_simple", "simple", 1.0, "this is a tiny prompt clip.", "hi there", False, 3, 1.0),
     ("zipvoice_kana", "japanese_accent", 1.0, "今日は、天気がいいですね。", "ア'メデス’カ？", True, 5, 1.3),
+    # characters, two pieces (the budget of this prompt is 9 ids): the shared splitter + the 0.1 s cross-fade
+    ("zipvoice_long", "simple", 1.0, "this is a tiny prompt clip.", "hi there. go now.", False, 7, 1.0),
 ]
 
 # accent kana -> tokens cases for the C# reader (hand-written: every rule of kana.py)
@@ -48,6 +49,8 @@ JAPANESE_SENTENCES = [
 
 
 def build_bundle(work: Path, tokenizer: str) -> Path:
+    if (work / f"bundle_{tokenizer}").is_dir():
+        return work / f"bundle_{tokenizer}"
     from exporter.export import export_components
     from exporter.families import get_family
     from exporter.spec import ExportOptions
@@ -91,12 +94,14 @@ def scenario(out: Path, work: Path, name, tokenizer, prompt_s, prompt_text, text
     voice = bake_voice(bundle, synthetic_prompt(seconds=prompt_s, sr=24000, seed=seed), 24000, text=prompt_text)
     rec = gw.RecordingBundle(bundle, {"text_embed", "features", "waveform"})
     pipe = ZipVoicePipeline(rec)
-    ids = pipe.text.ids(text, kana=kana)
-    n_frames = int(pipe_total(pipe, voice, ids, speed))
-    noise = np.random.default_rng(seed).standard_normal((n_frames, pipe.feat_dim)).astype(np.float32)
+    pieces = pipe.pieces(text, voice, speed=speed, kana=kana)
+    rng = np.random.default_rng(seed)
+    noise = [rng.standard_normal((pipe_total(pipe, voice, pipe.text.ids(p, kana=kana), speed), pipe.feat_dim)).astype(np.float32)
+             for p in pieces]
     syn = pipe.synthesize(text, voice, seed=seed, speed=speed, kana=kana)
-    assert syn.n_frames == n_frames and len(rec.calls) == 3
-    tdir = out / f"{name}_text"
+    assert syn.pieces == pieces and syn.n_frames == sum(x.shape[0] for x in noise) and len(rec.calls) == 3 * len(pieces)
+    ids = pipe.text.ids(text, kana=kana)
+    tdir = out / f"zipvoice_{tokenizer}_text"
     tdir.mkdir(parents=True, exist_ok=True)
     comp = bundle.component("text")
     files = {"tokens": Path(comp["tokens"]).name}
@@ -111,11 +116,12 @@ def scenario(out: Path, work: Path, name, tokenizer, prompt_s, prompt_text, text
                        "runtime_ref.zipvoice.voice.bake_voice from a seeded synthetic prompt; noise = default_rng(seed) normal",
         "manifest": dict(gw.manifest_subset(bundle.manifest, ["text_encoder", "fm_decoder", "vocos", "text"]), family="zipvoice"),
         "params": {"text": text, "kana": kana, "seed": seed, "speed": speed, "text_dir": tdir.name, "text_files": files,
-                   "ids": ids, "n_frames": n_frames,
+                   "ids": ids, "n_frames": syn.n_frames, "pieces": pieces,
+                   "budget": pipe.text_budget(voice["prompt_features"].shape[0], len(voice["prompt_ids"]), speed),
                    "voice": {"prompt_text": prompt_text, "prompt_ids": [int(i) for i in voice["prompt_ids"]],
                              "prompt_rms": gw.tensor_entry("prompt_rms", np.asarray(voice["prompt_rms"], np.float32).reshape(1), data=True),
                              "prompt_features": gw.tensor_entry("prompt_features", voice["prompt_features"], data=True)},
-                   "noise": gw.tensor_entry("noise", noise, data=True)},
+                   "noise": [gw.tensor_entry(f"noise{k}", x, data=True) for k, x in enumerate(noise)]},
         "outputs": "recorded", "calls": rec.calls,
         "result": {"pcm": gw.tensor_entry("pcm", np.ascontiguousarray(syn.audio, np.float32)), "samples": int(syn.audio.size)},
     }
@@ -131,6 +137,8 @@ def pipe_total(pipe, voice, ids, speed) -> int:
 
 
 def write_all(out: Path, work: Path) -> None:
+    for old in out.glob("zipvoice_*"):
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
     for s in SCENARIOS:
         scenario(out, work, *s)
 

@@ -49,14 +49,19 @@ namespace SentisTts.Tests
                                             PromptRms = Floats(pv.Obj("prompt_rms"))[0] };
             var runner = new ReplayRunner(trace);
             var pipe = new ZipVoicePipeline(m, runner, tok);
-            var req = new ZipVoiceRequest { Text = p.Str("text"), Voice = voice, Seed = p.Int("seed"), Speed = (float)p.Double("speed"),
-                                            Noise = Floats(p.Obj("noise")) };
+            var noise = new List<float[]>();
+            foreach (JsonObject e in p.Arr("noise")) noise.Add(Floats(e));
+            var req = new ZipVoiceRequest { Text = p.Str("text"), Voice = voice, Seed = p.Int("seed"), Speed = (float)p.Double("speed"), Noise = noise };
+            Check(pipe.TextBudget(voice.PromptFrames, voice.PromptIds.Length, req.Speed) == p.Int("budget"), "text budget differs");
             float[] pcm;
             using (var s = pipe.Begin(req))
             {
-                Check(s.Frames == p.Int("n_frames"), "frames " + s.Frames + ", trace " + p.Int("n_frames"));
+                var pieces = new List<string>();
+                foreach (var x in p.Arr("pieces")) pieces.Add((string)x);
+                Check(string.Join("|", s.Pieces.ToArray()) == string.Join("|", pieces.ToArray()), "pieces " + string.Join("|", s.Pieces.ToArray()));
                 int ticks = 0;
-                while (!s.Tick()) Check(++ticks < 10, "the session does not finish");
+                while (!s.Tick()) Check(++ticks < 10 * pieces.Count, "the session does not finish");
+                Check(s.Frames == p.Int("n_frames"), "frames " + s.Frames + ", trace " + p.Int("n_frames"));
                 pcm = s.Audio;
             }
             Check(runner.Failures.Count == 0, string.Join("\n", runner.Failures.ToArray()));

@@ -9,7 +9,9 @@
 //   prompt_rms / target_rms when the prompt was quieter than target_rms.
 //
 // Three graph calls per utterance; each result is read back without waiting (Tick: RequestRead /
-// TryRead), so a game calls Tick once per frame. No streaming (ZipVoice solves the whole utterance).
+// TryRead), so a game calls Tick once per frame. No streaming (ZipVoice solves the whole utterance);
+// a text longer than one solve holds is split like runtime_ref (shared TextSplitter at TextBudget)
+// and the pieces are joined with the official 0.1 s cross-fade.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -47,13 +49,15 @@ namespace SentisTts.Core.ZipVoice
         public ZipVoiceVoice Voice;
         public int Seed;
         public float Speed = 1f;
-        /// <summary>(frames, feat_dim) initial noise of the solve; null: seeded standard normal (GaussianNoise).</summary>
-        public float[] Noise;
+        /// <summary>(frames, feat_dim) initial noise of each solve (one per piece); null: seeded standard normal (GaussianNoise).</summary>
+        public List<float[]> Noise;
         public float GuidanceScale = float.NaN;  // NaN: the bundle's constant
     }
 
     public sealed class ZipVoicePipeline
     {
+        /// <summary>Official cross-fade between the pieces of a long text.</summary>
+        public const double CrossFadeSeconds = 0.1;
         public readonly BundleManifest Manifest;
         public readonly IGraphRunner Runner;
         public readonly ZipVoiceTokenizer Tokenizer;
@@ -116,6 +120,60 @@ namespace SentisTts.Core.ZipVoice
             return v.PromptIds != null ? new List<int>(v.PromptIds) : Tokenizer.Ids(v.PromptText);
         }
 
+        /// <summary>runtime_ref text_budget: most text ids per piece so that prompt ids + ids + pad fit the largest
+        /// token bucket and prompt + generated frames the largest solve and Vocos buckets.</summary>
+        public int TextBudget(int promptFrames, int promptTokens, float speed)
+        {
+            int n = tokenLens[tokenLens.Length - 1] - 1 - promptTokens;
+            int maxT = frameLens[frameLens.Length - 1], maxV = vocosLens[vocosLens.Length - 1];
+            while (n > 0)
+            {
+                int f = TotalFrames(promptFrames, promptTokens, n, speed);
+                if (f <= maxT && f - promptFrames <= maxV) break;
+                n--;
+            }
+            if (n < 1)
+                throw new SentisTtsException("the voice's prompt (" + promptFrames + " frames, " + promptTokens + " ids) leaves no room for text in this " +
+                                             "bundle's largest buckets; use a shorter prompt clip or export larger buckets");
+            return n;
+        }
+
+        /// <summary>runtime_ref pieces: the text as it is when it fits one solve, else the shared splitter
+        /// (Text.TextSplitter.Split) at TextBudget, counted in model ids.</summary>
+        public List<string> Pieces(string text, ZipVoiceVoice v, float speed)
+        {
+            int budget = TextBudget(v.PromptFrames, PromptIds(v).Count, speed);
+            Func<string, int> count = piece => Tokenizer.Ids(piece).Count;
+            if (count(text) <= budget) return new List<string> { text };
+            return Text.TextSplitter.Split(text, count, budget, budget);
+        }
+
+        /// <summary>Official cross_fade_concat: consecutive chunks overlap by min(fade, both lengths) samples,
+        /// linear 1 -> 0 (numpy's float32 linspace) on the earlier, 1 - w on the later.</summary>
+        public static float[] CrossFadeConcat(List<float[]> chunks, int fade)
+        {
+            if (chunks.Count == 0) return new float[0];
+            var cur = chunks[0];
+            for (int c = 1; c < chunks.Count; c++)
+            {
+                var nxt = chunks[c];
+                int k = Math.Min(fade, Math.Min(cur.Length, nxt.Length));
+                var o = new float[cur.Length + nxt.Length - Math.Max(k, 0)];
+                if (k <= 0) { Array.Copy(cur, o, cur.Length); Array.Copy(nxt, 0, o, cur.Length, nxt.Length); cur = o; continue; }
+                int head = cur.Length - k;
+                Array.Copy(cur, o, head);
+                double step = k > 1 ? -1.0 / (k - 1) : 0.0;
+                for (int i = 0; i < k; i++)
+                {
+                    float w = i == k - 1 && k > 1 ? 0f : (float)(i * step + 1.0);
+                    o[head + i] = (float)(cur[head + i] * w) + (float)(nxt[i] * (float)(1f - w));
+                }
+                Array.Copy(nxt, k, o, head + k, nxt.Length - k);
+                cur = o;
+            }
+            return cur;
+        }
+
         /// <summary>Whole utterance, waiting for each readback (tests, offline use). A game uses Begin + Tick.</summary>
         public float[] Synthesize(ZipVoiceRequest r)
         {
@@ -128,40 +186,56 @@ namespace SentisTts.Core.ZipVoice
 
         public Session Begin(ZipVoiceRequest r) { return new Session(this, r); }
 
-        /// <summary>One utterance: text encoder -> solve -> Vocos, each started when the previous result is on the host.</summary>
+        /// <summary>One utterance: per piece text encoder -> solve -> Vocos, each started when the previous
+        /// result is on the host; the pieces joined with the official 0.1 s cross-fade.</summary>
         public sealed class Session : IDisposable
         {
             readonly ZipVoicePipeline p;
             readonly ZipVoiceRequest r;
-            readonly List<int> ids;
-            readonly int nPrompt, nFrames;
+            readonly List<int> promptIds;
+            readonly GaussianNoise gauss;
+            readonly List<float[]> wavs = new List<float[]>();
+            List<int> ids;
+            int piece, nPrompt, nFrames, totalFrames;
             int stage;  // 0 text encoder running, 1 solve running, 2 vocos running, 3 done
             GraphValue pending;
             HostTensor into;
             int S, T, Fv;
             public float[] Audio { get; private set; }
             public bool Done { get { return stage == 3; } }
-            public int Frames { get { return nFrames; } }
-            public List<int> Ids { get { return ids; } }
+            public readonly List<string> Pieces;
+            /// <summary>Prompt + generated frames, summed over the pieces started so far.</summary>
+            public int Frames { get { return totalFrames; } }
 
             internal Session(ZipVoicePipeline p, ZipVoiceRequest r)
             {
                 this.p = p; this.r = r;
                 if (r.Voice == null) throw new SentisTtsException("ZipVoice synthesis needs a voice (its prompt features and transcript)");
                 if (r.Voice.FeatDim != p.FeatDim) throw new SentisTtsException("voice " + r.Voice.Name + " has " + r.Voice.FeatDim + " feature bins, the bundle " + p.FeatDim);
-                var promptIds = p.PromptIds(r.Voice);
-                var textIds = p.Tokenizer.Ids(r.Text ?? "");
-                if (textIds.Count == 0) throw new SentisTtsException("the text has no token the model knows (check the language / tokens.txt)");
+                promptIds = p.PromptIds(r.Voice);
                 if (promptIds.Count == 0) throw new SentisTtsException("the voice's transcript has no token the model knows");
+                Pieces = p.Pieces(r.Text ?? "", r.Voice, r.Speed);
+                if (r.Noise != null && r.Noise.Count != Pieces.Count)
+                    throw new SentisTtsException("the request gives noise for " + r.Noise.Count + " solves; this text needs " + Pieces.Count);
+                gauss = new GaussianNoise(r.Seed, 1, p.FeatDim);
+                nPrompt = r.Voice.PromptFrames;
+                StartPiece();
+            }
+
+            void StartPiece()
+            {
+                var textIds = p.Tokenizer.Ids(Pieces[piece]);
+                if (textIds.Count == 0) throw new SentisTtsException("the text has no token the model knows (check the language / tokens.txt)");
                 ids = new List<int>(promptIds);
                 ids.AddRange(textIds);
-                nPrompt = r.Voice.PromptFrames;
                 nFrames = TotalFrames(nPrompt, promptIds.Count, textIds.Count, r.Speed);
+                totalFrames += nFrames;
                 T = Bucket(p.frameLens, nFrames, "prompt + speech frames");
                 Fv = Bucket(p.vocosLens, nFrames - nPrompt, "the generated frames");
                 S = Bucket(p.tokenLens, ids.Count + 1, "the text (prompt transcript + text + 1 pad)");
                 var tok = new int[S];
                 for (int i = 0; i < S; i++) tok[i] = i < ids.Count ? ids[i] : p.PadId;
+                stage = 0;
                 Start("text_encoder_" + S, "text_embed", new Dictionary<string, GraphValue> {
                     { "tokens", new HostTensor(new[] { 1, S }, tok) }, { "token_count", HostTensor.Scalar1(ids.Count) } });
             }
@@ -196,7 +270,7 @@ namespace SentisTts.Core.ZipVoice
                     var speech = new float[T * F];
                     var pf = r.Voice.PromptFeatures;
                     for (int i = 0; i < nPrompt * F; i++) speech[i] = pf[i] * p.FeatScale;
-                    var noise = r.Noise ?? new GaussianNoise(r.Seed, 1, F).Next(nFrames);
+                    var noise = r.Noise != null ? r.Noise[piece] : gauss.Next(nFrames);
                     if (noise.Length != nFrames * F) throw new SentisTtsException("noise has " + noise.Length + " values, the solve needs " + nFrames + " × " + F);
                     var x0 = new float[T * F];
                     Array.Copy(noise, x0, nFrames * F);
@@ -230,8 +304,9 @@ namespace SentisTts.Core.ZipVoice
                         float x = Math.Max(-1f, Math.Min(1f, wav[i]));
                         a[i] = scale == 1f ? x : x * scale;
                     }
-                    Audio = a;
-                    stage = 3;
+                    wavs.Add(a);
+                    if (++piece < Pieces.Count) StartPiece();
+                    else { Audio = CrossFadeConcat(wavs, (int)(CrossFadeSeconds * p.SampleRate)); stage = 3; }
                 }
                 return Done;
             }
