@@ -106,6 +106,8 @@ class ZipVoiceFrontend:
     def tokens(self, text: str, *, kana: bool = False) -> list[str]:
         """kana=True (japanese_accent only): `text` is accent kana (kana.py), read without OpenJTalk."""
         if self.tokenizer != "japanese_accent":
+            if kana:
+                raise RuntimeRefError(f"accent kana input needs a Japanese accent bundle; this one's front-end is {self.tokenizer!r}")
             return list(text)
         if kana:
             from .kana import accent_kana_tokens

@@ -86,3 +86,14 @@ def test_to_accent_kana_round_trip_on_japanese_corpus():
             "東京特許許可局に行った。", "朝7時30分に起きて、8時に家を出ます。", "カタカナのテキスト：コンピューター、インターネット、ゲーム。"]
     for t in pure:
         assert accent_kana_tokens(to_accent_kana(t)) == japanese_accent_tokens(t), t
+
+
+def test_frontend_reads_kana_only_on_japanese_bundles():
+    from runtime_ref.zipvoice.text import ZipVoiceFrontend
+
+    ja = ZipVoiceFrontend({"_": 0, "[L]": 1, "[H]": 2, "h": 3, "a": 4, "sh": 5, "i": 6}, "japanese_accent")
+    assert ja.ids("ハシ", kana=True) == [1, 3, 4, 2, 5, 6]  # the trailing '.' of add_punctuation is a dropped pause
+    with pytest.raises(RuntimeRefError, match="Japanese accent bundle"):
+        ZipVoiceFrontend({"_": 0, "a": 1}).ids("ハシ", kana=True)
+    with pytest.raises(RuntimeRefError, match="unknown accent rule"):
+        ZipVoiceFrontend({"_": 0}, "japanese_accent", "v9")
