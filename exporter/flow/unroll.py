@@ -133,11 +133,10 @@ def traced_euler(module, example: dict, input_names: list[str], *, ts: list[floa
     import torch
     from graph_passes import run_pipeline
 
-    from ..export import attach_weights, detach_weights, trace_to_onnx
+    from ..export import attach_weights, trace_detached
 
     inputs = tuple(torch.from_numpy(np.ascontiguousarray(example[k])) for k in input_names)
-    step = trace_to_onnx(module, inputs, list(input_names), [velocity], opset, scratch=scratch, what=what)
-    weights = detach_weights(step)
+    step, weights = trace_detached(module, inputs, list(input_names), [velocity], opset, scratch=scratch, what=what)
     step, _ = run_pipeline(step, None, input_shapes={k: list(example[k].shape) for k in input_names}, target_opset=opset)
     step = attach_weights(step, weights)
     return unroll_euler(step, x=x, t=t, velocity=velocity, ts=ts, dts=dts, x0=x0, out=out)
