@@ -2,10 +2,8 @@
 random weights load strictly) for benchmarks that time them beside ours in the same process.
 
 The official code is a scratch copy outside the repo (default /tmp/cv_official, with
-third_party/Matcha-TTS; see COMMON.md): never committed, only imported. Its imports need
-torchaudio (which cannot load with torch 2.13, shared/reference/pitfalls.md) and a few training-
-only packages; placeholder modules stand in for them while the official modules import, and are
-removed again afterwards (as tests/hift/test_official.py does).
+third_party/Matcha-TTS; see COMMON.md): never committed, only imported. The builders and the
+placeholder imports are the tests' shared oracle, tests/official_oracle.py.
 
     from bench.official import OfficialCode
     off = OfficialCode.find()          # None (with .why) if the copy is absent
@@ -15,63 +13,17 @@ removed again afterwards (as tests/hift/test_official.py does).
 """
 from __future__ import annotations
 
-import importlib.machinery
 import sys
-import types
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the shared oracle builders
+import official_oracle as oo  # noqa: E402
+
 DEFAULT_ROOT = "/tmp/cv_official"
-
-
-def why_absent(root: str | Path) -> str | None:
-    root = Path(root)
-    for rel in ("cosyvoice/flow/flow.py", "cosyvoice/llm/llm.py", "cosyvoice/hifigan/generator.py",
-                "third_party/Matcha-TTS/matcha"):
-        if not (root / rel).exists():
-            return f"official CosyVoice code not found ({root / rel} missing; unpack the mirror there with Matcha-TTS)"
-    for mod in ("diffusers", "einops", "scipy", "transformers"):
-        try:
-            __import__(mod)
-        except ImportError:
-            return f"the official modules need the pip package {mod!r} (pip install {mod})"
-    return None
-
-
-@contextmanager
-def _official_imports(root: Path):
-    """sys.path + placeholder modules while the official modules import; restored afterwards."""
-    placed: list[str] = []
-
-    def stub(name, **attrs):
-        if name in sys.modules:
-            return
-        m = types.ModuleType(name)
-        m.__dict__.update(attrs)
-        m.__spec__ = importlib.machinery.ModuleSpec(name, None)
-        sys.modules[name] = m
-        placed.append(name)
-
-    paths = [str(root), str(root / "third_party/Matcha-TTS")]
-    sys.path[:0] = paths
-    for n in ("torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi"):
-        stub(n)
-    stub("conformer", ConformerBlock=object)
-    stub("omegaconf", DictConfig=dict)
-    stub("cosyvoice.utils.onnx", SpeechTokenExtractor=object, online_feature=None, onnx_path=None)
-    stub("matcha.utils.pylogger", get_pylogger=lambda *a, **k: __import__("logging").getLogger("matcha"))
-    stub("diffusers.models.lora", LoRACompatibleLinear=nn.Linear)  # plain Linear at inference
-    try:
-        yield
-    finally:
-        for p in paths:
-            sys.path.remove(p)
-        for n in ("torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi"):
-            if n in placed:
-                sys.modules.pop(n, None)
+why_absent = oo.why_absent
 
 
 class OfficialCode:
@@ -82,84 +34,19 @@ class OfficialCode:
     def find(cls, root: str | Path = DEFAULT_ROOT) -> "OfficialCode | None":
         return None if why_absent(root) else cls(root)
 
-    # ---------------------------------------------------------------------------------------------
     def flow(self, md) -> nn.Module:
-        with _official_imports(self.root):
-            from cosyvoice.transformer.attention import RelPositionMultiHeadedAttention
-            from cosyvoice.transformer.embedding import EspnetRelPositionalEncoding
-            from cosyvoice.transformer.subsampling import LinearNoSubsampling
-            sys.modules.setdefault("cosyvoice.utils.class_utils", types.ModuleType("cosyvoice.utils.class_utils")).__dict__.update(
-                COSYVOICE_SUBSAMPLE_CLASSES={"linear": LinearNoSubsampling},
-                COSYVOICE_EMB_CLASSES={"rel_pos_espnet": EspnetRelPositionalEncoding},
-                COSYVOICE_ATTENTION_CLASSES={"rel_selfattn": RelPositionMultiHeadedAttention},
-                COSYVOICE_ACTIVATION_CLASSES={"swish": torch.nn.SiLU})
-            from cosyvoice.flow.decoder import CausalConditionalDecoder
-            from cosyvoice.flow.flow import CausalMaskedDiffWithXvec
-            from cosyvoice.flow.flow_matching import CausalConditionalCFM
-            from cosyvoice.transformer.upsample_encoder import UpsampleConformerEncoder
-        c = md.config.flow
-        e, s = c.encoder, c.estimator
-        enc = UpsampleConformerEncoder(
-            input_size=c.input_size, output_size=e.output_size, attention_heads=e.attention_heads, linear_units=e.linear_units,
-            num_blocks=e.num_blocks, dropout_rate=0.0, positional_dropout_rate=0.0, attention_dropout_rate=0.0,
-            normalize_before=True, input_layer="linear", pos_enc_layer_type="rel_pos_espnet",
-            selfattention_layer_type="rel_selfattn", use_cnn_module=False, macaron_style=False,
-            static_chunk_size=e.static_chunk_size)
-        est = CausalConditionalDecoder(
-            in_channels=s.in_channels, out_channels=s.out_channels, channels=list(s.channels), dropout=0.0,
-            attention_head_dim=s.attention_head_dim, n_blocks=s.n_blocks, num_mid_blocks=s.num_mid_blocks,
-            num_heads=s.num_heads, act_fn="gelu", static_chunk_size=s.static_chunk_size, num_decoding_left_chunks=-1)
-        cfm_params = types.SimpleNamespace(sigma_min=1e-6, solver="euler", t_scheduler=c.t_scheduler, training_cfg_rate=0.2,
-                                           inference_cfg_rate=c.inference_cfg_rate, reg_loss_type="l1")
-        dec = CausalConditionalCFM(in_channels=240, cfm_params=cfm_params, n_spks=1, spk_emb_dim=c.spk_emb_dim_cfm, estimator=est)
-        m = CausalMaskedDiffWithXvec(
-            input_size=c.input_size, output_size=c.output_size, spk_embed_dim=c.spk_embed_dim, output_type="mel",
-            vocab_size=c.vocab_size, input_frame_rate=25, only_mask_loss=True, token_mel_ratio=c.token_mel_ratio,
-            pre_lookahead_len=c.pre_lookahead_len, encoder=enc, decoder=dec)
-        m.load_state_dict(md.load_checkpoint("flow"), strict=True)
-        return m.eval()
+        with oo.official_imports(self.root):
+            return oo.load(oo.official_flow(md.config.flow, md.config.token_frame_rate), md.load_checkpoint("flow"))
 
     def hift(self, md) -> nn.Module:
-        with _official_imports(self.root):
-            from cosyvoice.hifigan.f0_predictor import ConvRNNF0Predictor
-            from cosyvoice.hifigan.generator import HiFTGenerator
-        c = md.config.hift
-        m = HiFTGenerator(
-            in_channels=c.in_channels, base_channels=c.base_channels, nb_harmonics=c.nb_harmonics, sampling_rate=c.sampling_rate,
-            nsf_alpha=c.nsf_alpha, nsf_sigma=c.nsf_sigma, nsf_voiced_threshold=c.nsf_voiced_threshold,
-            upsample_rates=list(c.upsample_rates), upsample_kernel_sizes=list(c.upsample_kernel_sizes),
-            istft_params={"n_fft": c.istft_n_fft, "hop_len": c.istft_hop_len}, resblock_kernel_sizes=list(c.resblock_kernel_sizes),
-            resblock_dilation_sizes=[list(d) for d in c.resblock_dilation_sizes],
-            source_resblock_kernel_sizes=list(c.source_resblock_kernel_sizes),
-            source_resblock_dilation_sizes=[list(d) for d in c.source_resblock_dilation_sizes],
-            lrelu_slope=c.lrelu_slope, audio_limit=c.audio_limit,
-            f0_predictor=ConvRNNF0Predictor(in_channels=c.f0_in_channels, cond_channels=c.f0_cond_channels))
-        m.load_state_dict(md.load_checkpoint("hift"), strict=True)  # official weight-norm parametrized keys
-        return m.eval()
+        with oo.official_imports(self.root):
+            return oo.load(oo.official_hift(md.config.hift), md.load_checkpoint("hift"))  # weight-norm parametrized keys
 
     def llm(self, md) -> nn.Module:
-        """Qwen2LM around HF Qwen2ForCausalLM built from the model dir's CosyVoice-BlankEN config
-        (the official Qwen2Encoder calls from_pretrained, which needs HF weight files; the weights
-        come from llm.pt instead, loaded strictly)."""
-        from transformers import Qwen2Config, Qwen2ForCausalLM
-
-        with _official_imports(self.root):
-            from cosyvoice.llm.llm import Qwen2Encoder, Qwen2LM
-        c = md.config.llm
-        enc = Qwen2Encoder.__new__(Qwen2Encoder)
-        nn.Module.__init__(enc)
-        qcfg = Qwen2Config.from_pretrained(str(Path(md.root) / "CosyVoice-BlankEN"))
-        qcfg._attn_implementation = "sdpa"
-        enc.model = Qwen2ForCausalLM(qcfg)
-        m = Qwen2LM(llm_input_size=c.llm_input_size, llm_output_size=c.llm_output_size, speech_token_size=c.speech_token_size,
-                    llm=enc, sampling=None, mix_ratio=list(c.mix_ratio))
-        sd = md.load_checkpoint("llm")
-        missing, unexpected = m.load_state_dict(sd, strict=False)
-        # tied lm_head: HF ties it to embed_tokens, so a checkpoint may or may not carry it
-        missing = [k for k in missing if not k.endswith("lm_head.weight")]
-        if missing or unexpected:
-            raise RuntimeError(f"official Qwen2LM: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        return m.eval()
+        """Qwen2LM around HF Qwen2ForCausalLM built from the model dir's CosyVoice-BlankEN config,
+        the weights from llm.pt (lm_head tied)."""
+        with oo.official_imports(self.root):
+            return oo.load(oo.official_qwen2lm(md, attn_implementation="sdpa"), md.load_checkpoint("llm"), tied=("lm_head.weight",))
 
 
 @torch.inference_mode()

@@ -7,7 +7,9 @@ measured parity figures in the manifest.
 from __future__ import annotations
 
 import time
+import types
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -137,8 +139,32 @@ def attach_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]) -
     inputs = [i for i in model.graph.input if i.name not in stash]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
-    model.graph.initializer.extend(init for name, init in stash.items() if name in used)
+    model.graph.initializer.extend(as_tensor_proto(name, init) for name, init in stash.items() if name in used)
     return model
+
+
+def as_tensor_proto(name: str, value) -> onnx.TensorProto:
+    """A stash entry as an initializer: TensorProtos as they are, torch tensors (the module's own
+    weights, see `trace_detached`) copied into one."""
+    if isinstance(value, onnx.TensorProto):
+        return value
+    return onnx.numpy_helper.from_array(value.detach().contiguous().numpy(), name)
+
+
+_RAW_DATA_FIELD = 9  # TensorProto.raw_data (onnx.proto)
+
+
+def _tensor_entry(name: str, value) -> tuple[bytes, memoryview | None]:
+    """(serialized TensorProto header, raw bytes to append) for one stash entry: a torch tensor's
+    data goes to the file from its own buffer (a transposed view is made contiguous, once),
+    without the TensorProto and serialized-string copies."""
+    if isinstance(value, onnx.TensorProto):
+        return value.SerializeToString(), None
+    arr = value.detach().contiguous().numpy()
+    head = onnx.TensorProto(name=name, dims=list(arr.shape),
+                            data_type=onnx.helper.np_dtype_to_tensor_dtype(arr.dtype)).SerializeToString()
+    raw = memoryview(arr).cast("B")
+    return head + bytes([_RAW_DATA_FIELD << 3 | 2]) + _varint(raw.nbytes), raw
 
 
 def _varint(n: int) -> bytes:
@@ -153,14 +179,15 @@ def _varint(n: int) -> bytes:
 _GRAPH_FIELD, _INITIALIZER_FIELD = 7, 5  # ModelProto.graph, GraphProto.initializer (onnx.proto)
 
 
-def save_with_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto], path: Path) -> None:
-    """Write `model` with the weights `detach_weights` took out as initializers again (those still
-    used), streaming them into the file one by one: the same file content as attach_weights +
-    onnx.save, without a second in-memory copy of every weight and a third as one serialized
-    string (the full-size LLM step is 1.45 GB of weights). Encodes the graph field by hand: the
-    small graph, then each big initializer as one more length-delimited `initializer` entry."""
+def save_with_weights(model: onnx.ModelProto, stash: dict, path: Path) -> None:
+    """Write `model` with the weights `detach_weights` / `trace_detached` took out as initializers
+    again (those still used), streaming them into the file one by one: the same file content as
+    attach_weights + onnx.save, without a second in-memory copy of every weight and a third as one
+    serialized string (the full-size LLM step is 1.45 GB of weights). Encodes the graph field by
+    hand: the small graph, then each big initializer as one more length-delimited `initializer`
+    entry."""
     used = {n for node in model.graph.node for n in node.input}
-    big = [init for name, init in stash.items() if name in used]
+    big = [(name, init) for name, init in stash.items() if name in used]
     small = onnx.ModelProto()
     small.CopyFrom(model)
     inputs = [i for i in small.graph.input if i.name not in stash]
@@ -168,14 +195,27 @@ def save_with_weights(model: onnx.ModelProto, stash: dict[str, onnx.TensorProto]
     small.graph.input.extend(inputs)
     graph = small.graph.SerializeToString()
     small.ClearField("graph")
-    sizes = [init.ByteSize() for init in big]
+
+    def size(name, init):
+        if isinstance(init, onnx.TensorProto):
+            return init.ByteSize()
+        nbytes = init.nelement() * init.element_size()
+        head = onnx.TensorProto(name=name, dims=list(init.shape), data_type=onnx.TensorProto.FLOAT).ByteSize()
+        return head + 1 + len(_varint(nbytes)) + nbytes  # data_type's varint is one byte for every dtype
+
+    sizes = [size(*b) for b in big]
     entries = sum(1 + len(_varint(n)) + n for n in sizes)  # tag byte (5 << 3 | 2) + length + payload
     with open(path, "wb") as f:
         f.write(small.SerializeToString())
         f.write(bytes([_GRAPH_FIELD << 3 | 2]) + _varint(len(graph) + entries) + graph)
-        for init, n in zip(big, sizes):
+        for (name, init), n in zip(big, sizes):
+            head, raw = _tensor_entry(name, init)
+            if len(head) + (raw.nbytes if raw is not None else 0) != n:
+                raise ExportError(f"{path.name}: initializer {name} encodes to an unexpected size")
             f.write(bytes([_INITIALIZER_FIELD << 3 | 2]) + _varint(n))
-            f.write(init.SerializeToString())
+            f.write(head)
+            if raw is not None:
+                f.write(raw)
 
 
 STAGES = ("tracing", "graph passes", "Sentis check", "parity")
@@ -183,12 +223,87 @@ STAGES = ("tracing", "graph passes", "Sentis check", "parity")
 
 def trace_to_onnx(module: torch.nn.Module, inputs: tuple, input_names: list[str], output_names: list[str],
                   opset: int, dynamic_axes: dict | None = None, *, scratch: Path, what: str) -> onnx.ModelProto:
-    """The TorchScript exporter (dynamo=False) on `module`, through the file `scratch` (removed)."""
+    """The TorchScript exporter (dynamo=False) on `module`: the ONNX model with every weight as an
+    initializer (`trace_detached` + `attach_weights`)."""
+    model, stash = trace_detached(module, inputs, input_names, output_names, opset, dynamic_axes, scratch=scratch, what=what)
+    return attach_weights(model, stash)
+
+
+def _linear_forward_on_view(self, x):
+    """nn.Linear as the TorchScript exporter writes it (MatMul with W^T, then Add(bias, .); Gemm
+    for a 2-D input with bias), with W^T the parameter `weight_t`: a transposed view of `weight`,
+    so the exporter does not fold a transposed copy of every weight."""
+    if x.dim() == 2 and self.bias is not None:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+    y = torch.matmul(x, self.weight_t)
+    return y if self.bias is None else self.bias + y
+
+
+@contextmanager
+def _linear_weights_as_views(module: torch.nn.Module):
+    """While tracing: every nn.Linear computes through a transposed view of its weight (no copy;
+    a small one too, else its folded transpose would be a value that is no parameter); undone
+    afterwards."""
+    patched = []
+    for m in module.modules():
+        if type(m) is torch.nn.Linear:
+            m.weight_t = torch.nn.Parameter(m.weight.detach().t(), requires_grad=False)
+            m.forward = types.MethodType(_linear_forward_on_view, m)
+            patched.append(m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.weight_t, m.forward
+
+
+def trace_detached(module: torch.nn.Module, inputs: tuple, input_names: list[str], output_names: list[str],
+                   opset: int, dynamic_axes: dict | None = None, *, scratch: Path, what: str,
+                   min_bytes: int = WEIGHT_DETACH_BYTES) -> tuple[onnx.ModelProto, dict]:
+    """The TorchScript exporter (dynamo=False) on `module` without the weights in the file: weights
+    of >= min_bytes stay graph inputs and come back as a stash of the module's own tensors (for
+    `save_with_weights` / `attach_weights`), smaller ones become initializers.
+
+    Memory: the exporter with its parameters would hold a folded transposed copy of every Linear
+    weight, its C++ proto and the serialized string at once (the full-size LLM step: 2.4 GB of
+    modules + ~4 GB). Traced with export_params=False and the Linear weights as transposed views,
+    it folds nothing out of the weights and writes no weight bytes. Should the exporter still fold
+    some weight into a new value (a graph input that is no parameter), the graph is traced again
+    the ordinary way and its big initializers detached."""
+    params = dict(module.state_dict(keep_vars=True))
+    with _linear_weights_as_views(module):
+        params.update((n, p) for n, p in module.named_parameters() if n.endswith(".weight_t"))
+        model = _torchscript_export(module, inputs, input_names, output_names, opset, dynamic_axes,
+                                    scratch=scratch, what=what, export_params=False)
+    declared = set(input_names)
+    extra = [i.name for i in model.graph.input if i.name not in declared]
+    if any(n not in params for n in extra):  # folded out of a weight: the ordinary export
+        model = _torchscript_export(module, inputs, input_names, output_names, opset, dynamic_axes,
+                                    scratch=scratch, what=what, export_params=True)
+        return model, detach_weights(model, min_bytes)
+    stash: dict[str, torch.Tensor] = {}
+    small = []
+    for name in extra:
+        t = params[name].detach()
+        if t.nelement() * t.element_size() >= min_bytes:
+            stash[name] = t
+        else:
+            small.append(as_tensor_proto(name, t))
+    inputs_kept = [i for i in model.graph.input if i.name in declared] + [i for i in model.graph.input if i.name in stash]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs_kept)
+    model.graph.initializer.extend(small)
+    return model, stash
+
+
+def _torchscript_export(module, inputs, input_names, output_names, opset, dynamic_axes, *, scratch: Path, what: str,
+                        export_params: bool) -> onnx.ModelProto:
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, inputs, str(scratch), input_names=input_names, output_names=output_names,
-                              opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
+                              opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False,
+                              export_params=export_params)
     except Exception as e:  # noqa: BLE001 - re-raised as a one-line export error
         scratch.unlink(missing_ok=True)
         raise ExportError(f"{what}: torch.onnx.export failed: {str(e).strip().splitlines()[0][:300]}") from e
@@ -240,12 +355,12 @@ def export_graph(spec: GraphSpec, out_dir: Path, options: ExportOptions,
     stage("tracing")
     if spec.build_onnx is not None:
         model = spec.build_onnx(options.opset, raw)
+        weights = detach_weights(model)
     else:
-        model = trace_to_onnx(spec.module, spec.torch_inputs(0), [t.name for t in spec.inputs],
-                              [t.name for t in spec.outputs], options.opset, dynamic_axes or None,
-                              scratch=raw, what=spec.name)
+        model, weights = trace_detached(spec.module, spec.torch_inputs(0), [t.name for t in spec.inputs],
+                                        [t.name for t in spec.outputs], options.opset, dynamic_axes or None,
+                                        scratch=raw, what=spec.name)
     stage("graph passes")
-    weights = detach_weights(model)
     model, applied = run_pipeline(model, spec.passes, input_shapes=spec.static_shapes(), target_opset=options.opset)
     weights_dtype = "float32"
     if options.fp16 and not spec.fp16_exempt:

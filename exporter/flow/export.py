@@ -24,7 +24,7 @@ from graph_passes import DEFAULT_PASSES, run_pipeline
 
 from ..checkpoint import load_into
 from ..errors import ExportError
-from ..export import attach_weights, detach_weights, trace_to_onnx
+from ..export import attach_weights, trace_detached
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .model import Flow, official_noise
 from .unroll import unroll_euler
@@ -97,11 +97,10 @@ def solve_onnx(flow: Flow, example: dict[str, np.ndarray], opset: int, scratch) 
     """flow_solve as ONNX: the velocity graph traced once, unrolled over the Euler steps in ONNX
     (exporter/flow/unroll.py) instead of tracing the estimator once per step."""
     inputs = tuple(torch.from_numpy(np.ascontiguousarray(example[k])) for k in VELOCITY_INPUTS)
-    step = trace_to_onnx(VelocityGraph(flow), inputs, list(VELOCITY_INPUTS), ["velocity"], opset,
-                         scratch=scratch, what=f"flow_solve_{flow.n_frames}")
+    step, weights = trace_detached(VelocityGraph(flow), inputs, list(VELOCITY_INPUTS), ["velocity"], opset,
+                                   scratch=scratch, what=f"flow_solve_{flow.n_frames}")
     # the graph passes on the one step (folding is the costly pass and scales with the nodes it
     # visits); export_graph runs them again on the unrolled graph, where little is left to do
-    weights = detach_weights(step)
     step, _ = run_pipeline(step, None, input_shapes={k: list(example[k].shape) for k in VELOCITY_INPUTS}, target_opset=opset)
     step = attach_weights(step, weights)
     return unroll_euler(step, x="x", t="t", velocity="velocity", ts=flow.t_steps, dts=flow.dt_steps, x0="noise", out="mel")

@@ -7,43 +7,26 @@ OFFICIAL_ROOT: an unpacked official CosyVoice checkout (with third_party/Matcha-
 this repo. Needs pip packages transformers, x-transformers==2.11.24 (+ einops, einx, loguru), scipy.
 Prints one JSON object {section: {figure: value}} on the last line. Sections: keys, llm, flow, hift, e2e.
 """
-import importlib.machinery
 import json
 import sys
-import types
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared official oracle
+import numpy as np  # noqa: E402
+import official_oracle as oo  # noqa: E402
+import torch  # noqa: E402
 
 ROOT, WORK = sys.argv[1], Path(sys.argv[2])
 SECTIONS = sys.argv[3:] or ["keys", "llm", "flow", "hift", "e2e"]
-sys.path[:0] = [ROOT, ROOT + "/third_party/Matcha-TTS"]
-
-
-def stub(name, **attrs):
-    m = types.ModuleType(name)
-    m.__dict__.update(attrs)
-    m.__spec__ = importlib.machinery.ModuleSpec(name, None)
-    sys.modules[name] = m
-    return m
-
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-for n in ["torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi"]:
-    stub(n)
-stub("omegaconf", DictConfig=dict)
-stub("conformer", ConformerBlock=object)
-stub("matcha.utils.pylogger", get_pylogger=lambda *a, **k: __import__("logging").getLogger("m"))
-stub("diffusers.models.lora", LoRACompatibleLinear=torch.nn.Linear)
-stub("cosyvoice.utils.onnx", SpeechTokenExtractor=object, online_feature=False, onnx_path=None)
+oo.install(ROOT)  # the official copy + placeholder modules for the whole run
 torch.set_num_threads(2)
 RESULTS: dict = {}
 
 
 # ---------------------------------------------------------------------------------------------
 def official_llm(cfg):
-    from transformers import Qwen2Config as HFConfig, Qwen2ForCausalLM
-    from cosyvoice.llm.llm import CosyVoice3LM, Qwen2Encoder
+    from transformers import Qwen2Config as HFConfig
+    from cosyvoice.llm.llm import CosyVoice3LM
     from cosyvoice.utils.common import ras_sampling
 
     q = cfg.qwen
@@ -51,19 +34,7 @@ def official_llm(cfg):
                   num_key_value_heads=q.num_key_value_heads, intermediate_size=q.intermediate_size, rms_norm_eps=q.rms_norm_eps,
                   rope_theta=q.rope_theta, vocab_size=q.vocab_size, max_position_embeddings=q.max_position_embeddings,
                   tie_word_embeddings=q.tie_word_embeddings, attn_implementation="eager")
-    enc = Qwen2Encoder.__new__(Qwen2Encoder)
-    torch.nn.Module.__init__(enc)
-    enc.model = Qwen2ForCausalLM(hf)
-    # The official loop passes a (1, new, new) mask with the KV cache; on its pinned transformers
-    # (4.51) a 2-D attention mask shorter than past + new masks nothing (plain causal attention
-    # over the cache); transformers 5 reads it differently. Give it the all-ones mask of that length.
-    step = enc.forward_one_step
-
-    def forward_one_step(xs, masks, cache=None):
-        past = 0 if cache is None else cache.get_seq_length()
-        return step(xs, torch.ones(1, xs.shape[1], past + xs.shape[1], dtype=torch.bool), cache)
-
-    enc.forward_one_step = forward_one_step
+    enc = oo.qwen2_encoder(hf)  # with the KV-cache mask spelled out for transformers 5
     s = cfg.sampling
 
     def sampling(scores, decoded, k):
@@ -81,9 +52,7 @@ def official_flow(cfg):
     e = cfg.estimator
     est = DiT(dim=e.dim, depth=e.depth, heads=e.heads, dim_head=e.dim_head, ff_mult=e.ff_mult, mel_dim=e.mel_dim, mu_dim=e.mu_dim,
               spk_dim=e.spk_dim, out_channels=e.out_channels, static_chunk_size=e.static_chunk_size, num_decoding_left_chunks=-1)
-    cfm_params = types.SimpleNamespace(sigma_min=1e-6, solver="euler", t_scheduler=cfg.t_scheduler, training_cfg_rate=0.2,
-                                       inference_cfg_rate=cfg.inference_cfg_rate, reg_loss_type="l1")
-    dec = CausalConditionalCFM(in_channels=240, cfm_params=cfm_params, n_spks=1, spk_emb_dim=80, estimator=est)
+    dec = CausalConditionalCFM(in_channels=240, cfm_params=oo.cfm_params(cfg), n_spks=1, spk_emb_dim=80, estimator=est)
     pre = PreLookaheadLayer(in_channels=cfg.input_size, channels=cfg.pre_lookahead_channels, pre_lookahead_len=cfg.pre_lookahead_len)
     return CausalMaskedDiffWithDiT(input_size=cfg.input_size, output_size=cfg.output_size, spk_embed_dim=cfg.spk_embed_dim,
                                    output_type="mel", vocab_size=cfg.vocab_size, input_frame_rate=25, only_mask_loss=True,
@@ -96,14 +65,7 @@ def official_hift(c):
     from cosyvoice.hifigan.generator import CausalHiFTGenerator
 
     return CausalHiFTGenerator(
-        in_channels=c.in_channels, base_channels=c.base_channels, nb_harmonics=c.nb_harmonics, sampling_rate=c.sampling_rate,
-        nsf_alpha=c.nsf_alpha, nsf_sigma=c.nsf_sigma, nsf_voiced_threshold=c.nsf_voiced_threshold,
-        upsample_rates=list(c.upsample_rates), upsample_kernel_sizes=list(c.upsample_kernel_sizes),
-        istft_params={"n_fft": c.istft_n_fft, "hop_len": c.istft_hop_len}, resblock_kernel_sizes=list(c.resblock_kernel_sizes),
-        resblock_dilation_sizes=[list(d) for d in c.resblock_dilation_sizes],
-        source_resblock_kernel_sizes=list(c.source_resblock_kernel_sizes),
-        source_resblock_dilation_sizes=[list(d) for d in c.source_resblock_dilation_sizes],
-        lrelu_slope=c.lrelu_slope, audio_limit=c.audio_limit, conv_pre_look_right=c.conv_pre_look_right,
+        **oo.hift_kwargs(c), conv_pre_look_right=c.conv_pre_look_right,
         f0_predictor=CausalConvRNNF0Predictor(in_channels=c.f0_in_channels, cond_channels=c.f0_cond_channels))
 
 

@@ -6,52 +6,28 @@ where that folder is an unpacked official CosyVoice checkout with Matcha-TTS in
 third_party/Matcha-TTS (never inside this repo). Needs pip packages diffusers and einops.
 Prints one line per comparison; exits 1 if a figure is out of tolerance.
 """
-import sys, types, importlib
-ROOT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/cv_official_flow"
-sys.path[:0] = [ROOT, ROOT + "/third_party/Matcha-TTS"]
-def stub(name, **attrs):
-    m = types.ModuleType(name); m.__dict__.update(attrs); sys.modules[name] = m; return m
-import torch, torch.nn as nn, numpy as np
-import importlib.machinery
-for n in ["torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi"]: stub(n).__spec__ = importlib.machinery.ModuleSpec(n, None)
-stub("conformer", ConformerBlock=object)
-stub("omegaconf", DictConfig=dict)
-stub("cosyvoice.utils.onnx", SpeechTokenExtractor=object, online_feature=None, onnx_path=None)
-stub("matcha.utils.pylogger", get_pylogger=lambda *a, **k: __import__("logging").getLogger("m"))
-stub("diffusers.models.lora", LoRACompatibleLinear=nn.Linear)  # plain Linear at inference (no LoRA)
-from cosyvoice.transformer.subsampling import LinearNoSubsampling
-from cosyvoice.transformer.embedding import EspnetRelPositionalEncoding
-from cosyvoice.transformer.attention import RelPositionMultiHeadedAttention
-from cosyvoice.transformer.activation import Swish
-stub("cosyvoice.utils.class_utils", COSYVOICE_SUBSAMPLE_CLASSES={"linear": LinearNoSubsampling},
-     COSYVOICE_EMB_CLASSES={"rel_pos_espnet": EspnetRelPositionalEncoding},
-     COSYVOICE_ATTENTION_CLASSES={"rel_selfattn": RelPositionMultiHeadedAttention},
-     COSYVOICE_ACTIVATION_CLASSES={"swish": torch.nn.SiLU})
-from cosyvoice.transformer.upsample_encoder import UpsampleConformerEncoder
-from cosyvoice.flow.decoder import CausalConditionalDecoder
-from cosyvoice.flow.flow_matching import CausalConditionalCFM
-from cosyvoice.flow.flow import CausalMaskedDiffWithXvec
+import sys
+from pathlib import Path
 
-from exporter.config import FlowConfig, FlowEncoderConfig, FlowEstimatorConfig
-from exporter.flow.keys import random_checkpoint, official_keys
-from exporter.flow.model import Flow, token2mel_torch
-from exporter.checkpoint import load_into
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared official oracle
+import official_oracle as oo  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from exporter.checkpoint import load_into  # noqa: E402
+from exporter.config import FlowConfig, FlowEncoderConfig, FlowEstimatorConfig  # noqa: E402
+from exporter.flow.keys import official_keys, random_checkpoint  # noqa: E402
+from exporter.flow.model import Flow, token2mel_torch  # noqa: E402
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/cv_official_flow"
 
 torch.set_num_threads(2)
 # a runnable small config (official up_embed uses input_size, so input_size must equal 512)
 cfg = FlowConfig(input_size=512, encoder=FlowEncoderConfig(num_blocks=2, linear_units=256),
                  estimator=FlowEstimatorConfig(channels=(64,), attention_head_dim=16, n_blocks=2, num_mid_blocks=2, num_heads=2))
-enc = UpsampleConformerEncoder(input_size=512, output_size=512, attention_heads=8, linear_units=256, num_blocks=2,
-                               dropout_rate=0.0, positional_dropout_rate=0.0, attention_dropout_rate=0.0, normalize_before=True,
-                               input_layer="linear", pos_enc_layer_type="rel_pos_espnet", selfattention_layer_type="rel_selfattn",
-                               use_cnn_module=False, macaron_style=False, static_chunk_size=25)
-est = CausalConditionalDecoder(in_channels=320, out_channels=80, channels=[64], dropout=0.0, attention_head_dim=16, n_blocks=2,
-                               num_mid_blocks=2, num_heads=2, act_fn="gelu", static_chunk_size=50, num_decoding_left_chunks=-1)
-cfm_params = types.SimpleNamespace(sigma_min=1e-6, solver="euler", t_scheduler="cosine", training_cfg_rate=0.2, inference_cfg_rate=0.7, reg_loss_type="l1")
-dec = CausalConditionalCFM(in_channels=240, cfm_params=cfm_params, n_spks=1, spk_emb_dim=80, estimator=est)
-off = CausalMaskedDiffWithXvec(input_size=512, output_size=80, spk_embed_dim=192, output_type="mel", vocab_size=6561,
-                               input_frame_rate=25, only_mask_loss=True, token_mel_ratio=2, pre_lookahead_len=3,
-                               encoder=enc, decoder=dec).eval()
+oo.install(ROOT)
+off = oo.official_flow(cfg).eval()
+est = off.decoder.estimator
 sd = random_checkpoint(cfg, seed=7)
 off_keys = {k: tuple(v.shape) for k, v in off.state_dict().items()}
 tab = official_keys(cfg)

@@ -202,6 +202,55 @@ def test_save_with_weights_writes_what_attach_and_save_write(tmp_path):
     np.testing.assert_allclose(y, x @ w + b, rtol=1e-5, atol=1e-4)
 
 
+def test_trace_detached_keeps_the_modules_own_weights(tmp_path):
+    """trace_detached: big Linear weights leave the exporter as the module's own storage (a
+    transposed view for a 3-D MatMul, the weight itself for a 2-D Gemm), small ones are
+    initializers; streamed to a file the graph computes what the module computes. A weight the
+    exporter folds into a new value (here w * 2) takes the ordinary export, detached."""
+    import onnxruntime as ort
+    from torch import nn
+
+    from exporter.export import save_with_weights, trace_detached
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(64, 96)  # 24 kB weight: a view in the stash
+            self.b = nn.Linear(96, 8, bias=False)  # 3 kB: below min_bytes, an initializer (a view too)
+            self.c = nn.Linear(96, 80)  # used on a 2-D row: Gemm on the weight itself
+            self.folded = False
+
+        def forward(self, x):
+            h = self.b(self.a(x)) if not self.folded else torch.matmul(self.a(x), self.b.weight.t() * 2)
+            return h, self.c(self.a(x)[:, -1])
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    x = torch.randn(1, 5, 64)
+    kw = dict(input_names=["x"], output_names=["h", "last"], opset=17, scratch=tmp_path / "raw.onnx", what="net",
+              min_bytes=4000)
+    model, stash = trace_detached(net, (x,), **kw)
+    assert set(stash) == {"a.weight_t", "c.weight"}
+    assert stash["a.weight_t"].data_ptr() == net.a.weight.data_ptr() and stash["c.weight"] is not None
+    assert not hasattr(net.a, "weight_t") and "forward" not in vars(net.a)  # patch undone
+    assert {i.name for i in model.graph.initializer} >= {"b.weight_t", "a.bias"}
+    assert not [i for i in model.graph.initializer if i.name in stash]
+    def saved_graph_computes_the_module(model, stash, name):
+        save_with_weights(model, stash, tmp_path / name)
+        with torch.no_grad():
+            ref = [t.numpy() for t in net(x)]
+        got = ort.InferenceSession(str(tmp_path / name)).run(None, {"x": x.numpy()})
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+
+    saved_graph_computes_the_module(model, stash, "net.onnx")
+
+    net.folded = True  # Transpose(w) * 2 folds into a new value: no parameter to stream
+    model, stash = trace_detached(net, (x,), **kw)
+    assert all(not isinstance(v, torch.Tensor) for v in stash.values())  # the ordinary export's initializers
+    saved_graph_computes_the_module(model, stash, "folded.onnx")
+
+
 def test_export_fails_a_graph_with_a_blocking_readback(tmp_path):
     """import_figures (run by export_graph after the checker) fails on a GPU->CPU readback: here a
     Clip whose min is computed from the data (Clip min is read on the CPU, docs/sentis.md)."""

@@ -1,10 +1,9 @@
 """Our HiFT vs the official HiFTGenerator on the same weights with its Gaussian noise replaced
 by ours. Needs a copy of the official repo at /tmp/cv_official_hift (see docs/components/hift.md);
 the always-running tests compare against our own module and the ONNX graph."""
-import sys
-import types
 from pathlib import Path
 
+import official_oracle as oo
 import pytest
 import torch
 
@@ -16,33 +15,9 @@ pytestmark = pytest.mark.skipif(not (OFFICIAL / "cosyvoice/hifigan/generator.py"
 @pytest.fixture(scope="module")
 def official(tiny_md):
     pytest.importorskip("scipy", reason="the official generator imports scipy.signal")
-    # placeholder torchaudio only while the official modules import (pitfalls.md); removed again so
-    # later imports (transformers probes find_spec('torchaudio')) do not see a spec-less module
-    placed = "torchaudio" not in sys.modules
-    if placed:
-        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
-    sys.path.insert(0, str(OFFICIAL))
-    try:
-        from cosyvoice.hifigan.f0_predictor import ConvRNNF0Predictor
-        from cosyvoice.hifigan.generator import HiFTGenerator
-    finally:
-        sys.path.remove(str(OFFICIAL))
-        if placed:
-            sys.modules.pop("torchaudio", None)
-
-    c = tiny_md.config.hift
-    m = HiFTGenerator(
-        in_channels=c.in_channels, base_channels=c.base_channels, nb_harmonics=c.nb_harmonics, sampling_rate=c.sampling_rate,
-        nsf_alpha=c.nsf_alpha, nsf_sigma=c.nsf_sigma, nsf_voiced_threshold=c.nsf_voiced_threshold,
-        upsample_rates=list(c.upsample_rates), upsample_kernel_sizes=list(c.upsample_kernel_sizes),
-        istft_params={"n_fft": c.istft_n_fft, "hop_len": c.istft_hop_len}, resblock_kernel_sizes=list(c.resblock_kernel_sizes),
-        resblock_dilation_sizes=[list(d) for d in c.resblock_dilation_sizes],
-        source_resblock_kernel_sizes=list(c.source_resblock_kernel_sizes),
-        source_resblock_dilation_sizes=[list(d) for d in c.source_resblock_dilation_sizes],
-        lrelu_slope=c.lrelu_slope, audio_limit=c.audio_limit,
-        f0_predictor=ConvRNNF0Predictor(in_channels=c.f0_in_channels, cond_channels=c.f0_cond_channels))
-    m.load_state_dict(tiny_md.load_checkpoint("hift"), strict=True)  # official parametrized keys
-    return m.eval()
+    with oo.official_imports(OFFICIAL):
+        m = oo.official_hift(tiny_md.config.hift)
+    return oo.load(m, tiny_md.load_checkpoint("hift"))  # official parametrized keys
 
 
 def run_official(model, mel, noise, seed, cache_source=None):
