@@ -5,7 +5,7 @@ com.unity.ai.inference package, names and signatures only).
 The package's Sentis/Unity/Editor layers are compiled against these (tests/unity/test_csharp_core.py),
 so a call to a member that does not exist in that version, or with a wrong signature, fails CI.
 Emitted: the types the package uses and the types their signatures need; a member whose signature
-names a type outside that set (NativeArray, ComputeBuffer, Awaitable<T>, ...) is left out and listed
+names a type outside that set (NativeArray<T>.ReadOnly, ComputeBuffer, Awaitable<T>, ...) is left out and listed
 in the file's header. Bodies are `throw null`.
 
     python -m tests.unity.gen_sentis_stubs [--api-dir DIR]   # rewrites tests/unity/stubs/generated/*.g.cs
@@ -28,7 +28,7 @@ ROOTS = ["Worker", "Tensor", "Tensor`1", "TensorShape", "DataType", "BackendType
 # names any signature may use: C# keywords/BCL and the UnityEngine names of tests/unity/stubs/UnityEngineStub.cs
 EXTERNAL = {"void", "int", "uint", "long", "ulong", "short", "ushort", "byte", "sbyte", "float", "double", "bool", "char",
             "string", "object", "T", "IDisposable", "Stream", "List", "Dictionary", "ReadOnlySpan", "Span", "Array",
-            "IEnumerator", "IEnumerable", "Type", "ScriptableObject"}
+            "IEnumerator", "IEnumerable", "Type", "ScriptableObject", "NativeArray"}
 KEYWORDS = {"ref", "out", "in", "params", "this", "true", "false", "null", "default", "new"}
 
 
@@ -139,7 +139,7 @@ def generate(api: dict) -> str:
             "// Members left out (their signatures use types outside this stub):"]
     head += [f"//   {s}" for s in skipped]
     return "\n".join(head + ["#pragma warning disable 0108, 0114, 0660, 0661", "using System;", "using System.Collections;",
-                             "using System.Collections.Generic;", "using System.IO;", "using UnityEngine;", "",
+                             "using System.Collections.Generic;", "using System.IO;", "using Unity.Collections;", "using UnityEngine;", "",
                              f"namespace {NS}", "{"] + lines + ["}", ""])
 
 

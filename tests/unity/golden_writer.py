@@ -27,6 +27,7 @@ input entry carries `"noise_slice": {"draw", "start", "count"}` (which elements 
 noise draw it holds, zeros after) next to its real sha256.
 
     python -m tests.unity.golden_writer --only-pipeline BUNDLE    # only pipeline_*, from an exported bundle
+    python -m tests.unity.golden_writer --only-bistream BUNDLE    # only bistream_*, from an exported bundle
     python -m tests.unity.golden_writer --only-text               # only text_frontend.json
 
 Adding a scenario is a new `kind` written here plus, on the C# side, one entry in the scenario
@@ -672,6 +673,80 @@ def pipeline_golden(bundle, out: Path) -> None:
                        "min_len": int(req.text_ids.size * pipe.llm.min_ratio), "pcm": [tensor_entry(f"pcm{i}", np.ascontiguousarray(c, np.float32)) for i, c in enumerate(chunks)]}})
 
 
+# bistream (runtime_ref.pipeline.Pipeline.stream_bistream): text arriving in chunks while the LLM decodes
+BISTREAM_SCENARIOS = [
+    # name, mode, text chunks, seed, max_new_tokens, eos_boost
+    # zero_shot (voice_tiny: 7 prompt text ids, 13 prompt speech tokens): 5 text rows mixed with the 13
+    # prompt speech rows, a fill after 2 tokens, then one fill per 15 tokens (5 text rows each, 4
+    # times); the stream ends right after a fill (the official quirk: the rows fed before the fill are
+    # fed again with the rest of the text + task_id); EOS boosted, so decoding stops at the first step
+    # after the text ended: 62 tokens, a streaming chunk at 40
+    ("bistream_zero_shot", "zero_shot", ["Once upon ", "a time, ", "a sea."], 9, None, True),
+    # sft: no prompt (sos + 5 text rows first); stopped by max_new_tokens while text streams
+    ("bistream_sft_capped", "sft", ["Hello ", "there, my ", "friend of ", "old."], 10, 20, True),
+    # cross_lingual, text shorter than one group of 5 rows: nothing is decoded until the text ends,
+    # then sos + text + task_id and unmasked decoding (EOS not boosted: runs to the cap)
+    ("bistream_short", "cross_lingual", ["Hi", "."], 11, 12, False),
+]
+
+
+def bistream_golden(bundle, out: Path) -> None:
+    """Pipeline.stream_bistream traces (kind `pipeline_bistream`): recorded like the pipeline traces
+    (PipelineRecorder: synthetic step logprobs with EOS boosted, synthetic HiFT outputs, the real
+    PCG64 streams), with the text chunks as params. The token sequence and graph calls do not depend
+    on when the chunks arrive (the schedule pulls text only when it needs it), so a replay may push
+    them at any time."""
+    import runtime_ref.pipeline as pl
+
+    voice_npz = np.load(out / "voice_tiny.npz")
+    voice = pl.Voice.from_arrays("tiny", {k: voice_npz[k] for k in voice_npz.files})
+    real_streams = pl.rng_streams
+    for name, mode, chunks, seed, max_new, eos_boost in BISTREAM_SCENARIOS:
+        proxies = {}
+        rec = PipelineRecorder(bundle, _RecordedNoise(None), eos_boost=eos_boost)
+
+        def streams(s, _p=proxies, _rec=rec):
+            a, b = real_streams(s)
+            _p["u"], _p["n"] = _RecordedUniforms(a), _RecordedNoise(b)
+            _rec.noise = _p["n"]
+            return _p["u"], _p["n"]
+
+        pl.rng_streams = streams
+        try:
+            pipe = pl.Pipeline(rec)
+            tokens: list[int] = []
+            inner = pipe.bistream_tokens_for
+
+            def recording(*a, _it=inner, _t=tokens, **k):
+                for t in _it(*a, **k):
+                    _t.append(int(t))
+                    yield t
+
+            pipe.bistream_tokens_for = recording
+            _, llm_text, llm_speech, f_tok, _ = pipe.prompts(voice, mode)
+            req = pl.PieceRequest("<stream>", np.zeros(0, np.int32), llm_text, llm_speech, f_tok, None, voice.embedding)
+            cap = pipe.token_cap(req, max_new)
+            rec.calls.clear()
+            pcm = list(pipe.stream_bistream(iter(chunks), voice, mode=mode, seed=seed, max_new_tokens=max_new))
+        finally:
+            pl.rng_streams = real_streams
+        u, nz = proxies["u"], proxies["n"]
+        write_json(out / f"{name}.json", {
+            "format": FORMAT, "kind": "pipeline_bistream",
+            "description": "runtime_ref.pipeline.Pipeline.stream_bistream on the tiny pipeline bundle (as the pipeline_* traces: step "
+                           "logprobs and HiFT outputs synthetic, EOS boosted; real PCG64 streams); text_chunks arrive as a stream",
+            "manifest": manifest_subset(bundle.manifest, ["llm", "flow", "hift", "text"]),
+            "params": {"mode": mode, "text_chunks": chunks, "seed": seed, "max_new_tokens": max_new, "token_cap": cap,
+                       "streaming": True, "voice_file": "voice_tiny.npz", "flow_noise_file": "flow_noise_tiny.npy",
+                       "tokenizer_dir": "tokenizer_tiny", "text_ids": [i for c in chunks for i in pipe.text.encode(c)],
+                       "llm_prompt_text_ids": np.asarray(llm_text).tolist(), "llm_prompt_speech_tokens": np.asarray(llm_speech).tolist(),
+                       "uniforms_2p53": u.drawn, "noise_tag_stride": NOISE_TAG_STRIDE,
+                       "noise_draws": [tensor_entry(f"noise{i}", d) for i, d in enumerate(nz.draws)]},
+            "outputs": "recorded+synthetic", "calls": rec.calls,
+            "result": {"tokens": tokens, "stop_reason": "max_len" if len(tokens) >= cap else "stop_token",
+                       "pcm": [tensor_entry(f"pcm{i}", np.ascontiguousarray(c, np.float32)) for i, c in enumerate(pcm)]}})
+
+
 def write_all(out: Path, work: Path) -> None:
     from runtime_ref.bundle import Bundle
 
@@ -685,7 +760,9 @@ def write_all(out: Path, work: Path) -> None:
     voice_golden(out)
     llm_golden(bundle, out)
     hift_golden(bundle, out)
-    pipeline_golden(Bundle.open(build_pipeline_bundle(work)), out)
+    pb = Bundle.open(build_pipeline_bundle(work))
+    pipeline_golden(pb, out)
+    bistream_golden(pb, out)
 
 
 if __name__ == "__main__":
@@ -696,6 +773,8 @@ if __name__ == "__main__":
     ap.add_argument("--only-text", action="store_true", help="rewrite only text_frontend.json (from tokenizer_tiny/) and voice_features.json")
     ap.add_argument("--only-pipeline", type=Path, metavar="BUNDLE",
                     help="rewrite only the pipeline_* traces, from this already exported pipeline bundle")
+    ap.add_argument("--only-bistream", type=Path, metavar="BUNDLE",
+                    help="rewrite only the bistream_* traces, from this already exported pipeline bundle")
     a = ap.parse_args()
     if a.only_text:
         text_frontend_golden(a.out / "tokenizer_tiny", a.out)
@@ -706,6 +785,10 @@ if __name__ == "__main__":
         from runtime_ref.bundle import Bundle
 
         pipeline_golden(Bundle.open(a.only_pipeline), a.out)
+    elif a.only_bistream:
+        from runtime_ref.bundle import Bundle
+
+        bistream_golden(Bundle.open(a.only_bistream), a.out)
     else:
         with tempfile.TemporaryDirectory() as t:
             write_all(a.out, Path(t))

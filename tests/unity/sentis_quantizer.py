@@ -65,11 +65,19 @@ def quantized_initializers(model: onnx.ModelProto) -> set[str]:
     return names
 
 
-def quantize_model(model: onnx.ModelProto, kind: str) -> tuple[onnx.ModelProto, int]:
+def initializers_of_module(model: onnx.ModelProto, module: str) -> set[str]:
+    """Initializers read by nodes of one torch module (node names carry the module path, e.g.
+    /f0_predictor/classifier/MatMul) — for diagnostics only: Sentis quantizes a whole model."""
+    inits = {i.name for i in model.graph.initializer}
+    return {x for n in model.graph.node if n.name.startswith(f"/{module}/") for x in n.input if x in inits}
+
+
+def quantize_model(model: onnx.ModelProto, kind: str, keep: set[str] = frozenset()) -> tuple[onnx.ModelProto, int]:
+    """`keep`: initializers left float32 (diagnostics; the Editor cannot do that within one model)."""
     fn = {"float16": quantize_fp16, "uint8": quantize_uint8}[kind]
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    names = quantized_initializers(m)
+    names = quantized_initializers(m) - set(keep)
     n = 0
     for i, init in enumerate(m.graph.initializer):
         if init.name in names:
@@ -79,9 +87,9 @@ def quantize_model(model: onnx.ModelProto, kind: str) -> tuple[onnx.ModelProto, 
     return m, n
 
 
-def quantized_bundle(src: Path, dst: Path, kind: str, graphs: set[str] | None = None) -> dict[str, int]:
+def quantized_bundle(src: Path, dst: Path, kind: str, graphs: set[str] | None = None, keep_module: str | None = None) -> dict[str, int]:
     """Copy of bundle `src` with the given graphs (default all) quantized like the Editor would (other
-    files are symlinked)."""
+    files are symlinked). `keep_module`: that module's weights stay float32 (diagnostic)."""
     manifest = json.loads((src / "manifest.json").read_text(encoding="utf-8"))
     dst.mkdir(parents=True)
     for p in src.rglob("*"):
@@ -94,7 +102,8 @@ def quantized_bundle(src: Path, dst: Path, kind: str, graphs: set[str] | None = 
             continue
         p = dst / g["file"]
         p.unlink()
-        m, n = quantize_model(onnx.load(str(src / g["file"])), kind)
+        model = onnx.load(str(src / g["file"]))
+        m, n = quantize_model(model, kind, initializers_of_module(model, keep_module) if keep_module else frozenset())
         onnx.save(m, str(p), save_as_external_data=m.ByteSize() > 1_900_000_000)
         counts[name] = n
     return counts
@@ -134,8 +143,25 @@ def _teacher_forced_argmax(llm, text_ids, toks: list[int]) -> list[int]:
     return out
 
 
+def _release(*bundles) -> None:
+    """Drop the onnxruntime sessions (a full-size bundle's LLM holds ~2 GB per copy)."""
+    import gc
+
+    for b in bundles:
+        b._sessions.clear()
+    gc.collect()
+
+
+def _log(msg: str) -> None:
+    import sys
+    import time
+
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def measure(bundle_dir: Path, work: Path, *, steps: int = 256, seed: int = 0) -> list[dict]:
-    """Rows of the quantization table for `bundle_dir` (needs llm, flow, hift)."""
+    """Rows of the quantization table for `bundle_dir` (needs llm, flow, hift). One bundle's sessions
+    are alive at a time, so a full-size bundle fits in memory."""
     from runtime_ref.bundle import Bundle
     from runtime_ref.flow import token2mel
     from runtime_ref.hift import mel2wav
@@ -148,52 +174,73 @@ def measure(bundle_dir: Path, work: Path, *, steps: int = 256, seed: int = 0) ->
     steps = min(steps, cap - 40)
     text_ids = rng.integers(0, int(base.component("llm")["text_vocab_size"]), size=12).astype(np.int32)
     toks32, _ = _greedy_tokens(llm32, text_ids, steps)
+    _log(f"float32 LLM: {len(toks32)} greedy steps")
+    _release(base)
     flow_c = base.component("flow")
     max_tokens = max(flow_c["mel_lens"]) // flow_c["token_mel_ratio"]
     ftoks = np.asarray(toks32[:max_tokens], np.int64) % int(flow_c["vocab_size"])
     spk = rng.standard_normal(int(flow_c["spk_embed_dim"])).astype(np.float32)
     empty = np.zeros((0,), np.int64)
-    mel32 = token2mel(base, empty, ftoks, np.zeros((0, flow_c["n_mels"]), np.float32), spk)
+    no_mel = np.zeros((0, flow_c["n_mels"]), np.float32)
+    mel32 = token2mel(base, empty, ftoks, no_mel, spk)
+    _release(base)
     noise_seed = 7
     wav32 = mel2wav(base, mel32, rng=np.random.default_rng(noise_seed))
+    _release(base)
+    _log(f"float32 flow + HiFT: mel {mel32.shape}, wave {wav32.shape}")
+    tts = set(base.graphs_of("llm")) | set(base.graphs_of("flow")) | set(base.graphs_of("hift"))
     rows = []
     for kind in ("float16", "uint8"):
-        qdir = work / f"q_{kind}"
-        if qdir.exists():
-            shutil.rmtree(qdir)
-        counts = quantized_bundle(bundle_dir, qdir, kind)
-        qb = Bundle.open(qdir, verify=False)
-        # per graph: only that component quantized, the rest float32
-        mixed = {}
-        for comp in ("llm", "flow", "hift"):
-            d = work / f"q_{kind}_{comp}"
-            if d.exists():
-                shutil.rmtree(d)
-            quantized_bundle(bundle_dir, d, kind, set(base.graphs_of(comp)))
-            mixed[comp] = Bundle.open(d, verify=False)
-        tf = _teacher_forced_argmax(LLM(mixed["llm"]), text_ids, toks32)
+        counts = {}
+        # per component: only that component quantized, the rest float32
+        d = work / f"q_{kind}_llm"
+        counts.update(quantized_bundle(bundle_dir, d, kind, set(base.graphs_of("llm"))))
+        b = Bundle.open(d, verify=False)
+        tf = _teacher_forced_argmax(LLM(b), text_ids, toks32)
         agree = float(np.mean(np.asarray(tf) == np.asarray(toks32)))
-        mel_q = token2mel(mixed["flow"], empty, ftoks, np.zeros((0, flow_c["n_mels"]), np.float32), spk)
-        wav_q = mel2wav(mixed["hift"], mel32, rng=np.random.default_rng(noise_seed))
-        mel_all = token2mel(qb, empty, ftoks, np.zeros((0, flow_c["n_mels"]), np.float32), spk)
-        wav_all = mel2wav(qb, mel_all, rng=np.random.default_rng(noise_seed))
+        _release(b); shutil.rmtree(d)
+        _log(f"{kind} LLM: top-1 agreement {agree:.4f}")
+        d = work / f"q_{kind}_flow"
+        counts.update(quantized_bundle(bundle_dir, d, kind, set(base.graphs_of("flow"))))
+        b = Bundle.open(d, verify=False)
+        mel_q = token2mel(b, empty, ftoks, no_mel, spk)
+        _release(b); shutil.rmtree(d)
+        d = work / f"q_{kind}_hift"
+        counts.update(quantized_bundle(bundle_dir, d, kind, set(base.graphs_of("hift"))))
+        b = Bundle.open(d, verify=False)
+        wav_q = mel2wav(b, mel32, rng=np.random.default_rng(noise_seed))
+        _release(b); shutil.rmtree(d)
+        # where HiFT's error comes from: its f0 predictor kept float32 (a pitch change makes the sine
+        # source's phase drift, which the waveform SNR counts in full)
+        d = work / f"q_{kind}_hift_f0"
+        quantized_bundle(bundle_dir, d, kind, set(base.graphs_of("hift")), keep_module="f0_predictor")
+        b = Bundle.open(d, verify=False)
+        wav_f0 = mel2wav(b, mel32, rng=np.random.default_rng(noise_seed))
+        _release(b); shutil.rmtree(d)
+        _log(f"{kind} flow / HiFT alone done")
+        d = work / f"q_{kind}"
+        quantized_bundle(bundle_dir, d, kind, tts)
+        b = Bundle.open(d, verify=False)
+        mel_all = token2mel(b, empty, ftoks, no_mel, spk)
+        _release(b)
+        wav_all = mel2wav(b, mel_all, rng=np.random.default_rng(noise_seed))
+        _release(b); shutil.rmtree(d)
+        _log(f"{kind} flow + HiFT together done")
         rows.append({"kind": kind, "llm_token_agreement": agree, "llm_steps": len(toks32),
                      "flow_mel_snr_db": snr_db(mel32, mel_q), "hift_wave_snr_db": snr_db(wav32, wav_q),
+                     "hift_wave_snr_db_f0_float32": snr_db(wav32, wav_f0),
                      "e2e_mel_snr_db": snr_db(mel32, mel_all), "e2e_wave_snr_db": snr_db(wav32, wav_all),
                      "quantized_weights": sum(counts.values()),
                      "weights_per_graph": counts})
-        shutil.rmtree(qdir)
-        for comp in mixed:
-            shutil.rmtree(work / f"q_{kind}_{comp}")
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| weights | LLM top-1 agreement (teacher-forced, steps) | flow mel SNR | HiFT waveform SNR | flow+HiFT mel / waveform SNR |",
+    lines = ["| weights | LLM top-1 agreement (teacher-forced, steps) | flow mel SNR | HiFT waveform SNR (f0 predictor float32) | flow+HiFT mel / waveform SNR |",
              "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['kind']} | {100 * r['llm_token_agreement']:.1f} % ({r['llm_steps']}) | {r['flow_mel_snr_db']:.1f} dB | "
-                     f"{r['hift_wave_snr_db']:.1f} dB | {r['e2e_mel_snr_db']:.1f} / {r['e2e_wave_snr_db']:.1f} dB |")
+                     f"{r['hift_wave_snr_db']:.1f} dB ({r['hift_wave_snr_db_f0_float32']:.1f} dB) | {r['e2e_mel_snr_db']:.1f} / {r['e2e_wave_snr_db']:.1f} dB |")
     return "\n".join(lines)
 
 

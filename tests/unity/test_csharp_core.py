@@ -118,7 +118,8 @@ static class P { static int Main() {
          && BundleImporter.QuantizationFromDialogs(2, second1) == null && asked == 3
          && BundleImporter.ForGraph(WeightQuantization.Recommended, "llm", "llm_step") == WeightQuantization.Float16
          && BundleImporter.ForGraph(WeightQuantization.Recommended, "llm", "llm_cache_append") == WeightQuantization.None
-         && BundleImporter.ForGraph(WeightQuantization.Recommended, "hift", "hift") == WeightQuantization.Float16
+         && BundleImporter.ForGraph(WeightQuantization.Recommended, "flow", "flow_solve_256") == WeightQuantization.Float16
+         && BundleImporter.ForGraph(WeightQuantization.Recommended, "hift", "hift") == WeightQuantization.None
          && BundleImporter.ForGraph(WeightQuantization.Uint8, "hift", "hift") == WeightQuantization.Uint8;
   Console.WriteLine(ok ? "ok" : "wrong"); return ok ? 0 : 1; } }
 """, encoding="utf-8")

@@ -168,6 +168,57 @@ def test_pipeline_trace_replays_through_runtime_ref(name, tmp_path):
         assert gw.sha256(n_gen.standard_normal(tuple(d["shape"])).astype(np.float32)) == d["sha256"]
 
 
+@pytest.mark.parametrize("name", traces("pipeline_bistream"))
+def test_bistream_trace_replays_through_runtime_ref(name, tmp_path):
+    """runtime_ref Pipeline.stream_bistream with its real seeded streams against the recorded calls
+    (same graph sequence and input bytes, uniforms, tokens, PCM), the text chunks pulled as a stream."""
+    import shutil
+
+    import runtime_ref.pipeline as pl
+
+    t = load(name)
+    p = t["params"]
+    (tmp_path / "text").mkdir()
+    for f in (GOLDEN / p["tokenizer_dir"]).iterdir():
+        shutil.copyfile(f, tmp_path / "text" / f.name)
+    (tmp_path / "flow").mkdir()
+    shutil.copyfile(GOLDEN / p["flow_noise_file"], tmp_path / t["manifest"]["components"]["flow"]["noise_file"])
+    rb = ReplayBundle(t, tmp_path)
+    v = np.load(GOLDEN / p["voice_file"])
+    voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
+    pipe = pl.Pipeline(rb)
+    assert [i for c in p["text_chunks"] for i in pipe.text.encode(c)] == p["text_ids"]
+    with pytest.warns(pl.TextNotSpokenWarning) if t["result"]["stop_reason"] == "max_len" else _no_warning():
+        pcm = list(pipe.stream_bistream(iter(p["text_chunks"]), voice, mode=p["mode"], seed=p["seed"], max_new_tokens=p["max_new_tokens"]))
+    assert rb.k == len(t["calls"])
+    assert [gw.sha256(np.ascontiguousarray(x, np.float32)) for x in pcm] == [e["sha256"] for e in t["result"]["pcm"]]
+    s_gen, _ = pl.rng_streams(p["seed"])
+    assert [int(s_gen.random() * float(1 << 53)) for _ in p["uniforms_2p53"]] == p["uniforms_2p53"]
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_bistream_traces_cover_the_schedule():
+    """Mixing with prompt speech, fill tokens, the end of the text right after a fill, EOS and the cap."""
+    ts = {n: load(n) for n in traces("pipeline_bistream")}
+    assert {t["result"]["stop_reason"] for t in ts.values()} == {"stop_token", "max_len"}
+    assert any(t["params"]["llm_prompt_speech_tokens"] for t in ts.values())
+    assert any(not t["params"]["llm_prompt_speech_tokens"] for t in ts.values())
+    assert any(len(t["result"]["pcm"]) >= 2 for t in ts.values())  # a streaming chunk before the final one
+    # text embeddings interleaved with decode steps: text arrived while speech was decoded
+    for t in ts.values():
+        if t["result"]["stop_reason"] == "stop_token":
+            g = [c["graph"] for c in t["calls"]]
+            step = t["manifest"]["components"]["llm"]["graphs"]["step"]
+            text = t["manifest"]["components"]["llm"]["graphs"]["text_embedding"]
+            assert g.index(step) < max(i for i, x in enumerate(g) if x == text)
+    assert sum(p.stat().st_size for p in GOLDEN.glob("bistream_*.json")) < 900_000
+
+
 def test_pipeline_traces_cover_modes_streaming_and_stops():
     ts = {n: load(n) for n in traces("pipeline")}
     assert {t["params"]["mode"] for t in ts.values()} == {"zero_shot", "cross_lingual", "instruct2", "sft"}

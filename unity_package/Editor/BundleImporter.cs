@@ -60,16 +60,18 @@ namespace SentisTts.Editor
         }
 
         /// <summary>The precision a graph gets: `choice`, or with Recommended the measured best for its
-        /// component (Sentis ModelQuantizer emulated on every graph, tests/unity/sentis_quantizer.py:
-        /// Float16 keeps LLM top-1 agreement and mel/waveform SNR, Uint8 does not; graphs without
-        /// weights stay as they are).</summary>
+        /// component (Sentis ModelQuantizer emulated on every graph, tests/unity/sentis_quantizer.py,
+        /// docs "Quantize"): Float16 for the LLM and the flow (top-1 agreement and mel SNR kept);
+        /// HiFT stays float32 — Float16 moves its f0 predictor's pitch and the sine source's phase
+        /// drifts (waveform SNR 4 dB; 64 dB with the f0 predictor float32, which one model's
+        /// quantization cannot do), and HiFT is small; graphs without weights stay as they are.</summary>
         public static WeightQuantization ForGraph(WeightQuantization choice, string component, string graph)
         {
             if (choice != WeightQuantization.Recommended) return choice;
             if (graph == "llm_cache_append") return WeightQuantization.None;  // no weights
             switch (component)
             {
-                case "llm": case "flow": case "hift": return WeightQuantization.Float16;
+                case "llm": case "flow": return WeightQuantization.Float16;
                 default: return WeightQuantization.None;
             }
         }

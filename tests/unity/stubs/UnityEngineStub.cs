@@ -44,3 +44,16 @@ namespace UnityEngine
     [AttributeUsage(AttributeTargets.Class)] public sealed class RequireComponent : Attribute { public RequireComponent(Type type) { } }
     [AttributeUsage(AttributeTargets.Class)] public sealed class CreateAssetMenuAttribute : Attribute { public string menuName { get; set; } public string fileName { get; set; } }
 }
+
+namespace Unity.Collections
+{
+    // the members of UnityEngine's NativeArray<T> the package uses (Tensor<T>.DownloadToNativeArray)
+    public struct NativeArray<T> : IDisposable where T : struct
+    {
+        public int Length { get { return 0; } }
+        public T this[int index] { get { return default(T); } set { } }
+        public void Dispose() { }
+        public void CopyTo(T[] array) { }
+        public static void Copy(NativeArray<T> src, int srcIndex, T[] dst, int dstIndex, int length) { }
+    }
+}

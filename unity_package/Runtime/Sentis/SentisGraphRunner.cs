@@ -12,12 +12,17 @@
 // - Host inputs go into one persistent tensor per (worker, input), refilled in place with
 //   Tensor<T>.Upload (reallocated only when a larger shape comes).
 // - Zeros(): one shared read-only tensor per shape (graphs never write their inputs).
-// - Read() blocks (the once-per-chunk paths); RequestRead()/TryRead() are the non-blocking pair
-//   (Tensor.ReadbackRequest / IsReadbackRequestDone) the decode loop uses.
+// - Read() blocks (voice creation only); RequestRead()/TryRead() are the non-blocking pair
+//   (Tensor.ReadbackRequest / IsReadbackRequestDone, then DownloadToNativeArray: the finished
+//   request's buffer, copied into the caller's array) the decode loop, flow and HiFT use.
+// - No managed allocation per call in steady state: a worker's output set and value objects are
+//   handed out again once the caller disposed them; inputs are bound with Dictionary's struct
+//   enumerator.
 // - After Dispose every call throws (a destroyed speaker cannot re-create workers).
 using System;
 using System.Collections.Generic;
 using SentisTts.Core;
+using Unity.Collections;
 using Unity.InferenceEngine;
 
 namespace SentisTts.Sentis
@@ -35,10 +40,24 @@ namespace SentisTts.Sentis
         internal SentisValue(Tensor t, SentisGraphRunner owner)
         {
             this.owner = owner;
+            Rebind(t);
+        }
+
+        /// <summary>Point this (dead) value at `t`. The shape array is replaced only when the shape
+        /// differs (it may be shared by host tensors made from it, so it is never written in place).</summary>
+        internal void Rebind(Tensor t)
+        {
             Tensor = t;
-            var shape = new int[t.shape.rank];
-            for (int i = 0; i < shape.Length; i++) shape[i] = t.shape[i];
-            Shape = shape;
+            Peeked = null; OutputName = null; Shared = false; ReadRequested = false;
+            var ts = t.shape;
+            bool same = Shape != null && Shape.Length == ts.rank;
+            for (int i = 0; same && i < Shape.Length; i++) same = Shape[i] == ts[i];
+            if (!same)
+            {
+                var shape = new int[ts.rank];
+                for (int i = 0; i < shape.Length; i++) shape[i] = ts[i];
+                Shape = shape;
+            }
             DType = t.dataType == DataType.Int ? Core.DType.Int32 : Core.DType.Float32;
         }
 
@@ -60,6 +79,9 @@ namespace SentisTts.Sentis
             public readonly Dictionary<string, Tensor> Inputs = new Dictionary<string, Tensor>();
             public readonly List<SentisValue> Live = new List<SentisValue>();
             public long LastUse;
+            // the output set and values of the last run, handed out again once disposed/dead
+            public GraphOutputs Outs;
+            public SentisValue[] Values;
         }
 
         readonly Func<string, Model> loadModel;
@@ -76,6 +98,8 @@ namespace SentisTts.Sentis
         /// <summary>Tensors held for reuse (copy-on-reschedule targets), and runner-owned values in use.</summary>
         public int PooledTensors { get { int n = 0; foreach (var st in pool.Values) n += st.Count; return n; } }
         public int OwnedValues { get { return owned.Count; } }
+        /// <summary>Values handed out and not disposed (worker outputs still referenced + owned copies).</summary>
+        public int LiveValues { get { int n = owned.Count; foreach (var list in slots.Values) foreach (var sl in list) n += sl.Live.Count; return n; } }
         public int Readbacks { get; private set; }
         public int BlockingReadbacks { get; private set; }
         public int CopiesOnReschedule { get; private set; }
@@ -172,24 +196,39 @@ namespace SentisTts.Sentis
             for (int i = slot.Live.Count - 1; i >= 0; i--) Detach(slot.Live[i]);
             slot.Live.Clear();
             var w = slot.Worker;
-            foreach (var kv in inputs)
-            {
-                var h = kv.Value as HostTensor;
-                if (h != null) { w.SetInput(kv.Key, Fill(slot, kv.Key, h)); continue; }
-                var s = kv.Value as SentisValue;
-                if (s == null || s.Tensor == null) throw new ArgumentException("input " + kv.Key + " of " + graph + " is not a host tensor or a live value of this runner");
-                w.SetInput(kv.Key, s.Tensor);
-            }
+            var dict = inputs as Dictionary<string, GraphValue>;
+            if (dict != null) foreach (var kv in dict) Bind(slot, graph, kv.Key, kv.Value);  // struct enumerator: no allocation
+            else foreach (var kv in inputs) Bind(slot, graph, kv.Key, kv.Value);
             w.Schedule();
             slot.LastUse = ++uses;
-            var outs = new GraphOutputs();
-            foreach (var o in models[graph].outputs)
+            // the output set and value objects of this worker's last run are reused when nothing holds
+            // them any more (steady state: no managed allocation per call)
+            var outputs = models[graph].outputs;
+            if (slot.Values == null || slot.Values.Length != outputs.Count) slot.Values = new SentisValue[outputs.Count];
+            if (slot.Outs == null || !slot.Outs.IsDisposed) slot.Outs = new GraphOutputs();
+            else slot.Outs.Reset();
+            var outs = slot.Outs;
+            for (int k = 0; k < outputs.Count; k++)
             {
-                var v = new SentisValue(w.PeekOutput(o.name), this) { Peeked = slot, OutputName = o.name };
+                var name = outputs[k].name;
+                var t = w.PeekOutput(name);
+                var v = slot.Values[k];
+                if (v == null || v.Tensor != null) slot.Values[k] = v = new SentisValue(t, this);
+                else v.Rebind(t);
+                v.Peeked = slot; v.OutputName = name;
                 slot.Live.Add(v);
-                outs.Set(o.name, v);
+                outs.Set(name, v);
             }
             return outs;
+        }
+
+        void Bind(Slot slot, string graph, string name, GraphValue value)
+        {
+            var h = value as HostTensor;
+            if (h != null) { slot.Worker.SetInput(name, Fill(slot, name, h)); return; }
+            var s = value as SentisValue;
+            if (s == null || s.Tensor == null) throw new ArgumentException("input " + name + " of " + graph + " is not a host tensor or a live value of this runner");
+            slot.Worker.SetInput(name, s.Tensor);
         }
 
         /// <summary>Copy a worker output still in use into a pooled tensor the runner owns.</summary>
@@ -282,8 +321,9 @@ namespace SentisTts.Sentis
             Readbacks++;
             ReadbackFloats += s.Count;
             s.ReadRequested = false;
-            if (s.DType == Core.DType.Float32) Array.Copy(((Tensor<float>)s.Tensor).DownloadToArray(), into.Floats, s.Count);
-            else Array.Copy(((Tensor<int>)s.Tensor).DownloadToArray(), into.Ints, s.Count);
+            // the finished readback's buffer (no managed allocation, unlike DownloadToArray), copied into the caller's array
+            if (s.DType == Core.DType.Float32) NativeArray<float>.Copy(((Tensor<float>)s.Tensor).DownloadToNativeArray(), 0, into.Floats, 0, s.Count);
+            else NativeArray<int>.Copy(((Tensor<int>)s.Tensor).DownloadToNativeArray(), 0, into.Ints, 0, s.Count);
             return true;
         }
 

@@ -33,6 +33,8 @@ namespace SentisTts.Unity
         public SynthesisMode mode = SynthesisMode.ZeroShot;
         public bool streaming = true;
         public int seed = 0;
+        [Tooltip("Sample speech tokens on the GPU (the bundle needs the llm_sample graph); CPU sampling is the default")]
+        public bool sampleOnDevice = false;
         [Tooltip("Milliseconds of graph scheduling per frame on the main thread (at least one graph call runs per frame)")]
         [Range(0.5f, 33f)] public float frameBudgetMs = 4f;
         [Tooltip("At most this many decode steps per frame")]
@@ -84,7 +86,7 @@ namespace SentisTts.Unity
         /// Returns false when cancelled or when the speaker is destroyed meanwhile.</summary>
         public async Task<bool> Speak(string text, string voice = null, CancellationToken cancellationToken = default(CancellationToken))
         {
-            logic.DefaultVoice = defaultVoice; logic.Mode = mode; logic.Streaming = streaming; logic.Seed = seed;
+            logic.DefaultVoice = defaultVoice; logic.Mode = mode; logic.Streaming = streaming; logic.Seed = seed; logic.DeviceSampling = sampleOnDevice;
             logic.FrameBudgetSeconds = frameBudgetMs / 1000.0; logic.MaxTokensPerFrame = tokensPerFrame;
             logic.LoadVoice = bundle.LoadVoice;
             using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyCancellationToken))
@@ -98,11 +100,27 @@ namespace SentisTts.Unity
         /// <summary>Speak with a Voice object, e.g. from CreateVoice.</summary>
         public async Task<bool> Speak(string text, Voice voice, CancellationToken cancellationToken = default(CancellationToken))
         {
-            logic.Mode = mode; logic.Streaming = streaming; logic.Seed = seed;
+            logic.Mode = mode; logic.Streaming = streaming; logic.Seed = seed; logic.DeviceSampling = sampleOnDevice;
             logic.FrameBudgetSeconds = frameBudgetMs / 1000.0; logic.MaxTokensPerFrame = tokensPerFrame;
             using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyCancellationToken))
             {
                 bool ok = await logic.SpeakWith(text, voice, linked.Token, NextFrame);
+                if (!ok && ring != null) StopSpeaking();
+                return ok;
+            }
+        }
+
+        /// <summary>Bistream: speak text that is still arriving (e.g. a chat model's reply): create a
+        /// TextFeed, start SpeakStream, Push pieces as they come and End when complete. Speech starts
+        /// before the text is complete; always streamed.</summary>
+        public async Task<bool> SpeakStream(TextFeed feed, string voice = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            logic.DefaultVoice = defaultVoice; logic.Mode = mode; logic.Seed = seed;
+            logic.FrameBudgetSeconds = frameBudgetMs / 1000.0; logic.MaxTokensPerFrame = tokensPerFrame;
+            logic.LoadVoice = bundle.LoadVoice;
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyCancellationToken))
+            {
+                bool ok = await logic.SpeakStream(feed, voice, linked.Token, NextFrame);
                 if (!ok && ring != null) StopSpeaking();
                 return ok;
             }

@@ -13,6 +13,9 @@ namespace SentisStandIn
         public long LiveTensors, LiveWorkers, TensorAllocations, DeviceAllocations, LiveDeviceBytes, HostAllocations;
         public long Schedules, Submissions, CopyOutputs, DeviceBytesCopied, GraphBytesWritten;
         public long BytesUploaded, BytesDownloaded, AsyncReadbacks, BlockingReadbacks;
+        /// <summary>Managed bytes the stand-in itself allocated inside its API calls (its executors, its
+        /// bookkeeping): subtracted from the thread's allocated bytes to get the package's.</summary>
+        public long StandInManagedBytes;
 
         public Counters Clone() { return (Counters)MemberwiseClone(); }
 
@@ -52,6 +55,16 @@ namespace SentisStandIn
         public static Dictionary<string, int> SchedulesOf = new Dictionary<string, int>();
 
         static readonly ConditionalWeakTable<Model, IExecutor> executors = new ConditionalWeakTable<Model, IExecutor>();
+
+        static int depth;
+        static long enterBytes;
+
+        /// <summary>Around the stand-in's own work in an API call (nested calls count once).</summary>
+        internal static void Enter() { if (depth++ == 0) enterBytes = GC.GetAllocatedBytesForCurrentThread(); }
+        internal static void Exit() { if (--depth == 0) C.StandInManagedBytes += GC.GetAllocatedBytesForCurrentThread() - enterBytes; }
+
+        /// <summary>Managed bytes this thread allocated outside the stand-in's own API work.</summary>
+        public static long CallerManagedBytes() { return GC.GetAllocatedBytesForCurrentThread() - C.StandInManagedBytes; }
 
         public static void Reset() { C = new Counters(); Frame = 0; Clock = 0; ReadbackLatencyFrames = 1; GraphCost = null; SchedulesOf = new Dictionary<string, int>(); }
         public static void EndFrame() { Frame++; }
@@ -182,7 +195,7 @@ namespace SentisStandIn
             if (!OnDevice && pendingFrame >= Device.Frame) { Device.C.BlockingReadbacks++; pendingFrame = -1; }
         }
 
-        internal void ReadToHost(Array dst, int n)
+        internal void ReadToHost(Array dst, int n)  // dst null: only the wait/accounting (a view is returned)
         {
             if (Unknown) throw new InvalidOperationException("read back a value whose bytes the stand-in does not have (tag " + Tag + ")");
             if (OnDevice)
@@ -192,7 +205,7 @@ namespace SentisStandIn
                 requestFrame = -1;
             }
             else WaitIfPending();
-            System.Array.Copy(Array, dst, n);
+            if (dst != null) System.Array.Copy(Array, dst, n);
         }
 
         internal void Free()

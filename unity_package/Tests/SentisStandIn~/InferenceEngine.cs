@@ -23,18 +23,33 @@ namespace Unity.InferenceEngine
     public enum BackendType { GPUCompute, GPUPixel, CPU }
     public enum DataType { Float, Int, Short, Byte, Custom }
 
-    public struct TensorShape
+    public struct TensorShape  // fixed fields like the real struct: making one allocates nothing
     {
-        readonly int[] dims;
-        public TensorShape(int d0) { dims = new[] { d0 }; }
-        public TensorShape(int d0, int d1) { dims = new[] { d0, d1 }; }
-        public TensorShape(int d0, int d1, int d2) { dims = new[] { d0, d1, d2 }; }
-        public TensorShape(int d0, int d1, int d2, int d3) { dims = new[] { d0, d1, d2, d3 }; }
-        public TensorShape(ReadOnlySpan<int> shape) { dims = shape.ToArray(); }
-        public int rank { get { return dims == null ? 0 : dims.Length; } }
-        public int length { get { int n = 1; if (dims != null) foreach (var d in dims) n *= d; return n; } }
-        public int this[int axis] { get { return dims[axis < 0 ? axis + dims.Length : axis]; } }
-        public int[] ToArray() { return dims == null ? new int[0] : (int[])dims.Clone(); }
+        readonly int r, d0, d1, d2, d3, d4, d5, d6, d7;
+        public TensorShape(int d0) : this(1, d0, 0, 0, 0) { }
+        public TensorShape(int d0, int d1) : this(2, d0, d1, 0, 0) { }
+        public TensorShape(int d0, int d1, int d2) : this(3, d0, d1, d2, 0) { }
+        public TensorShape(int d0, int d1, int d2, int d3) : this(4, d0, d1, d2, d3) { }
+        TensorShape(int rank, int a, int b, int c, int d) { r = rank; d0 = a; d1 = b; d2 = c; d3 = d; d4 = d5 = d6 = d7 = 0; }
+        public TensorShape(ReadOnlySpan<int> shape)
+        {
+            if (shape.Length > 8) throw new ArgumentException("TensorShape: rank > 8");
+            r = shape.Length;
+            d0 = r > 0 ? shape[0] : 0; d1 = r > 1 ? shape[1] : 0; d2 = r > 2 ? shape[2] : 0; d3 = r > 3 ? shape[3] : 0;
+            d4 = r > 4 ? shape[4] : 0; d5 = r > 5 ? shape[5] : 0; d6 = r > 6 ? shape[6] : 0; d7 = r > 7 ? shape[7] : 0;
+        }
+        public int rank { get { return r; } }
+        public int length { get { int n = 1; for (int i = 0; i < r; i++) n *= this[i]; return n; } }
+        public int this[int axis]
+        {
+            get
+            {
+                int a = axis < 0 ? axis + r : axis;
+                if (a < 0 || a >= r) throw new IndexOutOfRangeException("TensorShape axis " + axis + " of rank " + r);
+                switch (a) { case 0: return d0; case 1: return d1; case 2: return d2; case 3: return d3; case 4: return d4; case 5: return d5; case 6: return d6; default: return d7; }
+            }
+        }
+        public int[] ToArray() { var x = new int[r]; for (int i = 0; i < r; i++) x[i] = this[i]; return x; }
         public static bool operator ==(TensorShape a, TensorShape b)
         {
             if (a.rank != b.rank) return false;
@@ -43,7 +58,7 @@ namespace Unity.InferenceEngine
         }
         public static bool operator !=(TensorShape a, TensorShape b) { return !(a == b); }
         public override bool Equals(object obj) { return obj is TensorShape && this == (TensorShape)obj; }
-        public override int GetHashCode() { int h = rank; for (int i = 0; i < rank; i++) h = h * 31 + dims[i]; return h; }
+        public override int GetHashCode() { int h = rank; for (int i = 0; i < rank; i++) h = h * 31 + this[i]; return h; }
         public override string ToString() { return "(" + string.Join(", ", Array.ConvertAll(ToArray(), x => x.ToString())) + ")"; }
     }
 
@@ -75,14 +90,24 @@ namespace Unity.InferenceEngine
 
         public bool IsReadbackRequestDone()
         {
-            if (storage == null) return false;
-            return storage.ReadbackDone();
+            Device.Enter();
+            try
+            {
+                if (storage == null) return false;
+                return storage.ReadbackDone();
+            }
+            finally { Device.Exit(); }
         }
 
         public void ReadbackRequest()
         {
-            Live("ReadbackRequest");
-            storage.Request();
+            Device.Enter();
+            try
+            {
+                Live("ReadbackRequest");
+                storage.Request();
+            }
+            finally { Device.Exit(); }
         }
 
         public void CompleteAllPendingOperations()
@@ -123,25 +148,49 @@ namespace Unity.InferenceEngine
 
         public override void Reshape(TensorShape shape)
         {
-            Live("Reshape");
-            if (shape.length > storage.Capacity)
-                throw new InvalidOperationException("Tensor.Reshape: " + shape.length + " elements do not fit the " + storage.Capacity + " allocated");
-            m_Shape = shape;
+            Device.Enter();
+            try
+            {
+                Live("Reshape");
+                if (shape.length > storage.Capacity)
+                    throw new InvalidOperationException("Tensor.Reshape: " + shape.length + " elements do not fit the " + storage.Capacity + " allocated");
+                m_Shape = shape;
+            }
+            finally { Device.Exit(); }
         }
 
         public void Upload(T[] srcData)
         {
-            Live("Upload");
-            if (srcData.Length > storage.Capacity) throw new ArgumentException("Upload of " + srcData.Length + " elements into a tensor of capacity " + storage.Capacity);
-            storage.WriteFromHost((Array)srcData, srcData.Length);
+            Device.Enter();
+            try
+            {
+                Live("Upload");
+                if (srcData.Length > storage.Capacity) throw new ArgumentException("Upload of " + srcData.Length + " elements into a tensor of capacity " + storage.Capacity);
+                storage.WriteFromHost((Array)srcData, srcData.Length);
+            }
+            finally { Device.Exit(); }
         }
 
         public T[] DownloadToArray()
         {
             Live("DownloadToArray");
-            var r = new T[count];
+            var r = new T[count];  // a managed allocation of the caller's (not counted as the stand-in's own)
             storage.ReadToHost(r, count);
             return r;
+        }
+
+        /// <summary>After a finished ReadbackRequest the real GPU tensor returns the readback buffer
+        /// (AsyncGPUReadbackRequest.GetData: no copy, no managed allocation); otherwise it blocks.</summary>
+        public Unity.Collections.NativeArray<T> DownloadToNativeArray()
+        {
+            Device.Enter();
+            try
+            {
+                Live("DownloadToNativeArray");
+                storage.ReadToHost(null, count);
+                return new Unity.Collections.NativeArray<T>((T[])storage.Array, count);
+            }
+            finally { Device.Exit(); }
         }
     }
 
@@ -180,11 +229,16 @@ namespace Unity.InferenceEngine
 
         public void SetInput(int index, Tensor input)
         {
-            Alive();
-            if (index >= bound.Length) throw new ArgumentException("Cannot set input tensor at index " + index + " as model only contains " + bound.Length + " inputs");
-            if (model.inputs[index].dataType != input.dataType)
-                throw new ArgumentException("Cannot set input tensor " + index + " as data types do not match, expected " + model.inputs[index].dataType + " received " + input.dataType);
-            bound[index] = input;
+            Device.Enter();
+            try
+            {
+                Alive();
+                if (index >= bound.Length) throw new ArgumentException("Cannot set input tensor at index " + index + " as model only contains " + bound.Length + " inputs");
+                if (model.inputs[index].dataType != input.dataType)
+                    throw new ArgumentException("Cannot set input tensor " + index + " as data types do not match, expected " + model.inputs[index].dataType + " received " + input.dataType);
+                bound[index] = input;
+            }
+            finally { Device.Exit(); }
         }
 
         public void SetInput(string name, Tensor input)
@@ -196,79 +250,94 @@ namespace Unity.InferenceEngine
 
         public void Schedule()
         {
-            Alive();
-            var exec = Device.ExecutorOf(model);
-            var ins = new Dictionary<string, Storage>();
-            for (int i = 0; i < bound.Length; i++)
+            Device.Enter();
+            try
             {
-                var t = bound[i];
-                if (t == null) throw new InvalidOperationException("Global input is missing: " + model.inputs[i].name);
-                t.Live("Schedule input " + model.inputs[i].name);
-                if (OnGpu) t.storage.Pin(); else t.storage.Unpin();
-                t.storage.Shape = t.shape.ToArray();
-                ins[model.inputs[i].name] = t.storage;
-            }
-            // DisposeOnExecute: last run's outputs go back to the storage's pool and are rewritten now
-            generation++;
-            var shapes = exec.Run(ins);
-            for (int i = 0; i < outputs.Length; i++)
-            {
-                var name = model.outputs[i].name;
-                Storage produced;
-                if (!shapes.TryGetValue(name, out produced)) throw new InvalidOperationException("stand-in executor did not produce output " + name);
-                var old = outputs[i];
-                Tensor t;
-                if (old != null && !old.disposed && old.storage.Capacity >= produced.Capacity && old.storage.Type == produced.Type)
+                Alive();
+                var exec = Device.ExecutorOf(model);
+                var ins = new Dictionary<string, Storage>();
+                for (int i = 0; i < bound.Length; i++)
                 {
-                    t = old;  // reused from the worker's pool: no allocation
-                    t.storage.OverwriteWith(produced, OnGpu);
+                    var t = bound[i];
+                    if (t == null) throw new InvalidOperationException("Global input is missing: " + model.inputs[i].name);
+                    t.Live("Schedule input " + model.inputs[i].name);
+                    if (OnGpu) t.storage.Pin(); else t.storage.Unpin();
+                    t.storage.Shape = t.shape.ToArray();
+                    ins[model.inputs[i].name] = t.storage;
                 }
-                else
+                // DisposeOnExecute: last run's outputs go back to the storage's pool and are rewritten now
+                generation++;
+                var shapes = exec.Run(ins);
+                for (int i = 0; i < outputs.Length; i++)
                 {
-                    if (old != null && !old.disposed) { old.owner = null; old.Dispose(); }
-                    t = produced.Type == typeof(float) ? (Tensor)new Tensor<float>(new TensorShape(produced.Shape), Storage.Fresh(produced, OnGpu))
-                                                       : new Tensor<int>(new TensorShape(produced.Shape), Storage.Fresh(produced, OnGpu));
-                    t.owner = this;
+                    var name = model.outputs[i].name;
+                    Storage produced;
+                    if (!shapes.TryGetValue(name, out produced)) throw new InvalidOperationException("stand-in executor did not produce output " + name);
+                    var old = outputs[i];
+                    Tensor t;
+                    if (old != null && !old.disposed && old.storage.Capacity >= produced.Capacity && old.storage.Type == produced.Type)
+                    {
+                        t = old;  // reused from the worker's pool: no allocation
+                        t.storage.OverwriteWith(produced, OnGpu);
+                    }
+                    else
+                    {
+                        if (old != null && !old.disposed) { old.owner = null; old.Dispose(); }
+                        t = produced.Type == typeof(float) ? (Tensor)new Tensor<float>(new TensorShape(produced.Shape), Storage.Fresh(produced, OnGpu))
+                                                           : new Tensor<int>(new TensorShape(produced.Shape), Storage.Fresh(produced, OnGpu));
+                        t.owner = this;
+                    }
+                    t.m_Shape = new TensorShape(produced.Shape);
+                    t.ownerGeneration = generation;
+                    outputs[i] = t;
                 }
-                t.m_Shape = new TensorShape(produced.Shape);
-                t.ownerGeneration = generation;
-                outputs[i] = t;
+                Device.C.Schedules++;
+                int seen;
+                Device.SchedulesOf.TryGetValue(exec.Graph, out seen);
+                Device.SchedulesOf[exec.Graph] = seen + 1;
+                Device.Clock += Device.CostOf(exec.Graph);
+                if (OnGpu) Device.C.Submissions++;
             }
-            Device.C.Schedules++;
-            int seen;
-            Device.SchedulesOf.TryGetValue(exec.Graph, out seen);
-            Device.SchedulesOf[exec.Graph] = seen + 1;
-            Device.Clock += Device.CostOf(exec.Graph);
-            if (OnGpu) Device.C.Submissions++;
+            finally { Device.Exit(); }
         }
 
         public Tensor PeekOutput(string name)
         {
-            Alive();
-            int i;
-            if (!outputIndex.TryGetValue(name, out i)) throw new ArgumentException("Cannot peek output tensor " + name + " as model does not contain an output with that name");
-            if (outputs[i] == null) throw new InvalidOperationException("PeekOutput before Schedule");
-            return outputs[i];
+            Device.Enter();
+            try
+            {
+                Alive();
+                int i;
+                if (!outputIndex.TryGetValue(name, out i)) throw new ArgumentException("Cannot peek output tensor " + name + " as model does not contain an output with that name");
+                if (outputs[i] == null) throw new InvalidOperationException("PeekOutput before Schedule");
+                return outputs[i];
+            }
+            finally { Device.Exit(); }
         }
 
         public void CopyOutput(string name, ref Tensor tensor)
         {
-            var src = PeekOutput(name);
-            if (tensor == null)
+            Device.Enter();
+            try
             {
-                tensor = src.dataType == DataType.Float ? (Tensor)new Tensor<float>(src.shape, Storage.Empty(typeof(float), src.count))
-                                                        : new Tensor<int>(src.shape, Storage.Empty(typeof(int), src.count));
+                var src = PeekOutput(name);
+                if (tensor == null)
+                {
+                    tensor = src.dataType == DataType.Float ? (Tensor)new Tensor<float>(src.shape, Storage.Empty(typeof(float), src.count))
+                                                            : new Tensor<int>(src.shape, Storage.Empty(typeof(int), src.count));
+                }
+                else
+                {
+                    if (tensor.dataType != src.dataType) throw new ArgumentException("Cannot copy to tensor as data types do not match, expected " + src.dataType + " received " + tensor.dataType);
+                    tensor.Reshape(src.shape);
+                }
+                if (OnGpu) tensor.storage.Pin();
+                tensor.storage.CopyFrom(src.storage, src.count);
+                Device.C.CopyOutputs++;
+                Device.C.DeviceBytesCopied += 4L * src.count;
+                if (OnGpu) Device.C.Submissions++;
             }
-            else
-            {
-                if (tensor.dataType != src.dataType) throw new ArgumentException("Cannot copy to tensor as data types do not match, expected " + src.dataType + " received " + tensor.dataType);
-                tensor.Reshape(src.shape);
-            }
-            if (OnGpu) tensor.storage.Pin();
-            tensor.storage.CopyFrom(src.storage, src.count);
-            Device.C.CopyOutputs++;
-            Device.C.DeviceBytesCopied += 4L * src.count;
-            if (OnGpu) Device.C.Submissions++;
+            finally { Device.Exit(); }
         }
 
         internal void Forget(Tensor t) { for (int i = 0; i < outputs.Length; i++) if (outputs[i] == t) outputs[i] = null; }

@@ -49,6 +49,7 @@ namespace SentisTts.Tests
                 var trace = Load(f);
                 var kind = trace.Str("kind");
                 if (kind == "pipeline") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenPipeline(trace));
+                if (kind == "pipeline_bistream") Run("golden " + Path.GetFileName(f) + " (bistream) through SentisGraphRunner, frame by frame", () => GoldenBistream(trace));
                 if (kind == "llm_generate") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenLlm(trace));
             }
             Run("decode step counts, tiny bundle", () => DecodeCounts(TinyManifest(), "tiny"));
@@ -56,8 +57,11 @@ namespace SentisTts.Tests
             Run("CPU backend: no blocking readback per decode step", () => DecodeCounts(TinyManifest(), "tiny-cpu", BackendType.CPU));
             Run("readback latency: tokens per frame", ReadbackLatency);
             Run("frame budget: prefill and chunks spread over frames", FrameBudget);
+            Run("in-graph sampling vs CPU sampling: per step and tokens per frame", SamplingDesigns);
             Run("speaker: 100 utterances with cancellations, then destroy mid-Speak", HundredUtterances);
             Run("speaker: Speak(text, \"\") uses the default voice", DefaultVoice);
+            Run("speaker: SpeakStream (bistream) with cancellations, then destroy mid-stream", SpeakStreams);
+            Run("cancel at every frame of a streamed utterance: the session holds no value afterwards", CancelEveryFrame);
             Run("speaker: a paragraph is normalised and split into pieces that fit the bundle", Paragraph);
             Console.WriteLine(passed + " passed, " + failed + " failed");
             return failed == 0 ? 0 : 1;
@@ -106,16 +110,56 @@ namespace SentisTts.Tests
             var req = c.Request(pipe);
             var pcm = new List<float[]>();
             var s = pipe.Begin(req, pcm.Add);
-            try { DriveFrames(s, double.PositiveInfinity, 4); }
+            var c0 = Device.C.Clone();
+            int frames;
+            try { frames = DriveFrames(s, double.PositiveInfinity, 4); }
             catch (Exception) { if (replay.Failures.Count > 0) Check(false, string.Join("\n", replay.Failures.ToArray())); throw; }
             Check(replay.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", replay.Failures.ToArray()));
             Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
             c.Verify(s.Result, req, pcm);
+            var d = Device.C.Minus(c0);
+            Console.WriteLine("COUNTS utterance " + c.Params.Str("mode") + (req.Streaming ? " streaming" : "") + " (" + s.Result.Tokens.Count + " tokens, " + pcm.Count +
+                              " PCM pieces, " + frames + " frames): blocking_readbacks=" + d.BlockingReadbacks + " async_readbacks=" + d.AsyncReadbacks +
+                              " schedules=" + d.Schedules + " copy_outputs=" + d.CopyOutputs);
+            // the whole utterance (prefill, every decode step, every flow mel and HiFT readback) never waits
+            Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in a frame-driven utterance");
             s.Dispose();
             runner.Dispose();
             Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
                   "after Dispose: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes live");
         }
+
+        /// <summary>A bistream trace frame by frame: text pushed just in time (schedule 1) and one chunk
+        /// per frame (schedule 2); same calls, tokens and PCM; nothing live after Dispose.</summary>
+        static void GoldenBistream(JsonObject trace)
+        {
+            foreach (var schedule in new[] { 1, 2 })
+            {
+                Device.Reset();
+                var c = new PipelineCase(trace, golden);
+                var replay = new ReplayRunner(trace);
+                var runner = new SentisGraphRunner(StandInModels.Loader(c.Manifest, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute,
+                                                   LlmGenerator.WorkersPerGraph(c.Manifest));
+                var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                var req = c.Request(pipe);
+                var pcm = new List<float[]>();
+                var s = pipe.BeginBistream(req, pcm.Add);
+                long blocking0 = Device.C.BlockingReadbacks;
+                try { c.DriveBistream(s, schedule, () => s.Tick(() => false, 4), Device.EndFrame); }
+                catch (Exception) { if (replay.Failures.Count > 0) Check(false, string.Join("\n", replay.Failures.ToArray())); throw; }
+                Check(replay.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", replay.Failures.ToArray()));
+                Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
+                c.Verify(s.Result, req, pcm);
+                BistreamBlocking = Device.C.BlockingReadbacks - blocking0;
+                Check(BistreamBlocking == 0, BistreamBlocking + " blocking readbacks in a frame-driven bistream utterance");
+                s.Dispose();
+                runner.Dispose();
+                Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                      "after Dispose: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes live");
+            }
+        }
+
+        static long BistreamBlocking;
 
         static void GoldenLlm(JsonObject trace)
         {
@@ -150,22 +194,33 @@ namespace SentisTts.Tests
             var c0 = Device.C.Clone();
             var s = gen.Begin(ids, new int[0], new int[0], new RasSampler(gen.Ras), new SeededUniforms(1), 40);
             int frames = 0, steps = 0;
-            Counters before = null;
+            Counters before = null, after = null;
+            long m0 = 0, m1 = 0;
+            const int warm = 5, last = 39;  // measured: tokens 6..39 (the 40th ends the generation and frees its cache)
             while (!s.Done)
             {
                 LlmGenerator.Status st;
                 do
                 {
                     st = s.Work();
-                    if (st == LlmGenerator.Status.Token && ++steps == 5) before = Device.C.Clone();  // warm-up: 5 tokens
+                    if (st == LlmGenerator.Status.Token)
+                    {
+                        ++steps;
+                        if (steps == warm) { before = Device.C.Clone(); m0 = Device.CallerManagedBytes(); }
+                        if (steps == last) { m1 = Device.CallerManagedBytes(); after = Device.C.Clone(); }
+                    }
                 } while (st == LlmGenerator.Status.Working);
                 Device.EndFrame();
                 frames++;
             }
-            var d = Device.C.Minus(before);
-            int measured = steps - 5;
+            var d = after.Minus(before);
+            int measured = last - warm;
+            long managed = m1 - m0;
             Console.WriteLine("COUNTS " + label + " prefill+warm-up(5 tokens) " + Line(before.Minus(c0), 1));
-            Console.WriteLine("COUNTS " + label + " per decode step (" + measured + " steps) " + Line(d, measured));
+            Console.WriteLine("COUNTS " + label + " per decode step (" + measured + " steps) " + Line(d, measured) +
+                              " managed_bytes=" + (managed / (double)measured).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) +
+                              " (GC.GetAllocatedBytesForCurrentThread, the stand-in's own allocations subtracted)");
+            Check(managed == 0, managed + " managed bytes allocated in " + measured + " decode steps after warm-up");
             Check(d.TensorAllocations == 0 && d.DeviceAllocations == 0 && d.HostAllocations == 0, "allocations after warm-up: " + Line(d, measured));
             Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in " + measured + " decode steps");
             int layersTensors = gen.CacheInputs.Length;
@@ -205,6 +260,86 @@ namespace SentisTts.Tests
                 Check(Device.C.BlockingReadbacks == 0, "blocking readbacks");
                 s.Dispose(); runner.Dispose();
             }
+        }
+
+        /// <summary>The two decode designs on the same stand-in, through the real LlmGenerator: CPU
+        /// sampling after an asynchronous log-prob readback (the default) and DeviceSampling (the
+        /// bundle's llm_sample graph; the token fed back on the device, read back asynchronously, up to
+        /// 12 tokens ahead). Per decode step after warm-up: submissions, bytes, managed bytes; tokens per
+        /// frame at readback latencies 1-3 with a 4 ms budget at 0.25 ms per graph call (4 steps);
+        /// steps discarded after the stop token.</summary>
+        static void SamplingDesigns()
+        {
+            var text = Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")).Obj("manifest").ToJsonText();
+            var sample = "\"llm_sample\":{\"component\":\"llm\",\"file\":\"llm_sample.onnx\",\"inputs\":[{\"name\":\"logprobs\",\"shape\":[1,6564],\"dtype\":\"float32\"}," +
+                         "{\"name\":\"uniforms\",\"shape\":[1,2],\"dtype\":\"float32\"},{\"name\":\"window\",\"shape\":[1,10],\"dtype\":\"int32\"},{\"name\":\"mask_eos\",\"shape\":[1,1],\"dtype\":\"float32\"}]," +
+                         "\"outputs\":[{\"name\":\"token\",\"shape\":[1,1],\"dtype\":\"int32\"},{\"name\":\"window_next\",\"shape\":[1,10],\"dtype\":\"int32\"}]},";
+            int at = text.LastIndexOf("\"graphs\":{", StringComparison.Ordinal) + "\"graphs\":{".Length;  // the top-level key (written last)
+            text = text.Substring(0, at) + sample + text.Substring(at);
+            text = text.Replace("\"cache_append\":\"llm_cache_append\"", "\"cache_append\":\"llm_cache_append\",\"sample\":\"llm_sample\"");
+            var m = BundleManifest.Parse(text);
+            int eos = m.Component("llm").Int("eos_token");
+            const int eosAt = 60, warm = 5, last = 39;
+            var inv = System.Globalization.CultureInfo.InvariantCulture;
+            foreach (var onDevice in new[] { false, true })
+                foreach (var lat in new[] { 1, 2, 3 })
+                {
+                    Device.Reset();
+                    Device.ReadbackLatencyFrames = lat;
+                    Device.GraphCost = g => 0.00025;
+                    var runner = new SentisGraphRunner(StandInModels.Loader(m, g => g == "llm_sample" ? (IExecutor)new SampleExecutor(eos, eosAt) : new SyntheticExecutor(m, g)),
+                                                       BackendType.GPUCompute, LlmGenerator.WorkersPerGraph(m));
+                    var gen = new LlmGenerator(m, runner) { DeviceSampling = onDevice };
+                    var ids = new List<int>(); for (int i = 0; i < 12; i++) ids.Add(10 + i);
+                    var s = gen.Begin(ids, new int[0], new int[0], new RasSampler(gen.Ras), new SeededUniforms(1), 100);
+                    Counters before = null, after = null;
+                    long m0 = 0, m1 = 0;
+                    int frames = 0, firstFrame = -1, tokens = 0, s0 = 0, s1 = 0;
+                    Func<int> samples = () => { int n; Device.SchedulesOf.TryGetValue(onDevice ? "llm_sample" : "llm_step", out n); return n; };
+                    while (!s.Done)
+                    {
+                        double t0 = Device.Clock;
+                        LlmGenerator.Status st;
+                        do
+                        {
+                            st = s.Work();
+                            if (st == LlmGenerator.Status.Token)
+                            {
+                                if (++tokens == 1) firstFrame = frames;
+                                if (tokens == warm) { before = Device.C.Clone(); s0 = samples(); m0 = Device.CallerManagedBytes(); }
+                                if (tokens == last) { m1 = Device.CallerManagedBytes(); s1 = samples(); after = Device.C.Clone(); }
+                            }
+                        } while (st != LlmGenerator.Status.Waiting && !s.Done && Device.Clock - t0 < 0.004);
+                        Device.EndFrame();
+                        Check(++frames < 10000, "no progress");
+                    }
+                    int steps = s1 - s0;  // decode steps scheduled in the window (in graph: ahead of the tokens read)
+                    var d = after.Minus(before);
+                    double perFrame = (tokens - 1) / (double)(frames - firstFrame);
+                    int sampled = onDevice ? Device.SchedulesOf["llm_sample"] : tokens;
+                    int discarded = onDevice ? sampled - tokens - 1 : 0;
+                    Console.WriteLine("COUNTS sampling " + (onDevice ? "in graph" : "on the CPU") + ", readback latency " + lat + ", per decode step: " + Line(d, steps) +
+                                      " managed_bytes=" + ((m1 - m0) / (double)steps).ToString("0.##", inv) + " | " + tokens + " tokens in " + (frames - firstFrame) + " frames = " +
+                                      perFrame.ToString("0.##", inv) + " tokens/frame (" + (60 * perFrame).ToString("0", inv) + " tokens/s at 60 fps), " + discarded + " steps discarded after the stop");
+                    Check(d.BlockingReadbacks == 0 && d.CopyOutputs == 0 && d.TensorAllocations == 0 && m1 == m0, "per step: " + Line(d, steps) + " managed " + (m1 - m0));
+                    if (onDevice)
+                    {
+                        Check(tokens == eosAt && s.Result.StopReason == "stop_token", tokens + " tokens, " + s.Result.StopReason);
+                        Check(string.Join(",", s.Result.Tokens.GetRange(0, 3).ConvertAll(x => x.ToString()).ToArray()) == "100,101,102", "device tokens " + s.Result.Tokens[0]);
+                        Check(d.Submissions == 4L * steps && d.AsyncReadbacks == steps, "in graph per step: " + Line(d, steps));
+                        Check(perFrame > 2.5, "in-graph tokens per frame " + perFrame + " at latency " + lat);
+                        Check(discarded <= 4 * (lat + 1), discarded + " discarded steps");
+                    }
+                    else
+                    {
+                        Check(d.Submissions == 3L * steps, "CPU sampling per step: " + Line(d, steps));
+                        Check(Math.Abs(perFrame - 1.0 / lat) < 0.1, "CPU sampling tokens per frame " + perFrame + " at latency " + lat);
+                    }
+                    s.Dispose();
+                    Check(runner.LiveValues == 0, runner.LiveValues + " values live after the session");
+                    runner.Dispose();
+                    Check(Device.C.LiveTensors == 0, Device.C.LiveTensors + " tensors live after Dispose");
+                }
         }
 
         static void FrameBudget()
@@ -315,6 +450,7 @@ namespace SentisTts.Tests
                               " (baseline moved " + moves + "x for new graphs, input capacity grew " + growths + "x)" +
                               " (" + baseBytes + " device bytes: workers' outputs, persistent inputs, shared zero cache)");
             Check(cancelled == 14 && finished == 86, finished + " finished, " + cancelled + " cancelled");
+            Check(Device.C.BlockingReadbacks == 0, Device.C.BlockingReadbacks + " blocking readbacks in 100 frame-driven utterances");
             // destroy mid-Speak: the suspended Speak returns false and touches nothing; everything is freed
             var task2 = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
             for (int f = 0; f < 6; f++) frames.Advance();
@@ -330,6 +466,93 @@ namespace SentisTts.Tests
             threw = false;
             try { logic.Speak("again", "tiny", CancellationToken.None, frames.Next).Wait(); } catch (AggregateException e) { threw = e.InnerException is ObjectDisposedException; }
             Check(threw, "Speak on a destroyed speaker throws ObjectDisposedException");
+        }
+
+        /// <summary>Bistream through SpeakerLogic.SpeakStream: text pushed a word per frame from a
+        /// TextFeed; every 3rd stream cancelled mid-way; live tensors back to the baseline after each;
+        /// then a destroy mid-stream frees everything.</summary>
+        static void SpeakStreams()
+        {
+            var m = TinyManifest();
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            Func<SentisGraphRunner> runnerOf;
+            var logic = NewSpeaker(m, c, out runnerOf);
+            logic.MaxNewTokens = 60;
+            var frames = new Frames();
+            long baseline = -1, workers = -1;
+            int moves = 0, finished = 0, cancelled = 0, audio = 0;
+            logic.OnAudio = x => audio += x.Length;
+            var words = "Once upon a time, in a village by the sea, there was a boat.".Split(' ');
+            for (int u = 0; u < 9; u++)
+            {
+                logic.Seed = u;
+                var feed = new TextFeed();
+                var cts = new CancellationTokenSource();
+                var task = logic.SpeakStream(feed, "tiny", cts.Token, frames.Next);
+                int f = 0, w = 0;
+                while (!task.IsCompleted)
+                {
+                    if (w < words.Length) feed.Push(words[w++] + " ");
+                    else if (!feed.Ended) feed.End();
+                    if (u % 3 == 1 && f == 12) cts.Cancel();
+                    frames.Advance();
+                    Check(++f < 20000, "stream " + u + " does not finish");
+                }
+                Check(task.Status == TaskStatus.RanToCompletion, "stream " + u + ": " + task.Status + " " + (task.Exception == null ? "" : task.Exception.InnerException.ToString()));
+                if (task.Result) finished++; else cancelled++;
+                if (Device.C.LiveWorkers != workers) { workers = Device.C.LiveWorkers; baseline = Device.C.LiveTensors; moves++; }
+                Check(Device.C.LiveTensors == baseline, "after stream " + u + ": " + Device.C.LiveTensors + " live tensors, baseline " + baseline);
+            }
+            Check(finished == 6 && cancelled == 3 && audio > 0, finished + " finished, " + cancelled + " cancelled, " + audio + " samples");
+            Check(moves <= 3, "baseline moved " + moves + " times");
+            Console.WriteLine("COUNTS bistream speaker: " + finished + " finished, " + cancelled + " cancelled, live tensors after each = " + baseline +
+                              "; blocking readbacks in a frame-driven bistream golden = " + BistreamBlocking);
+            var feed2 = new TextFeed();
+            var t2 = logic.SpeakStream(feed2, "tiny", CancellationToken.None, frames.Next);
+            feed2.Push("One more stream that ");
+            for (int f = 0; f < 8; f++) frames.Advance();
+            Check(!t2.IsCompleted, "the stream should still run (waiting for text)");
+            logic.Destroy();
+            frames.Advance();
+            Check(t2.IsCompleted && t2.Status == TaskStatus.RanToCompletion && !t2.Result, "SpeakStream after destroy: " + t2.Status);
+            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                  "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
+        }
+
+        /// <summary>A streamed utterance (normal and bistream) cancelled at frame k for every k up to
+        /// its length, at a 2-frame readback latency: afterwards the runner has no live value (every
+        /// embedding, step output, cache, flow mel and HiFT output in flight was freed).</summary>
+        static void CancelEveryFrame()
+        {
+            var m = TinyManifest();
+            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            int inFlight = 0, points = 0;
+            foreach (var bistream in new[] { false, true })
+            {
+                for (int k = 0; ; k++)
+                {
+                    Device.Reset();
+                    Device.ReadbackLatencyFrames = 2;
+                    var runner = SyntheticRunner(m);
+                    var pipe = new TtsPipeline(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
+                    var req = new SynthesisRequest { Text = "A short line.", Voice = c.Voice, Mode = SynthesisMode.ZeroShot, Streaming = true, MaxNewTokens = 44, Seed = k };
+                    var s = bistream ? pipe.BeginBistream(req, x => { }) : pipe.Begin(req, x => { });
+                    if (bistream) { s.PushText("A short "); s.PushText("line, and more."); s.EndText(); }
+                    int f = 0;
+                    while (!s.Done && f < k) { s.Tick(() => false, 4); Device.EndFrame(); f++; }
+                    bool finished = s.Done;
+                    if (s.VocodingInFlight) inFlight++;
+                    s.Cancel();
+                    s.Dispose();
+                    Check(runner.LiveValues == 0, (bistream ? "bistream" : "stream") + " cancelled at frame " + k + ": " + runner.LiveValues + " values still live");
+                    runner.Dispose();
+                    Check(Device.C.LiveTensors == 0, "live tensors after Dispose");
+                    points++;
+                    if (finished) break;
+                }
+            }
+            Console.WriteLine("COUNTS cancel at every frame: " + points + " cancel points, " + inFlight + " with flow/HiFT readbacks in flight");
+            Check(inFlight >= 4, "only " + inFlight + " cancellations hit a flow/HiFT job in flight");
         }
 
         static void DefaultVoice()

@@ -84,6 +84,7 @@ namespace SentisTts.Tests
                     case "hift_mel2wav": t = () => TestHiftMel2Wav(trace); break;
                     case "hift_stream": t = () => TestHiftStream(trace); break;
                     case "pipeline": t = () => TestPipelineTrace(trace); break;
+                    case "pipeline_bistream": t = () => TestBistreamTrace(trace); break;
                     case "text_frontend": t = () => TestTextFrontend(trace); break;
                     case "voice_features": t = () => TestVoiceFeatures(trace); break;
                     case "voice_bake": t = () => TestVoiceBake(trace); break;
@@ -573,6 +574,29 @@ namespace SentisTts.Tests
                 Check(Sha(wav, new[] { 1, wav.Length }) == e.Str("sha256"), "piece " + i + ": bytes differ");
             }
             ReportReplay(runner);
+        }
+
+        /// <summary>Bistream (TtsPipeline.BeginBistream) against a trace of runtime_ref
+        /// Pipeline.stream_bistream, with the text pushed all at once, just in time, and one chunk per
+        /// frame: the same graph calls, tokens, uniforms, noise draws and PCM every time.</summary>
+        static void TestBistreamTrace(JsonObject trace)
+        {
+            for (int schedule = 0; schedule < 3; schedule++)
+            {
+                var c = new PipelineCase(trace, golden);
+                var runner = new ReplayRunner(trace);
+                var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                var req = c.Request(pipe);
+                var pcm = new List<float[]>();
+                var s = pipe.BeginBistream(req, pcm.Add);
+                try { c.DriveBistream(s, schedule, () => s.Tick(() => false), () => { }); }
+                catch (Exception) { if (runner.Failures.Count > 0) ReportReplay(runner); throw; }
+                ReportReplay(runner);
+                Check(runner.Next == runner.CallCount, "schedule " + schedule + ": made " + runner.Next + " graph calls, the trace has " + runner.CallCount);
+                c.Verify(s.Result, req, pcm);
+                s.Dispose();
+                Check(runner.Leaked == 0, "schedule " + schedule + ": " + runner.Leaked + " graph values not disposed");
+            }
         }
 
         /// <summary>The whole pipeline (TtsPipeline + FlowStage + HiftVocoder + LlmGenerator) against a

@@ -34,6 +34,35 @@ namespace SentisTts.Tests
             FlowNoise = Npy.Read(File.ReadAllBytes(Path.Combine(golden, Params.Str("flow_noise_file"))));
         }
 
+        public bool IsBistream { get { return Trace.Str("kind") == "pipeline_bistream"; } }
+
+        /// <summary>A bistream trace's text chunks.</summary>
+        public List<string> Chunks { get { return Params.Arr("text_chunks").ConvertAll(x => (string)x); } }
+
+        /// <summary>Run a bistream trace's session: `schedule` 0 pushes every chunk and ends the text
+        /// before the first tick, 1 pushes one chunk only when the schedule waits for text (late text),
+        /// 2 pushes one chunk per frame. `tick` runs one frame's work and returns Done; `endFrame` ends it.</summary>
+        public void DriveBistream(TtsPipeline.SynthesisSession s, int schedule, Func<bool> tick, Action endFrame, int maxFrames = 100000)
+        {
+            var chunks = Chunks;
+            int next = 0, frames = 0;
+            if (schedule == 0) { foreach (var c in chunks) s.PushText(c); s.EndText(); next = chunks.Count + 1; }
+            while (true)
+            {
+                if (next <= chunks.Count && (schedule == 2 || (schedule == 1 && s.NeedsText)))
+                {
+                    if (next < chunks.Count) s.PushText(chunks[next]); else s.EndText();
+                    next++;
+                }
+                if (tick()) break;
+                endFrame();
+                Check(++frames < maxFrames, "bistream: no progress after " + maxFrames + " frames");
+            }
+            // a stream stopped by EOS read all of its text; one stopped by the cap may stop earlier
+            if (Trace.Obj("result").Str("stop_reason") == "stop_token")
+                Check(next > chunks.Count, "bistream finished before all text and EndText were pushed (" + next + " of " + (chunks.Count + 1) + ")");
+        }
+
         static void Check(bool ok, string what) { if (!ok) throw new Exception(what); }
         static string Ids(IList<int> x) { var a = new string[x.Count]; for (int i = 0; i < a.Length; i++) a[i] = x[i].ToString(); return string.Join(",", a); }
         static string Sha(float[] x, int[] shape) { return new HostTensor(shape, x).Sha256(); }
@@ -56,11 +85,16 @@ namespace SentisTts.Tests
             var p = Params;
             var req = new SynthesisRequest
             {
-                Text = p.Str("text"), Voice = Voice, Mode = ParseMode(p.Str("mode")), InstructText = p.Str("instruct") ?? "",
+                Text = IsBistream ? "" : p.Str("text"), Voice = Voice, Mode = ParseMode(p.Str("mode")), InstructText = p.Str("instruct") ?? "",
                 Streaming = p.Bool("streaming"), MaxNewTokens = p.Get("max_new_tokens") == null ? -1 : p.Int("max_new_tokens"),
             };
             List<int> textIds, promptText, promptSpeech;
             pipe.AssemblePrompt(req, out textIds, out promptText, out promptSpeech);
+            if (IsBistream)
+            {
+                textIds = new List<int>();
+                foreach (var chunk in Chunks) textIds.AddRange(pipe.Tokenizer.Encode(chunk));
+            }
             Check(Ids(textIds) == Ids(Json.IntArray(p.Get("text_ids"))), "text ids " + Ids(textIds));
             Check(Ids(promptText) == Ids(Json.IntArray(p.Get("llm_prompt_text_ids"))), "LLM prompt text ids " + Ids(promptText));
             Check(Ids(promptSpeech) == Ids(Json.IntArray(p.Get("llm_prompt_speech_tokens"))), "LLM prompt speech tokens");

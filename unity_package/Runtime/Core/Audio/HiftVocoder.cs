@@ -9,6 +9,8 @@
 // - streaming (CosyVoice2Model.token2wav): 8 cached mel frames, 3840 cached source samples
 //   overwriting the start of the next call's source, symmetric Hamming cross-fade of 2x3840
 //   samples, the last 3840 samples held back until the next call; every call at its exact length.
+// Readbacks are asynchronous: Mel2WavJob / HiftStream.PushJob return jobs polled in later frames
+// (one graph call per chunk, its three outputs requested at once); Mel2Wav / Push wait.
 using System;
 using System.Collections.Generic;
 
@@ -82,8 +84,9 @@ namespace SentisTts.Core.Audio
 
         sealed class ChunkOut { public float[] Waveform, Source, Phase; }
 
-        /// <summary>One exact-length call: mel of 1..T frames, noise (Hop * mel.Frames * H) floats.</summary>
-        ChunkOut RunChunk(Mel mel, float[] noise, float[] phaseIn, int refFrame, float[] cacheSource)
+        /// <summary>One exact-length call: mel of 1..T frames, noise (Hop * mel.Frames * H) floats; the
+        /// three outputs come back asynchronously into `into` (waits only when job.Blocking).</summary>
+        IEnumerable<bool> RunChunk<T0>(ReadbackJob<T0> job, Mel mel, float[] noise, float[] phaseIn, int refFrame, float[] cacheSource, ChunkOut into)
         {
             int n = mel.Frames;
             if (n < 1 || n > T || noise.Length != Hop * n * H)
@@ -116,13 +119,26 @@ namespace SentisTts.Core.Audio
                 { "n_frames", new HostTensor(new[] { 1 }, new[] { n }) },
             };
             Calls++;
+            GraphOutputs o = null;
             try
             {
-                using (var o = runner.Run(Graph, feeds))
-                    return new ChunkOut { Waveform = runner.Read(o["waveform"]).Floats, Source = runner.Read(o["source"]).Floats,
-                                          Phase = runner.Read(o["phase"]).Floats };
+                o = runner.Run(Graph, feeds);
+                var names = new[] { "waveform", "source", "phase" };
+                var host = new HostTensor[3];
+                for (int k = 0; k < 3; k++)
+                {
+                    host[k] = HostTensor.Zeros(o[names[k]].Shape, DType.Float32);
+                    runner.RequestRead(o[names[k]]);
+                }
+                for (int k = 0; k < 3; k++)
+                    while (!job.Ready(runner, o[names[k]], host[k])) yield return false;
+                into.Waveform = host[0].Floats; into.Source = host[1].Floats; into.Phase = host[2].Floats;
             }
-            finally { foreach (var v in feeds.Values) v.Dispose(); }
+            finally
+            {
+                if (o != null) o.Dispose();
+                foreach (var v in feeds.Values) v.Dispose();
+            }
         }
 
         /// <summary>Chunks (start, emitFrom, emitTo) in frames for an n-frame mel (n &gt; T).</summary>
@@ -145,23 +161,43 @@ namespace SentisTts.Core.Audio
             return plan;
         }
 
-        /// <summary>mel (1, n_mels, N) -> waveform (480N) and source (480N). noise: (480N, H) floats.</summary>
+        /// <summary>mel (1, n_mels, N) -> waveform (480N) and source (480N). noise: (480N, H) floats. Waits
+        /// for the readbacks (tests, offline use); a game polls Mel2WavJob.</summary>
         public void Mel2Wav(Mel mel, float[] noise, float[] cacheSource, out float[] wav, out float[] src)
+        {
+            using (var job = Mel2WavJob(mel, noise, cacheSource))
+            {
+                job.Wait();
+                wav = job.Result[0]; src = job.Result[1];
+            }
+        }
+
+        /// <summary>Mel2Wav as a job: one graph call per chunk, each chunk's outputs read back
+        /// asynchronously (the next chunk needs the phase of the last); Result = { waveform, source }.</summary>
+        public ReadbackJob<float[][]> Mel2WavJob(Mel mel, float[] noise, float[] cacheSource)
         {
             if (mel.Mels != NMels) throw new SentisTtsException("hift: mel must have " + NMels + " channels, got " + mel.Mels);
             int N = mel.Frames;
-            wav = new float[Hop * N];
-            src = new float[Hop * N];
-            if (N == 0) return;
-            if (noise.Length != Hop * N * H) throw new SentisTtsException("hift: noise must be (1, " + (Hop * N) + ", " + H + ") for " + N + " mel frames");
-            if (cacheSource != null && cacheSource.Length > 0 && N * Hop < SourceCache)
+            if (N > 0 && noise.Length != Hop * N * H) throw new SentisTtsException("hift: noise must be (1, " + (Hop * N) + ", " + H + ") for " + N + " mel frames");
+            if (N > 0 && cacheSource != null && cacheSource.Length > 0 && N * Hop < SourceCache)
                 throw new SentisTtsException("hift: a cache_source needs at least " + (SourceCache / Hop) + " mel frames");
+            return new ReadbackJob<float[][]>(job => Mel2WavBody(job, mel, noise, cacheSource));
+        }
+
+        IEnumerator<bool> Mel2WavBody(ReadbackJob<float[][]> job, Mel mel, float[] noise, float[] cacheSource)
+        {
+            int N = mel.Frames;
+            var wav = new float[Hop * N];
+            var src = new float[Hop * N];
+            job.Result = new[] { wav, src };
+            if (N == 0) yield break;
+            var o = new ChunkOut();
             if (N <= T)
             {
-                var o = RunChunk(mel, noise, null, -1, cacheSource);
+                foreach (var w in RunChunk(job, mel, noise, null, -1, cacheSource, o)) yield return w;
                 Array.Copy(o.Waveform, wav, Hop * N);
                 Array.Copy(o.Source, src, Hop * N);
-                return;
+                yield break;
             }
             var phase = new float[N * H];
             foreach (var p in Plan(N))
@@ -172,7 +208,7 @@ namespace SentisTts.Core.Audio
                 Array.Copy(noise, Hop * a * H, nz, 0, nz.Length);
                 float[] phaseIn = null;
                 if (!first) { phaseIn = new float[H]; Array.Copy(phase, (e0 - 1) * H, phaseIn, 0, H); }
-                var o = RunChunk(mel.Slice(a, a + T), nz, phaseIn, first ? -1 : e0 - 1 - a, first ? cacheSource : null);
+                foreach (var w in RunChunk(job, mel.Slice(a, a + T), nz, phaseIn, first ? -1 : e0 - 1 - a, first ? cacheSource : null, o)) yield return w;
                 Array.Copy(o.Waveform, Hop * (e0 - a), wav, Hop * e0, Hop * (e1 - e0));
                 Array.Copy(o.Source, Hop * (e0 - a), src, Hop * e0, Hop * (e1 - e0));
                 Array.Copy(o.Phase, (e0 - a) * H, phase, e0 * H, (e1 - e0) * H);
@@ -211,14 +247,35 @@ namespace SentisTts.Core.Audio
                 window = Hamming(2 * v.SourceCache);
             }
 
-            /// <summary>Waveform samples ready after this chunk (all remaining ones when final).</summary>
+            /// <summary>Waveform samples ready after this chunk (all remaining ones when final); waits
+            /// for the readbacks. A game polls PushJob.</summary>
             public float[] Push(Mel chunk, bool final)
             {
-                if (Finished) throw new InvalidOperationException("hift stream already finished");
-                int S = v.SourceCache;
+                using (var job = PushJob(chunk, final)) return job.Wait();
+            }
+
+            /// <summary>Push as a job (Result: the samples ready); one push at a time, in order.</summary>
+            public ReadbackJob<float[]> PushJob(Mel chunk, bool final)
+            {
+                if (Finished || busy) throw new InvalidOperationException(Finished ? "hift stream already finished" : "hift stream: the previous push has not finished");
+                busy = true;
                 var mel = cacheMel == null ? chunk : Mel.Concat(cacheMel, chunk);
-                float[] wav, src;
-                v.Mel2Wav(mel, noise(mel.Frames), cacheMel == null ? null : cacheSource, out wav, out src);
+                var inner = v.Mel2WavJob(mel, noise(mel.Frames), cacheMel == null ? null : cacheSource);
+                return new ReadbackJob<float[]>(job => PushBody(job, inner, mel, final));
+            }
+
+            bool busy;
+
+            IEnumerator<bool> PushBody(ReadbackJob<float[]> job, ReadbackJob<float[][]> inner, Mel mel, bool final)
+            {
+                try
+                {
+                    if (job.Blocking) inner.Wait();
+                    else while (!inner.Poll()) { yield return false; if (job.Blocking) inner.Wait(); }
+                }
+                finally { inner.Dispose(); busy = false; }
+                int S = v.SourceCache;
+                float[] wav = inner.Result[0], src = inner.Result[1];
                 if (cacheMel != null)
                     for (int i = 0; i < S; i++)
                     {
@@ -229,7 +286,8 @@ namespace SentisTts.Core.Audio
                 if (final)
                 {
                     Finished = true;
-                    return wav;
+                    job.Result = wav;
+                    yield break;
                 }
                 cacheMel = mel.Slice(mel.Frames - v.MelCache, mel.Frames);
                 cacheSource = new float[S];
@@ -238,7 +296,7 @@ namespace SentisTts.Core.Audio
                 Array.Copy(wav, wav.Length - S, cacheWav, 0, S);
                 var outp = new float[wav.Length - S];
                 Array.Copy(wav, outp, outp.Length);
-                return outp;
+                job.Result = outp;
             }
         }
     }

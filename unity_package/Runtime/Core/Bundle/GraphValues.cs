@@ -113,7 +113,9 @@ namespace SentisTts.Core
         }
     }
 
-    /// <summary>Named outputs of one graph call. Disposing it disposes the values not taken.</summary>
+    /// <summary>Named outputs of one graph call. Disposing it disposes the values not taken. A runner
+    /// may hand the same object back for a later call once it was disposed and all its values are
+    /// dead (Reset), so a disposed GraphOutputs must not be used again.</summary>
     public sealed class GraphOutputs : IDisposable
     {
         readonly Dictionary<string, GraphValue> values = new Dictionary<string, GraphValue>();
@@ -131,7 +133,18 @@ namespace SentisTts.Core
         /// <summary>Take ownership of an output (it will not be disposed with the others).</summary>
         public GraphValue Take(string name) { var v = this[name]; values.Remove(name); return v; }
         public IEnumerable<string> Names { get { return values.Keys; } }
-        public void Dispose() { foreach (var v in values.Values) v.Dispose(); values.Clear(); }
+        public bool IsDisposed { get; private set; }
+
+        /// <summary>For runners that recycle output sets: empty and usable again.</summary>
+        public void Reset() { values.Clear(); IsDisposed = false; }
+
+        public void Dispose()
+        {
+            if (IsDisposed) return;
+            IsDisposed = true;
+            foreach (var v in values.Values) v.Dispose();  // Dictionary's struct enumerator: no allocation
+            values.Clear();
+        }
     }
 
     /// <summary>What Core needs from a backend. Implementations: the Sentis runner (Runtime/Sentis),

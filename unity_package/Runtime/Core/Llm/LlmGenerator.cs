@@ -21,14 +21,35 @@ namespace SentisTts.Core.Llm
         public int PromptLength;
     }
 
-    public sealed class LlmGenerator
+    /// <summary>A token generator driven one unit of work at a time (the plain decode loop, or the
+    /// bistream schedule of BistreamSession).</summary>
+    public interface ITokenSession : IDisposable
+    {
+        /// <summary>One unit of work; never waits unless `wait` (then readbacks block).</summary>
+        LlmGenerator.Status Work(bool wait = false);
+        Generation Result { get; }
+        bool Done { get; }
+        /// <summary>The token of the last Status.Token.</summary>
+        int LastToken { get; }
+    }
+
+    public sealed partial class LlmGenerator
     {
         readonly IGraphRunner runner;
         readonly BundleManifest manifest;
         public readonly string StepGraph, TextEmbedding, SpeechEmbedding, SpecialEmbedding;
         /// <summary>KV-cache append graph of the rows contract (null: the step graph returns the whole cache).</summary>
         public readonly string AppendGraph;
+        /// <summary>The in-graph RAS sampling graph (exporter/llm/sample_graph.py), when the bundle has one.</summary>
+        public readonly string SampleGraph;
+        /// <summary>Sample on the device with SampleGraph (the token is fed back without a readback; the
+        /// host reads it asynchronously and runs up to DeviceSamplingDepth tokens ahead). Off by default:
+        /// CPU sampling is the measured choice (docs/unity.md, "In-graph sampling vs CPU sampling").</summary>
+        public bool DeviceSampling;
+        public const int DeviceSamplingDepth = 12;
         public readonly int Capacity, Chunk, Hidden, Eos, SpeechVocab, SosId, TaskId;
+        /// <summary>The score masked while step &lt; min_len (official sampling_ids: index speech_token_size; = Eos for CosyVoice2).</summary>
+        public readonly int MinLenMasked;
         public readonly double MinRatio, MaxRatio;
         public readonly RasParams Ras;
         public readonly HashSet<int> StopIds = new HashSet<int>();
@@ -47,9 +68,11 @@ namespace SentisTts.Core.Llm
             StepGraph = g.Str("step"); TextEmbedding = g.Str("text_embedding");
             SpeechEmbedding = g.Str("speech_embedding"); SpecialEmbedding = g.Str("special_embedding");
             AppendGraph = g.Str("cache_append");
+            SampleGraph = g.Str("sample");
             Capacity = c.Int("max_cache_len"); Chunk = c.Int("prefill_chunk"); Hidden = c.Int("hidden_size");
             Eos = c.Int("eos_token"); SpeechVocab = c.Int("speech_vocab");
             SosId = c.Int("sos_id"); TaskId = c.Int("task_id");
+            MinLenMasked = c.ContainsKey("min_len_masked_token") ? c.Int("min_len_masked_token") : Eos;
             MinRatio = c.Double("min_token_text_ratio"); MaxRatio = c.Double("max_token_text_ratio");
             Ras = RasParams.FromManifest(c.Obj("sampling"));
             foreach (var t in Json.IntArray(c.Get("stop_token_ids"))) StopIds.Add(t);
@@ -72,7 +95,9 @@ namespace SentisTts.Core.Llm
             var c = manifest.Components.Obj("llm");
             var g = c == null ? null : c.Obj("graphs");
             var append = g == null ? null : g.Str("cache_append");
-            return name => name == append ? 2 : 1;
+            var sample = g == null ? null : g.Str("sample");
+            // the weightless sampling graph: one worker per token in flight (+1), so no token is copied
+            return name => name == append ? 2 : name == sample ? DeviceSamplingDepth + 1 : 1;
         }
 
         // -- embeddings ------------------------------------------------------------------------------
@@ -184,6 +209,8 @@ namespace SentisTts.Core.Llm
             if (2 + nPT + nText + nPS + Math.Max(0, maxLen - 1) > Capacity) CheckCapacity(nText, nPT, nPS);
             foreach (var t in promptSpeech)
                 if (t < 0 || t >= SpeechVocab) throw new SentisTtsException("speech token ids must be in 0.." + (SpeechVocab - 1) + ", got " + t);
+            if (DeviceSampling && SampleGraph == null)
+                throw new SentisTtsException("llm: DeviceSampling needs the bundle's llm_sample graph (graphs.sample)");
             var s = new GenerationSession(this, sampler, rng, minLen, maxLen);
             s.Result.PromptLength = 2 + nPT + nText + nPS;
             if (maxLen <= 0) { s.Done = true; return s; }
@@ -204,40 +231,112 @@ namespace SentisTts.Core.Llm
             Done,
         }
 
-        public sealed class GenerationSession : IDisposable
+        /// <summary>The KV cache and the step graph calls of one utterance: feeds rows at the current
+        /// position (the rows contract's append graph writes the cache; its two workers alternate, so
+        /// neither cache is ever copied). Persistent host inputs, refilled per call.</summary>
+        internal sealed class Decoder : IDisposable
         {
-            enum Phase { Embed, Prefill, Logits, Pending }
+            readonly LlmGenerator g;
+            Cache cache;
+            readonly HostTensor posT, validT;
+            readonly Dictionary<string, GraphValue> stepFeeds = new Dictionary<string, GraphValue>();
+            readonly Dictionary<string, GraphValue> appendFeeds = new Dictionary<string, GraphValue>();
+            public int Position;
+
+            public Decoder(LlmGenerator g)
+            {
+                this.g = g;
+                posT = HostTensor.Scalar1(0); validT = HostTensor.Scalar1(0);
+                cache = g.NewCache();
+            }
+
+            /// <summary>One step call at the current position; the cache values are replaced by the
+            /// new ones (old ones disposed). Returns the step outputs (logprobs still inside).</summary>
+            public GraphOutputs RunStep(GraphValue embeds, int validLen)
+            {
+                posT.Ints[0] = Position; validT.Ints[0] = validLen;
+                stepFeeds["inputs_embeds"] = embeds;
+                stepFeeds["position"] = posT;
+                stepFeeds["valid_len"] = validT;
+                for (int k = 0; k < g.CacheInputs.Length; k++) stepFeeds[g.CacheInputs[k]] = cache.Values[k];
+                var outs = g.runner.Run(g.StepGraph, stepFeeds);
+                stepFeeds.Clear();
+                if (g.AppendGraph == null)
+                {
+                    for (int k = 0; k < g.CacheInputs.Length; k++)
+                    {
+                        cache.Values[k].Dispose();
+                        cache.Values[k] = outs.Take(g.CacheOutputs[k]);
+                    }
+                }
+                else
+                {
+                    appendFeeds["position"] = posT;
+                    for (int k = 0; k < g.CacheInputs.Length; k++)
+                    {
+                        appendFeeds[g.CacheInputs[k]] = cache.Values[k];
+                        appendFeeds[g.CacheRows[k]] = outs[g.CacheRows[k]];
+                    }
+                    using (var app = g.runner.Run(g.AppendGraph, appendFeeds))
+                        for (int k = 0; k < g.CacheInputs.Length; k++)
+                        {
+                            cache.Values[k].Dispose();
+                            cache.Values[k] = app.Take(g.CacheOutputs[k]);
+                            outs.Take(g.CacheRows[k]).Dispose();
+                        }
+                    appendFeeds.Clear();
+                }
+                Position += validLen;
+                return outs;
+            }
+
+            public void Dispose() { if (cache != null) { cache.Dispose(); cache = null; } }
+        }
+
+        public sealed class GenerationSession : ITokenSession
+        {
+            enum Phase { Embed, Prefill, Logits, Pending, Device }
             readonly LlmGenerator g;
             readonly ITokenSampler sampler;
             readonly IUniformSource rng;
             readonly int minLen, maxLen;
             Phase phase;
-            Cache cache;
+            Decoder dec;
             // prompt lookups (special, text, speech) and their host copies
             readonly GraphOutputs[] lookups = new GraphOutputs[3];
             readonly HostTensor[] lookupRows = new HostTensor[3];
             float[] seq;
-            int prefillAt, position, i, pending = -1;
+            int prefillAt, i, pending = -1;
             GraphOutputs stepOuts;  // the step whose log-probs are being read
             // persistent host inputs, refilled per call (no per-step allocation)
-            readonly HostTensor logp, posT, validT, idT;
+            readonly HostTensor logp, idT;
             HostTensor rowsT;
-            readonly Dictionary<string, GraphValue> stepFeeds = new Dictionary<string, GraphValue>();
-            readonly Dictionary<string, GraphValue> appendFeeds = new Dictionary<string, GraphValue>();
             readonly Dictionary<string, GraphValue> idFeeds = new Dictionary<string, GraphValue>();
             readonly string speechIn, speechOut;
-            public readonly Generation Result = new Generation();
+            readonly Generation result = new Generation();
+            public Generation Result { get { return result; } }
             public bool Done { get; internal set; }
             public int LastToken { get; private set; }
 
             internal GenerationSession(LlmGenerator g, ITokenSampler sampler, IUniformSource rng, int minLen, int maxLen)
             {
                 this.g = g; this.sampler = sampler; this.rng = rng; this.minLen = minLen; this.maxLen = maxLen;
+                onDevice = g.DeviceSampling;
+                if (onDevice)
+                {
+                    uniT = new HostTensor(new[] { 1, 2 }, new float[2]);
+                    maskT = new HostTensor(new[] { 1, 1 }, new float[1]);
+                    tokRead = new HostTensor(new[] { 1, 1 }, new int[1]);
+                    var w = g.manifest.Graph(g.SampleGraph).Input("window").Shape[1];
+                    var init = new int[w];
+                    for (int k = 0; k < w; k++) init[k] = -1;
+                    window = new HostTensor(new[] { 1, w }, init);
+                }
                 logp = new HostTensor(new[] { 1, g.SpeechVocab }, new float[g.SpeechVocab]);
-                posT = HostTensor.Scalar1(0); validT = HostTensor.Scalar1(0);
                 idT = new HostTensor(new[] { 1, 1 }, new int[1]);
                 speechIn = g.manifest.Graph(g.SpeechEmbedding).Inputs[0].Name;
                 speechOut = g.manifest.Graph(g.SpeechEmbedding).Outputs[0].Name;
+                if (maxLen > 0) result.Tokens.Capacity = maxLen;
             }
 
             internal void StartLookups(IList<int> special, IList<int> text, IList<int> speech)
@@ -283,7 +382,7 @@ namespace SentisTts.Core.Llm
                         }
                         seq = g.Assemble(lookupRows[0].Floats, lookupRows[1] == null ? new float[0] : lookupRows[1].Floats,
                                          lookupRows[2] == null ? new float[0] : lookupRows[2].Floats);
-                        cache = g.NewCache();
+                        dec = new Decoder(g);
                         rowsT = new HostTensor(new[] { 1, g.Chunk, g.Hidden }, new float[g.Chunk * g.Hidden]);
                         phase = Phase.Prefill;
                         return Status.Working;
@@ -291,12 +390,13 @@ namespace SentisTts.Core.Llm
                     case Phase.Prefill:
                     {
                         int L = seq.Length / g.Hidden, n = Math.Min(g.Chunk, L - prefillAt);
-                        if (position + L - prefillAt > g.Capacity) throw new LlmCapacityException((position + L - prefillAt) + " positions exceed max_cache_len " + g.Capacity);
+                        if (dec.Position + L - prefillAt > g.Capacity) throw new LlmCapacityException((dec.Position + L - prefillAt) + " positions exceed max_cache_len " + g.Capacity);
                         Array.Clear(rowsT.Floats, 0, rowsT.Floats.Length);
                         Array.Copy(seq, prefillAt * g.Hidden, rowsT.Floats, 0, n * g.Hidden);
-                        var outs = RunStep(rowsT, n);
+                        var outs = dec.RunStep(rowsT, n);
                         prefillAt += n;
-                        if (prefillAt >= L) { stepOuts = outs; g.runner.RequestRead(outs["logprobs"]); phase = Phase.Logits; }
+                        if (prefillAt >= L && onDevice) { ScheduleSample(outs); phase = Phase.Device; }
+                        else if (prefillAt >= L) { stepOuts = outs; g.runner.RequestRead(outs["logprobs"]); phase = Phase.Logits; }
                         else outs.Dispose();  // only the last chunk's logprobs are used
                         return Status.Working;
                     }
@@ -305,18 +405,20 @@ namespace SentisTts.Core.Llm
                         idT.Ints[0] = pending;
                         idFeeds[speechIn] = idT;
                         using (var emb = g.runner.Run(g.SpeechEmbedding, idFeeds))
-                            stepOuts = RunStep(emb[speechOut], 1);
+                            stepOuts = dec.RunStep(emb[speechOut], 1);
                         pending = -1;
                         g.runner.RequestRead(stepOuts["logprobs"]);
                         phase = Phase.Logits;
                         return Status.Working;
                     }
+                    case Phase.Device:
+                        return WorkOnDevice(wait);
                     default:  // Logits
                     {
                         if (!ReadInto(stepOuts["logprobs"], logp, wait)) return Status.Waiting;
                         stepOuts.Dispose(); stepOuts = null;
                         var lp = logp.Floats;
-                        if (i < minLen) lp[g.Eos] = float.NegativeInfinity;
+                        if (i < minLen) lp[g.MinLenMasked] = float.NegativeInfinity;
                         int tok = sampler.Sample(lp, Result.Tokens, rng);
                         if (g.StopIds.Contains(tok))
                         {
@@ -335,46 +437,65 @@ namespace SentisTts.Core.Llm
                 }
             }
 
-            /// <summary>One step call at the current position; the cache values are replaced by the
-            /// new ones (old ones disposed). Returns the step outputs (logprobs still inside).</summary>
-            GraphOutputs RunStep(GraphValue embeds, int validLen)
+            // -- in-graph sampling (DeviceSampling) ------------------------------------------------------
+            readonly bool onDevice;
+            readonly Queue<GraphValue> inFlight = new Queue<GraphValue>();
+            readonly Dictionary<string, GraphValue> sampleFeeds = new Dictionary<string, GraphValue>();
+            readonly HostTensor uniT, maskT, tokRead;
+            GraphValue deviceToken, window;
+            int scheduled;
+
+            /// <summary>llm_sample on `outs`' log-probs: the token stays on the device (the next step's
+            /// embedding input) and its 4 bytes are requested back; two uniforms per step; EOS masked
+            /// while the token's index &lt; min_len.</summary>
+            void ScheduleSample(GraphOutputs outs)
             {
-                posT.Ints[0] = position; validT.Ints[0] = validLen;
-                stepFeeds["inputs_embeds"] = embeds;
-                stepFeeds["position"] = posT;
-                stepFeeds["valid_len"] = validT;
-                for (int k = 0; k < g.CacheInputs.Length; k++) stepFeeds[g.CacheInputs[k]] = cache.Values[k];
-                var outs = g.runner.Run(g.StepGraph, stepFeeds);
-                stepFeeds.Clear();
-                if (g.AppendGraph == null)
+                uniT.Floats[0] = (float)rng.NextUniform(); uniT.Floats[1] = (float)rng.NextUniform();
+                maskT.Floats[0] = scheduled < minLen ? 1f : 0f;
+                sampleFeeds["logprobs"] = outs["logprobs"]; sampleFeeds["uniforms"] = uniT;
+                sampleFeeds["window"] = window; sampleFeeds["mask_eos"] = maskT;
+                var smp = g.runner.Run(g.SampleGraph, sampleFeeds);
+                sampleFeeds.Clear();
+                outs.Dispose();
+                var old = deviceToken;
+                deviceToken = smp.Take("token");
+                if (old != null && !inFlight.Contains(old)) old.Dispose();
+                window.Dispose();
+                window = smp.Take("window_next");
+                smp.Dispose();
+                g.runner.RequestRead(deviceToken);
+                inFlight.Enqueue(deviceToken);
+                scheduled++;
+            }
+
+            Status WorkOnDevice(bool wait)
+            {
+                if (inFlight.Count > 0 && ReadInto(inFlight.Peek(), tokRead, wait))
                 {
-                    for (int k = 0; k < g.CacheInputs.Length; k++)
+                    var v = inFlight.Dequeue();
+                    if (v != deviceToken) v.Dispose();  // the newest token is still the next step's input
+                    int tok = tokRead.Ints[0];
+                    if (g.StopIds.Contains(tok))
                     {
-                        cache.Values[k].Dispose();
-                        cache.Values[k] = outs.Take(g.CacheOutputs[k]);
+                        Result.StopReason = "stop_token"; Result.StopToken = tok;
+                        Finish();  // the steps scheduled after it are discarded
+                        return Status.Done;
                     }
+                    Result.Tokens.Add(tok);
+                    LastToken = tok;
+                    if (Result.Tokens.Count >= maxLen) Finish();
+                    return Status.Token;
                 }
-                else
+                if (scheduled < maxLen && inFlight.Count < DeviceSamplingDepth)
                 {
-                    // rows contract: the append graph writes the new rows into the cache (its two
-                    // workers alternate, so neither cache is ever copied)
-                    appendFeeds["position"] = posT;
-                    for (int k = 0; k < g.CacheInputs.Length; k++)
-                    {
-                        appendFeeds[g.CacheInputs[k]] = cache.Values[k];
-                        appendFeeds[g.CacheRows[k]] = outs[g.CacheRows[k]];
-                    }
-                    using (var app = g.runner.Run(g.AppendGraph, appendFeeds))
-                        for (int k = 0; k < g.CacheInputs.Length; k++)
-                        {
-                            cache.Values[k].Dispose();
-                            cache.Values[k] = app.Take(g.CacheOutputs[k]);
-                            outs.Take(g.CacheRows[k]).Dispose();
-                        }
-                    appendFeeds.Clear();
+                    idFeeds[speechIn] = deviceToken;
+                    GraphOutputs outs;
+                    using (var emb = g.runner.Run(g.SpeechEmbedding, idFeeds)) outs = dec.RunStep(emb[speechOut], 1);
+                    idFeeds.Clear();
+                    ScheduleSample(outs);
+                    return Status.Working;
                 }
-                position += validLen;
-                return outs;
+                return Status.Waiting;
             }
 
             /// <summary>Run until the next accepted token (waiting for readbacks); returns it, or -1 when
@@ -394,7 +515,13 @@ namespace SentisTts.Core.Llm
                 Done = true;
                 for (int k = 0; k < 3; k++) if (lookups[k] != null) { lookups[k].Dispose(); lookups[k] = null; }
                 if (stepOuts != null) { stepOuts.Dispose(); stepOuts = null; }
-                if (cache != null) { cache.Dispose(); cache = null; }
+                if (onDevice)
+                {
+                    while (inFlight.Count > 0) { var v = inFlight.Dequeue(); if (v != deviceToken) v.Dispose(); }
+                    if (deviceToken != null) { deviceToken.Dispose(); deviceToken = null; }
+                    if (window != null) { window.Dispose(); window = null; }
+                }
+                if (dec != null) { dec.Dispose(); dec = null; }
             }
 
             public void Dispose() { Finish(); }

@@ -32,6 +32,9 @@ namespace SentisTts.Core.Pipeline
         /// <summary>Normalise numbers/symbols and split long text into pieces that fit the bundle (off:
         /// `text` goes to the tokenizer as it is, one piece).</summary>
         public bool SplitText = true;
+        /// <summary>Sample speech tokens in the bundle's llm_sample graph (LlmGenerator.DeviceSampling;
+        /// the bundle needs it: `python -m exporter.llm.sample_graph BUNDLE`). Bistream samples on the CPU.</summary>
+        public bool DeviceSampling;
         /// <summary>Seconds, monotonic (Unity: Time.realtimeSinceStartupAsDouble).</summary>
         public Func<double> Clock = () => System.Diagnostics.Stopwatch.GetTimestamp() / (double)System.Diagnostics.Stopwatch.Frequency;
         /// <summary>Receives the PCM pieces (at the pipeline's SampleRate).</summary>
@@ -81,6 +84,7 @@ namespace SentisTts.Core.Pipeline
             var p = Pipeline;
             if (p.Flow == null)
                 throw new SentisTtsException("the bundle has no flow component: export it with `sentis-tts export flow` and re-import");
+            p.Llm.DeviceSampling = DeviceSampling;
             var whole = new SynthesisRequest { Text = text, Voice = v, Mode = Mode, InstructText = InstructText, Streaming = Streaming, Seed = Seed,
                                                MaxNewTokens = MaxNewTokens };
             // normalise + split into pieces that fit the bundle (runtime_ref's front-end), one LLM session each
@@ -113,6 +117,55 @@ namespace SentisTts.Core.Pipeline
                     }
                 }
                 return true;
+            }
+        }
+
+        /// <summary>Bistream: speak text that arrives while speech is made (`feed`: Push pieces, End
+        /// when complete; runtime_ref Pipeline.stream_bistream). Streams audio as it comes; one
+        /// utterance (the flow's capacity caps it). Returns false when cancelled or destroyed.</summary>
+        public Task<bool> SpeakStream(TextFeed feed, string voice, CancellationToken cancellationToken, Func<CancellationToken, Task> nextFrame)
+        {
+            var name = VoiceName(voice, DefaultVoice);
+            try
+            {
+                if (IsDestroyed) throw new ObjectDisposedException("speaker", "the speaker was destroyed");
+                return SpeakStreamWith(feed, string.IsNullOrEmpty(name) ? null : LoadVoice(name), cancellationToken, nextFrame);
+            }
+            catch (Exception e) { return Task.FromException<bool>(e); }
+        }
+
+        public async Task<bool> SpeakStreamWith(TextFeed feed, Voice v, CancellationToken cancellationToken, Func<CancellationToken, Task> nextFrame)
+        {
+            var p = Pipeline;
+            if (p.Flow == null)
+                throw new SentisTtsException("the bundle has no flow component: export it with `sentis-tts export flow` and re-import");
+            var req = new SynthesisRequest { Voice = v, Mode = Mode, InstructText = InstructText, Streaming = true, Seed = Seed,
+                                             MaxNewTokens = MaxNewTokens, Uniforms = new Sampling.SeededUniforms(Seed) };
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, destroyed.Token))
+            {
+                var token = linked.Token;
+                var session = p.BeginBistream(req, OnAudio);
+                current = session;
+                bool ended = false;
+                Action<string> push = session.PushText;
+                try
+                {
+                    while (true)
+                    {
+                        if (token.IsCancellationRequested) { session.Cancel(); return false; }
+                        if (!ended && feed.Drain(push)) { ended = true; session.EndText(); }
+                        double t0 = Clock();
+                        if (session.Tick(() => Clock() - t0 >= FrameBudgetSeconds, MaxTokensPerFrame)) break;
+                        await nextFrame(token);
+                    }
+                    return !session.Cancelled;
+                }
+                catch (OperationCanceledException) { return false; }
+                finally
+                {
+                    if (current == session) current = null;
+                    session.Dispose();
+                }
             }
         }
 

@@ -35,6 +35,13 @@ namespace SentisTts.Core.Pipeline
         Mel TokensToMel(IList<int> tokens, FlowPrompt prompt, bool streaming, bool finalize);
     }
 
+    /// <summary>A flow stage whose mel readback does not block: Start schedules the graphs (at the
+    /// job's first Poll) and the job is polled until the mel is on the host.</summary>
+    public interface IAsyncFlowStage : IFlowStage
+    {
+        ReadbackJob<Mel> Start(IList<int> tokens, FlowPrompt prompt, bool streaming, bool finalize);
+    }
+
     public sealed class SynthesisRequest
     {
         public string Text;
@@ -184,7 +191,17 @@ namespace SentisTts.Core.Pipeline
         public SynthesisSession Begin(SynthesisRequest r, Action<float[]> onAudio)
         {
             if (Flow == null) throw new SentisTtsException("this pipeline has no flow stage (the bundle needs the flow component)");
-            return new SynthesisSession(this, r, onAudio);
+            return new SynthesisSession(this, r, onAudio, false);
+        }
+
+        /// <summary>Bistream: the text arrives while speech is made (runtime_ref
+        /// Pipeline.stream_bistream). `r.Text` is ignored; push text with PushText (tokenized chunk by
+        /// chunk, not normalised, as the official front-end does for a text generator) and call
+        /// EndText when it is complete. Always streaming; one utterance, capped by the flow's room.</summary>
+        public SynthesisSession BeginBistream(SynthesisRequest r, Action<float[]> onAudio)
+        {
+            if (Flow == null) throw new SentisTtsException("this pipeline has no flow stage (the bundle needs the flow component)");
+            return new SynthesisSession(this, r, onAudio, true);
         }
 
         public sealed class SynthesisSession : IDisposable
@@ -193,26 +210,32 @@ namespace SentisTts.Core.Pipeline
             readonly SynthesisRequest r;
             readonly Action<float[]> onAudio;
             readonly NoiseSource noise;
-            readonly LlmGenerator.GenerationSession llm;
+            readonly ITokenSession llm;
+            readonly LlmGenerator.BistreamSession bistream;
             readonly HiftVocoder.HiftStream stream;
             readonly FlowPrompt flowPrompt;
             int offset, hop, promptPad;
             public bool Done { get; private set; }
             public Generation Result { get { return llm.Result; } }
 
-            internal SynthesisSession(TtsPipeline p, SynthesisRequest r, Action<float[]> onAudio)
+            internal SynthesisSession(TtsPipeline p, SynthesisRequest r, Action<float[]> onAudio, bool bistreamInput)
             {
                 this.p = p; this.r = r; this.onAudio = onAudio;
                 List<int> textIds, promptText, promptSpeech;
+                if (bistreamInput) r = this.r = new SynthesisRequest { Text = "", Voice = r.Voice, Mode = r.Mode, InstructText = r.InstructText, Streaming = true,
+                                                                        MaxNewTokens = r.MaxNewTokens, Uniforms = r.Uniforms, Noise = r.Noise, Seed = r.Seed };
                 p.AssemblePrompt(r, out textIds, out promptText, out promptSpeech);
                 noise = r.Noise ?? new GaussianNoise(r.Seed + 1, p.Hift.Hop, p.Hift.H).Next;
                 flowPrompt = p.FlowPromptFor(r);
-                llm = p.Llm.Begin(textIds, promptText, promptSpeech, new RasSampler(p.Llm.Ras), r.Uniforms ?? new SeededUniforms(r.Seed), p.TokenCap(r, flowPrompt));
+                var sampler = new RasSampler(p.Llm.Ras);
+                var uniforms = r.Uniforms ?? new SeededUniforms(r.Seed);
+                if (bistreamInput) llm = bistream = p.Llm.BeginBistream(promptText, promptSpeech, sampler, uniforms, p.TokenCap(r, flowPrompt));
+                else llm = p.Llm.Begin(textIds, promptText, promptSpeech, sampler, uniforms, p.TokenCap(r, flowPrompt));
                 if (r.Streaming) stream = p.Hift.BeginStream(noise);
                 hop = p.TokenHop;
                 int P = flowPrompt.Tokens.Length;
                 promptPad = (P + p.TokenHop - 1) / p.TokenHop * p.TokenHop - P;
-                if (llm.Done) Finish();
+                if (llm.Done) StartFinish();
             }
 
             /// <summary>Run up to `steps` decode steps (and the flow/HiFT work they trigger), waiting for
@@ -221,18 +244,49 @@ namespace SentisTts.Core.Pipeline
             {
                 for (int k = 0; k < steps && !Done; k++)
                 {
-                    int tok = llm.Step();
-                    if (tok >= 0 && r.Streaming) OnToken();
-                    if (llm.Done) Finish();
+                    LlmGenerator.Status st;
+                    while ((st = llm.Work(true)) == LlmGenerator.Status.Working) { }
+                    if (st == LlmGenerator.Status.Waiting)
+                        throw new InvalidOperationException("bistream: the schedule needs more text; PushText or EndText before Advance");
+                    if (st == LlmGenerator.Status.Token && r.Streaming && ChunkReady()) { StartChunk(); PollJobs(true); }
+                    if (llm.Done) { StartFinish(); PollJobs(true); }
                 }
             }
 
-            bool chunkDue, finishDue;
+            /// <summary>Bistream only: the next piece of text (tokenized as it is).</summary>
+            public void PushText(string text)
+            {
+                if (bistream == null) throw new InvalidOperationException("PushText needs a session started with BeginBistream");
+                if (!string.IsNullOrEmpty(text)) bistream.PushText(p.Tokenizer.Encode(text));
+            }
+
+            /// <summary>Bistream only: the text is complete.</summary>
+            public void EndText()
+            {
+                if (bistream == null) throw new InvalidOperationException("EndText needs a session started with BeginBistream");
+                bistream.EndText();
+            }
+
+            /// <summary>Bistream: waiting for text (Tick returns at once until PushText/EndText).</summary>
+            public bool NeedsText { get { return bistream != null && bistream.NeedsText; } }
+
+            bool chunkDue, finishDue, finishing;
+            // the flow/HiFT work of a chunk (or of the end) in flight: its mel, then its audio
+            ReadbackJob<Mel> melJob;
+            ReadbackJob<float[]> wavJob;
+            int melFrom;
+
+            bool Busy { get { return melJob != null || wavJob != null; } }
+
+            /// <summary>A chunk's (or the end's) flow/HiFT work is in flight (its readbacks pending).</summary>
+            public bool VocodingInFlight { get { return Busy; } }
 
             /// <summary>Non-blocking: schedules work until `overBudget()` says the frame's time is
-            /// used, `maxTokens` tokens came, or the LLM waits for a readback; a streaming chunk
-            /// (flow + HiFT) and the final vocoding each start only at the beginning of a frame or
-            /// when the budget still allows. Returns Done. Call once per frame.</summary>
+            /// used, `maxTokens` tokens came, or a readback is in flight (the LLM's log-probs, a chunk's
+            /// mel or audio: the frame ends and the work goes on next frame); a streaming chunk (flow +
+            /// HiFT) and the final vocoding each start only at the beginning of a frame or when the
+            /// budget still allows; the LLM waits while a chunk is in flight (runtime_ref's order).
+            /// Returns Done. Call once per frame.</summary>
             public bool Tick(Func<bool> overBudget, int maxTokens = int.MaxValue)
             {
                 int tokens = 0;
@@ -241,8 +295,10 @@ namespace SentisTts.Core.Pipeline
                 {
                     if (!first && overBudget()) break;
                     first = false;
-                    if (finishDue) { Finish(); break; }
-                    if (chunkDue) { chunkDue = false; OnToken(); continue; }
+                    if (Busy) { if (!PollJobs(false)) break; continue; }
+                    if (finishDue) { finishDue = false; StartFinish(); continue; }
+                    if (chunkDue) { chunkDue = false; StartChunk(); continue; }
+                    if (finishing) break;
                     var st = llm.Work();
                     if (st == LlmGenerator.Status.Waiting) break;
                     if (st == LlmGenerator.Status.Token)
@@ -253,7 +309,7 @@ namespace SentisTts.Core.Pipeline
                     if (llm.Done) { if (chunkDue) continue; finishDue = true; }
                     if (tokens >= maxTokens) break;
                 }
-                if (llm.Done && !chunkDue && !Done && !finishDue) finishDue = true;
+                if (llm.Done && !chunkDue && !Done && !finishDue && !finishing) finishDue = true;
                 return Done;
             }
 
@@ -263,45 +319,87 @@ namespace SentisTts.Core.Pipeline
                 return llm.Result.Tokens.Count - offset >= thisHop + p.PreLookahead;
             }
 
+            ReadbackJob<Mel> StartMel(List<int> tokens, bool streaming, bool finalize)
+            {
+                var a = p.Flow as IAsyncFlowStage;
+                if (a != null) return a.Start(tokens, flowPrompt, streaming, finalize);
+                return ReadbackJob<Mel>.Completed(p.Flow.TokensToMel(tokens, flowPrompt, streaming, finalize));
+            }
+
             // streaming: vocode when hop (+ prompt padding for the first) + look-ahead tokens exist
-            void OnToken()
+            void StartChunk()
             {
                 var tokens = llm.Result.Tokens;
                 int thisHop = offset == 0 ? hop + promptPad : hop;
-                if (tokens.Count - offset < thisHop + p.PreLookahead) return;
-                var mel = p.Flow.TokensToMel(tokens.GetRange(0, offset + thisHop + p.PreLookahead), flowPrompt, true, false);
-                var a = stream.Push(mel.Slice(offset * p.TokenMelRatio, mel.Frames), false);
+                melJob = StartMel(tokens.GetRange(0, offset + thisHop + p.PreLookahead), true, false);
+                melFrom = offset * p.TokenMelRatio;
                 offset += thisHop;
                 hop = Math.Min(p.MaxHop, hop * 2);
-                if (a.Length > 0) onAudio(a);
             }
 
-            void Finish()
+            void StartFinish()
             {
-                Done = true;
+                finishing = true;
                 var tokens = llm.Result.Tokens;
-                if (tokens.Count == 0 || llm.Result.StopReason == "cancelled") return;
-                var mel = p.Flow.TokensToMel(tokens, flowPrompt, false, true);
-                if (!r.Streaming)
+                if (tokens.Count == 0 || llm.Result.StopReason == "cancelled") { Done = true; return; }
+                melJob = StartMel(tokens, false, true);
+                melFrom = offset * p.TokenMelRatio;
+            }
+
+            /// <summary>Advance the chunk in flight; true when none is left (wait: block on readbacks).</summary>
+            bool PollJobs(bool wait)
+            {
+                if (melJob != null)
                 {
-                    float[] wav, src;
-                    p.Hift.Mel2Wav(mel, noise(mel.Frames), null, out wav, out src);
-                    onAudio(wav);
-                    return;
+                    if (wait) melJob.Wait(); else if (!melJob.Poll()) return false;
+                    var mel = melJob.Result;
+                    melJob.Dispose(); melJob = null;
+                    if (!r.Streaming) wavJob = new ReadbackJob<float[]>(j => Waveform(j, p.Hift.Mel2WavJob(mel, noise(mel.Frames), null)));
+                    else wavJob = stream.PushJob(mel.Slice(Math.Min(mel.Frames, melFrom), mel.Frames), finishing);
                 }
-                onAudio(stream.Push(mel.Slice(Math.Min(mel.Frames, offset * p.TokenMelRatio), mel.Frames), true));
+                if (wavJob != null)
+                {
+                    if (wait) wavJob.Wait(); else if (!wavJob.Poll()) return false;
+                    var a = wavJob.Result;
+                    wavJob.Dispose(); wavJob = null;
+                    if (finishing) { Done = true; onAudio(a); }
+                    else if (a.Length > 0) onAudio(a);
+                }
+                return true;
+            }
+
+            static IEnumerator<bool> Waveform(ReadbackJob<float[]> job, ReadbackJob<float[][]> inner)
+            {
+                try
+                {
+                    while (true)
+                    {
+                        if (job.Blocking) { inner.Wait(); break; }
+                        if (inner.Poll()) break;
+                        yield return false;
+                    }
+                }
+                finally { inner.Dispose(); }
+                job.Result = inner.Result[0];
+            }
+
+            void DisposeJobs()
+            {
+                if (melJob != null) { melJob.Dispose(); melJob = null; }
+                if (wavJob != null) { wavJob.Dispose(); wavJob = null; }
             }
 
             public void Cancel()
             {
                 llm.Result.StopReason = "cancelled";
+                DisposeJobs();
                 llm.Dispose();
                 Done = true;
             }
 
             public bool Cancelled { get { return llm.Result.StopReason == "cancelled"; } }
 
-            public void Dispose() { llm.Dispose(); }
+            public void Dispose() { DisposeJobs(); llm.Dispose(); }
         }
     }
 }

@@ -58,11 +58,14 @@ namespace SentisTts.Core.Sampling
         int Sample(float[] scores, IList<int> decoded, IUniformSource rng);
     }
 
+    /// <summary>RAS with its own scratch buffers (sized at the first call, reused afterwards): no
+    /// managed allocation per draw.</summary>
     public sealed class RasSampler : ITokenSampler
     {
         public readonly RasParams Params;
+        readonly Sampler.Workspace ws = new Sampler.Workspace();
         public RasSampler(RasParams p) { Params = p; }
-        public int Sample(float[] scores, IList<int> decoded, IUniformSource rng) { return Sampler.Ras(scores, decoded, Params, rng); }
+        public int Sample(float[] scores, IList<int> decoded, IUniformSource rng) { return ws.Ras(scores, decoded, Params, rng); }
     }
 
     public sealed class GreedySampler : ITokenSampler
@@ -104,19 +107,26 @@ namespace SentisTts.Core.Sampling
 
         public static float[] Softmax(float[] s)
         {
-            float max = float.NegativeInfinity;
-            foreach (var x in s) if (x > max) max = x;
             var e = new float[s.Length];
-            for (int i = 0; i < s.Length; i++) e[i] = (float)Math.Exp((float)(s[i] - max));
-            float sum = PairwiseSum(e, 0, e.Length);
-            for (int i = 0; i < e.Length; i++) e[i] = e[i] / sum;
+            SoftmaxInto(s, e);
             return e;
         }
 
-        /// <summary>Inverse-CDF draw over unnormalised probs p[0..n) (float64 running sum).</summary>
-        public static int Draw(float[] p, int n, double u)
+        static void SoftmaxInto(float[] s, float[] e)
         {
-            var cdf = new double[n];
+            int n = s.Length;
+            float max = float.NegativeInfinity;
+            for (int i = 0; i < n; i++) if (s[i] > max) max = s[i];
+            for (int i = 0; i < n; i++) e[i] = (float)Math.Exp((float)(s[i] - max));
+            float sum = PairwiseSum(e, 0, n);
+            for (int i = 0; i < n; i++) e[i] = e[i] / sum;
+        }
+
+        /// <summary>Inverse-CDF draw over unnormalised probs p[0..n) (float64 running sum).</summary>
+        public static int Draw(float[] p, int n, double u) { return Draw(p, n, u, new double[n]); }
+
+        static int Draw(float[] p, int n, double u, double[] cdf)
+        {
             double acc = 0;
             for (int i = 0; i < n; i++) { acc += p[i]; cdf[i] = acc; }
             double target = u * cdf[n - 1];
@@ -126,65 +136,78 @@ namespace SentisTts.Core.Sampling
             return Math.Min(lo, n - 1);
         }
 
-        public static int Nucleus(float[] scores, float topP, int topK, IUniformSource rng)
+        public static int Nucleus(float[] scores, float topP, int topK, IUniformSource rng) { return new Workspace().Nucleus(scores, topP, topK, rng); }
+
+        public static int Random(float[] scores, IUniformSource rng) { return new Workspace().Random(scores, rng); }
+
+        public static int Ras(float[] scores, IList<int> decoded, RasParams p, IUniformSource rng) { return new Workspace().Ras(scores, decoded, p, rng); }
+
+        /// <summary>The sampler's scratch buffers, sized to the vocabulary at the first call.</summary>
+        public sealed class Workspace
         {
-            var probs = Softmax(scores);
-            var order = new int[probs.Length];
-            for (int i = 0; i < order.Length; i++) order[i] = i;
-            // stable descending sort (ties keep index order)
-            StableSortDescending(order, probs);
-            var sorted = new float[probs.Length];
-            for (int i = 0; i < sorted.Length; i++) sorted[i] = probs[order[i]];
-            int count = 0;
-            float before = 0f;  // float32 cumulative probability before each token
-            for (int i = 0; i < sorted.Length; i++)
+            float[] probs, sorted, masked;
+            int[] order;
+            double[] cdf;
+
+            void Size(int n)
             {
-                if (before < topP) count++;
-                before = (float)(before + sorted[i]);
+                if (probs != null && probs.Length == n) return;
+                probs = new float[n]; sorted = new float[n]; masked = new float[n];
+                order = new int[n]; cdf = new double[n];
             }
-            int n = Math.Max(1, Math.Min(count, topK));
-            return order[Draw(sorted, n, rng.NextUniform())];
-        }
 
-        static void StableSortDescending(int[] order, float[] probs)
-        {
-            // merge sort on indices by -probs (NaN-free input)
-            var tmp = new int[order.Length];
-            MergeSort(order, tmp, 0, order.Length, probs);
-        }
-
-        static void MergeSort(int[] a, int[] tmp, int lo, int hi, float[] key)
-        {
-            if (hi - lo < 2) return;
-            int mid = (lo + hi) >> 1;
-            MergeSort(a, tmp, lo, mid, key);
-            MergeSort(a, tmp, mid, hi, key);
-            int i = lo, j = mid, k = lo;
-            while (i < mid && j < hi) tmp[k++] = key[a[j]] > key[a[i]] ? a[j++] : a[i++];
-            while (i < mid) tmp[k++] = a[i++];
-            while (j < hi) tmp[k++] = a[j++];
-            Array.Copy(tmp, lo, a, lo, hi - lo);
-        }
-
-        public static int Random(float[] scores, IUniformSource rng)
-        {
-            var p = Softmax(scores);
-            return Draw(p, p.Length, rng.NextUniform());
-        }
-
-        public static int Ras(float[] scores, IList<int> decoded, RasParams p, IUniformSource rng)
-        {
-            int top = Nucleus(scores, p.TopP, p.TopK, rng);
-            int rep = 0;
-            if (p.WinSize > 0)
-                for (int i = Math.Max(0, decoded.Count - p.WinSize); i < decoded.Count; i++) if (decoded[i] == top) rep++;
-            if (rep >= p.WinSize * p.TauR)
+            /// <summary>Nucleus: only the top_k first entries of the stable descending order matter (the
+            /// cut keeps at most top_k), so those are selected by insertion (ties keep index order,
+            /// exactly like the stable sort) instead of sorting the whole vocabulary.</summary>
+            public int Nucleus(float[] scores, float topP, int topK, IUniformSource rng)
             {
-                var s = (float[])scores.Clone();
-                s[top] = float.NegativeInfinity;
-                top = Random(s, rng);
+                int n = scores.Length;
+                Size(n);
+                SoftmaxInto(scores, probs);
+                int k = Math.Max(1, Math.Min(topK, n));
+                int m = 0;  // order[0..m) = the best so far, descending, ties by index
+                for (int i = 0; i < n; i++)
+                {
+                    float p = probs[i];
+                    if (m == k && !(p > probs[order[m - 1]])) continue;
+                    int j = m < k ? m++ : m - 1;
+                    while (j > 0 && p > probs[order[j - 1]]) { order[j] = order[j - 1]; j--; }
+                    order[j] = i;
+                }
+                for (int i = 0; i < m; i++) sorted[i] = probs[order[i]];
+                int count = 0;
+                float before = 0f;  // float32 cumulative probability before each token
+                for (int i = 0; i < m; i++)
+                {
+                    if (before < topP) count++;
+                    before = (float)(before + sorted[i]);
+                }
+                int cut = Math.Max(1, Math.Min(count, topK));
+                return order[Draw(sorted, cut, rng.NextUniform(), cdf)];
             }
-            return top;
+
+            public int Random(float[] scores, IUniformSource rng)
+            {
+                Size(scores.Length);
+                SoftmaxInto(scores, probs);
+                return Draw(probs, probs.Length, rng.NextUniform(), cdf);
+            }
+
+            public int Ras(float[] scores, IList<int> decoded, RasParams p, IUniformSource rng)
+            {
+                int top = Nucleus(scores, p.TopP, p.TopK, rng);
+                int rep = 0;
+                if (p.WinSize > 0)
+                    for (int i = Math.Max(0, decoded.Count - p.WinSize); i < decoded.Count; i++) if (decoded[i] == top) rep++;
+                if (rep >= p.WinSize * p.TauR)
+                {
+                    Size(scores.Length);
+                    Array.Copy(scores, masked, scores.Length);
+                    masked[top] = float.NegativeInfinity;
+                    top = Random(masked, rng);
+                }
+                return top;
+            }
         }
 
         public static int ArgMax(float[] s)
