@@ -1,13 +1,16 @@
 """ZipVoice / ZipVoice-Distill benchmark at the published dims (random weights): one utterance
-through runtime_ref on the bundle (onnxruntime) and through the PyTorch twin (our modules at the
-exact length), interleaved, same threads; RTF = seconds / seconds of audio, per stage.
+through runtime_ref on the bundle (onnxruntime), through the PyTorch twin (our modules at the
+exact length) and, with --official, through the official k2-fsa ZipVoice.sample + Vocos on the
+same weights, interleaved, same threads; RTF = seconds / seconds of generated audio, per stage.
 
-    flock /tmp/sentis_heavy.lock python bench/zipvoice.py --work /tmp/zv_bench --variant zipvoice_distill
-(builds the full-size fixture and exports text_encoder/fm_decoder/vocos/text at one frame bucket)
+    heavy python bench/zipvoice.py --work /tmp/zv_bench --variant zipvoice_distill --prepare-only   # fixture + export
+    quiet python bench/zipvoice.py --work /tmp/zv_bench --variant zipvoice_distill --official       # the timing
+(the export builds the full-size fixture and text_encoder/fm_decoder/vocos/text at one frame bucket)
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -21,9 +24,13 @@ def main():
     ap.add_argument("--variant", default="zipvoice_distill", choices=["zipvoice", "zipvoice_distill"])
     ap.add_argument("--frames", type=int, default=512, help="frame bucket (prompt + speech), 93.75 frames per s")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--size", default="full", choices=["full", "tiny"], help="tiny: smoke run of this script")
     ap.add_argument("--num-step", type=int, default=None, help="export a shorter solve (smoke runs)")
+    ap.add_argument("--official", action="store_true", help="also time the official k2-fsa ZipVoice.sample + official Vocos "
+                    "(scratch copies at /tmp/zipvoice_official, /tmp/vocos_official) on the same weights, interleaved")
+    ap.add_argument("--prepare-only", action="store_true", help="build the fixture and export the bundle, then stop "
+                    "(run this under `heavy`, the timing run under `quiet`)")
     a = ap.parse_args()
     from exporter.demo import synthetic_prompt
     from exporter.export import export_components
@@ -48,6 +55,16 @@ def main():
                           ExportOptions(threads=a.threads, flow_lens=(a.frames,),
                                                     extra={"token_lens": (256,), "num_step": a.num_step}), mode="create")
         print(f"export: {time.perf_counter() - t0:.0f} s")
+    if a.prepare_only:
+        return
+    import platform
+    import sys
+
+    import onnxruntime
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    print(f"command: python {' '.join(sys.argv)}\nmachine: {cpu}, {os.cpu_count()} logical CPUs; torch {torch.__version__}, "
+          f"onnxruntime {onnxruntime.__version__}, threads {a.threads}", flush=True)
     bundle = Bundle.open(bundle_path, threads=a.threads)
     sizes = {n: f"{g['bytes'] / 1e6:.0f} MB" for n, g in bundle.manifest["graphs"].items()}
     voice = bake_voice(bundle, synthetic_prompt(seconds=2.0), 24000, text="this is the prompt of the benchmark voice.")
@@ -75,11 +92,15 @@ def main():
             delattr(pipe, name)
         return res, time.perf_counter() - t0, stages
 
-    timed(ours)  # session creation / warm-up
-    runs = {"ort": [], "torch": []}
+    official = official_runner(md, ours, voice, text) if a.official else None
+    for name in bundle.manifest["graphs"]:  # warm-up: session creation (loading the graphs) outside the timing
+        bundle.session(name)
+    runs = {"ort": [], "torch": [], "official": []}
     for _ in range(a.rounds):
         runs["ort"].append(timed(ours))
         runs["torch"].append(timed(ref))
+        if official:
+            runs["official"].append(official())
     o = min(runs["ort"], key=lambda r: r[1])
     t = min(runs["torch"], key=lambda r: r[1])
     secs = o[0].audio.size / 24000
@@ -90,6 +111,45 @@ def main():
         print(f"  {name:22s} {total:6.2f} s  RTF {total / secs:.2f}  ({parts})")
     print(f"  ratio ORT/PyTorch {o[1] / t[1]:.2f}; features max-abs {np.abs(o[0].features - t[0].features).max():.2e}; "
           f"waveform SNR {snr_db(t[0].audio, o[0].audio):.1f} dB")
+    if official:
+        (feats, wav, noise), total = min(runs["official"], key=lambda r: r[1])
+        same = ours.synthesize(text, voice, noise=noise)  # the official's own noise through the bundle (untimed)
+        print(f"  {'official PyTorch':22s} {total:6.2f} s  RTF {total / (wav.size / 24000):.2f}  (ZipVoice.sample + Vocos decode); "
+              f"ratio ORT/official {o[1] / total:.2f}; bundle vs official on its noise: features max-abs "
+              f"{np.abs(same.features - feats).max():.2e}, waveform SNR {snr_db(wav, same.audio):.1f} dB")
+
+
+def official_runner(md, pipe, voice, text):
+    """A timed official run (k2-fsa ZipVoice.sample, duration "predict", + official Vocos) on the model dir's weights."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.zv import official as zo
+
+    off = zo.official_model(zo.import_zipvoice(), md)
+    bb, hd = zo.official_vocos(zo.import_vocos(), md)
+    c, k = md.config, pipe.bundle.constants
+    prompt_ids, ids = pipe.prompt_ids(voice), pipe.text.ids(text)
+    pf = torch.from_numpy(np.asarray(voice["prompt_features"], np.float32))[None] * c.feat_scale
+    rms = float(voice["prompt_rms"])
+
+    def run():
+        t0 = time.perf_counter()
+        torch.manual_seed(0)
+        with torch.inference_mode():
+            feats, lens, _, _ = off.sample(tokens=[ids], prompt_tokens=[prompt_ids], prompt_features=pf,
+                                           prompt_features_lens=torch.tensor([pf.shape[1]]), speed=1.0, t_shift=float(k["t_shift"]),
+                                           duration="predict", num_step=int(pipe.num_step), guidance_scale=float(k["guidance_scale"]))
+            f = feats[0] / c.feat_scale
+            wav = hd(bb(f.T[None])).clamp(-1, 1)[0]
+            if rms < c.target_rms:
+                wav = wav * rms / c.target_rms
+        total = time.perf_counter() - t0
+        torch.manual_seed(0)
+        noise = torch.randn(1, pf.shape[1] + int(lens[0]), c.model.feat_dim)[0].numpy()  # the draw inside sample()
+        return (f.numpy(), wav.numpy(), noise), total
+
+    return run
 
 
 if __name__ == "__main__":

@@ -484,10 +484,12 @@ class SynthProgress:
               "text beyond the flow's capacity is reported as not spoken.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="One seed for every random draw (sampling, vocoder noise).")
 @click.option("--speed", type=click.FloatRange(0.25, 4.0), default=None, help="ZipVoice: speaking rate (1.0 = the prompt's; >1 faster).")
+@click.option("--kana", is_flag=True, help="ZipVoice Japanese accent bundles: the text is accent kana (' after the accent nucleus, "
+              "’ after a devoiced mora; docs/components/zipvoice.md), read without OpenJTalk as the Unity runtime does.")
 @click.option("--no-normalize", is_flag=True, help="Skip text normalisation (numbers, symbols).")
 @click.option("--no-japanese-reading", is_flag=True, help="Keep kanji as written instead of kana readings (Japanese).")
 @click.option("--threads", type=THREADS, default=max(1, min(4, os.cpu_count() or 1)), show_default=True)
-def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream, bistream, seed, speed, no_normalize,
+def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream, bistream, seed, speed, kana, no_normalize,
                no_japanese_reading, threads) -> None:
     """Speak TEXT with a voice of the bundle, on onnxruntime + numpy only (no PyTorch), and write
     a WAV. Same seed, same bundle → same samples. Text the bundle cannot speak (a piece that
@@ -538,12 +540,12 @@ def synthesize(bundle, voice_name, text, text_file, out, mode, instruct, stream,
     t0 = time.perf_counter()
     b = Bundle.open(bundle, threads=threads)
     family = runtime_family(b.manifest)
-    check_request_options(family, {"mode": mode, "instruct": instruct, "bistream": bistream, "speed": speed})
+    check_request_options(family, {"mode": mode, "instruct": instruct, "bistream": bistream, "speed": speed, "kana": kana})
     if stream and not family.streaming:
         raise SentisTTSError(f"{family.name} bundles have no streaming path (the whole utterance is one solve); drop --stream")
     popts = {k: False for k, off in (("normalize", no_normalize), ("japanese_reading", no_japanese_reading)) if off}
     pipe = family.open(b, **popts)
-    request = {k: v for k, v in (("mode", mode), ("instruct", instruct), ("speed", speed)) if v is not None}
+    request = {k: v for k, v in (("mode", mode), ("instruct", instruct), ("speed", speed), ("kana", kana or None)) if v is not None}
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     progress = SynthProgress()

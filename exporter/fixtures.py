@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -304,12 +305,11 @@ def build_model_dir(
                            onnx_files=tuple(_ONNX_WRITERS) if with_onnx else (), fmt=fmt, overwrite=overwrite)
 
 
-def write_model_dir(dst: str | Path, s: dict, *, size: str, seed: int, yaml_name: str, template: str, parse: Callable,
-                    checkpoints: dict[str, Callable], onnx_files: tuple[str, ...], fmt: str, overwrite: bool) -> Path:
-    """The fixture writer every Qwen2-LM family shares: tokenizer + config.json from `s["qwen"]`, the
-    yaml `template` formatted with `s`, read back by `parse` (the family's config reader), then
-    checkpoints[name](component config, seed + i) for llm/flow/hift and the ONNX files' hooks.
-    Temp sibling directory renamed into place: never half-written."""
+@contextmanager
+def staged_dir(dst: str | Path, overwrite: bool):
+    """A temp sibling of `dst` to write a model directory into, renamed to `dst` when the block
+    ends without error and removed otherwise: never half-written. An existing `dst` is refused
+    unless overwrite."""
     dst = Path(dst)
     if dst.exists():
         if not overwrite:
@@ -318,6 +318,20 @@ def write_model_dir(dst: str | Path, s: dict, *, size: str, seed: int, yaml_name
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
     try:
+        yield tmp
+        tmp.rename(dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_model_dir(dst: str | Path, s: dict, *, size: str, seed: int, yaml_name: str, template: str, parse: Callable,
+                    checkpoints: dict[str, Callable], onnx_files: tuple[str, ...], fmt: str, overwrite: bool) -> Path:
+    """The fixture writer every Qwen2-LM family shares: tokenizer + config.json from `s["qwen"]`, the
+    yaml `template` formatted with `s`, read back by `parse` (the family's config reader), then
+    checkpoints[name](component config, seed + i) for llm/flow/hift and the ONNX files' hooks.
+    Temp sibling directory renamed into place: never half-written."""
+    with staged_dir(dst, overwrite) as tmp:
         n_ids = write_tokenizer(tmp / "CosyVoice-BlankEN", s["bpe_merges"])
         qwen = Qwen2Config(**s["qwen"], vocab_size=s.get("qwen_vocab_size", n_ids + 32))
         (tmp / "CosyVoice-BlankEN" / "config.json").write_text(json.dumps(qwen.to_json_dict(), indent=2))
@@ -331,8 +345,4 @@ def write_model_dir(dst: str | Path, s: dict, *, size: str, seed: int, yaml_name
             writer = _onnx_writer(fname)
             if writer is not None:
                 writer(tmp / fname, size=size, seed=seed + 3)
-        tmp.rename(dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dst
+    return Path(dst)

@@ -52,7 +52,7 @@ def _zipvoice() -> RuntimeFamily:
     from .zipvoice.voice import bake_voice_from_wav, voice_entry
 
     return RuntimeFamily("zipvoice", ZipVoicePipeline, bake_voice_from_wav,
-                         synthesize_options=frozenset({"speed"}), pipeline_options=frozenset(), streaming=False,
+                         synthesize_options=frozenset({"speed", "kana"}), pipeline_options=frozenset(), streaming=False,
                          voice_entry=voice_entry)
 
 

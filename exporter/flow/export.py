@@ -20,14 +20,13 @@ import onnx
 import torch
 from torch import nn
 
-from graph_passes import DEFAULT_PASSES, run_pipeline
+from graph_passes import DEFAULT_PASSES
 
 from ..checkpoint import load_into
 from ..errors import ExportError
-from ..export import attach_weights, trace_detached
 from ..spec import ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .model import Flow, official_noise
-from .unroll import unroll_euler
+from .unroll import traced_euler
 
 # mel frames (50 per s) of prompt + speech: 5.12 / 10.24 / 15.36 / 20.48 s; the small first bucket keeps the
 # first streaming chunk (prompt + 28 tokens) short (time to first audio, bench/results.md)
@@ -96,14 +95,8 @@ SOLVE_PASSES = [p for p in DEFAULT_PASSES if p not in ("fold_constants", "fold_t
 def solve_onnx(flow: Flow, example: dict[str, np.ndarray], opset: int, scratch) -> onnx.ModelProto:
     """flow_solve as ONNX: the velocity graph traced once, unrolled over the Euler steps in ONNX
     (exporter/flow/unroll.py) instead of tracing the estimator once per step."""
-    inputs = tuple(torch.from_numpy(np.ascontiguousarray(example[k])) for k in VELOCITY_INPUTS)
-    step, weights = trace_detached(VelocityGraph(flow), inputs, list(VELOCITY_INPUTS), ["velocity"], opset,
-                                   scratch=scratch, what=f"flow_solve_{flow.n_frames}")
-    # the graph passes on the one step (folding is the costly pass and scales with the nodes it
-    # visits); export_graph runs them again on the unrolled graph, where little is left to do
-    step, _ = run_pipeline(step, None, input_shapes={k: list(example[k].shape) for k in VELOCITY_INPUTS}, target_opset=opset)
-    step = attach_weights(step, weights)
-    return unroll_euler(step, x="x", t="t", velocity="velocity", ts=flow.t_steps, dts=flow.dt_steps, x0="noise", out="mel")
+    return traced_euler(VelocityGraph(flow), example, list(VELOCITY_INPUTS), ts=flow.t_steps, dts=flow.dt_steps, out="mel",
+                        opset=opset, scratch=scratch, what=f"flow_solve_{flow.n_frames}")
 
 
 class StepGraph(nn.Module):

@@ -120,3 +120,23 @@ def _evaluate(step: onnx.ModelProto, t_nodes: list[onnx.NodeProto], t: str, tk: 
     model = helper.make_model(sub, opset_imports=list(step.opset_import))
     values = ReferenceEvaluator(model).run(None, {t: np.array([tk], np.float32)})
     return [np.asarray(v) for v in values]
+
+
+def traced_euler(module, example: dict, input_names: list[str], *, ts: list[float], dts: list[float], out: str,
+                 opset: int, scratch, what: str, x: str = "x", t: str = "t", velocity: str = "velocity",
+                 x0: str = "noise") -> onnx.ModelProto:
+    """An Euler solve as ONNX from ONE trace of the velocity module (forward(*input_names) ->
+    velocity; `x` and `t` among the inputs, the rest conditions): trace, the graph passes on the
+    one step (folding is the costly pass and scales with the nodes it visits; the export driver
+    runs them again on the unrolled graph, where little is left to do), then unroll_euler over
+    the constant time grid. Shared by the CosyVoice2 flow and the ZipVoice solve."""
+    import torch
+    from graph_passes import run_pipeline
+
+    from ..export import attach_weights, trace_detached
+
+    inputs = tuple(torch.from_numpy(np.ascontiguousarray(example[k])) for k in input_names)
+    step, weights = trace_detached(module, inputs, list(input_names), [velocity], opset, scratch=scratch, what=what)
+    step, _ = run_pipeline(step, None, input_shapes={k: list(example[k].shape) for k in input_names}, target_opset=opset)
+    step = attach_weights(step, weights)
+    return unroll_euler(step, x=x, t=t, velocity=velocity, ts=ts, dts=dts, x0=x0, out=out)

@@ -11,13 +11,12 @@ marks [H] [L] | [Q] (the Japanese fork's front-end) instead of characters.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import save_state_dict
+from ..fixtures import staged_dir
 from .config import VocosConfig, ZipVoiceModelConfig
 from .keys import random_checkpoint, random_vocos
 
@@ -81,14 +80,7 @@ def build_model_dir(dst: str | Path, size: str = "tiny", seed: int = 0, *, fmt: 
         raise ValueError(f"size must be one of {sorted(SIZES)}")
     if variant not in ("zipvoice", "zipvoice_distill"):
         raise ValueError("variant must be zipvoice or zipvoice_distill")
-    dst = Path(dst)
-    if dst.exists():
-        if not overwrite:
-            raise FileExistsError(f"{dst} exists (pass overwrite=True)")
-        shutil.rmtree(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
+    with staged_dir(dst, overwrite) as tmp:
         s = SIZES[size]
         symbols = ["_"] + (JAPANESE_TOKENS if tokenizer == "japanese_accent" else CHAR_TOKENS)
         (tmp / "tokens.txt").write_text("".join(f"{t}\t{i}\n" for i, t in enumerate(symbols)), encoding="utf-8")
@@ -106,8 +98,4 @@ def build_model_dir(dst: str | Path, size: str = "tiny", seed: int = 0, *, fmt: 
         (tmp / "vocos").mkdir()
         (tmp / "vocos" / "config.yaml").write_text(vocos_yaml(v))
         torch.save(random_vocos(v, seed + 1), tmp / "vocos" / "pytorch_model.bin")
-        tmp.rename(dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dst
+    return Path(dst)

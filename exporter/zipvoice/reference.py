@@ -33,7 +33,7 @@ class TorchZipVoicePipeline(ZipVoicePipeline):
         speech = torch.zeros(1, n_frames, F)
         speech[0, : prompt_features.shape[0]] = torch.from_numpy(prompt_features) * self.feat_scale
         x = self.model.solve(torch.from_numpy(np.asarray(noise, np.float32))[None], text_cond, speech,
-                             torch.tensor([n_frames]), torch.from_numpy(time_steps(self.num_step, t_shift)),
+                             torch.tensor([n_frames]), torch.from_numpy(time_steps(self.num_step, self.t_shift)),
                              torch.tensor([guidance_scale], dtype=torch.float32))
         return x[0].numpy()
 

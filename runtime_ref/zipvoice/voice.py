@@ -6,6 +6,8 @@ Voice file arrays (npz, no pickles):
   prompt_features (F, 100) float32   log-mel of the (normalised) prompt, NOT yet × feat_scale
   prompt_text     ()       unicode   transcript (required: ZipVoice needs the prompt's text)
   prompt_rms      ()       float32   RMS of the clip before normalisation
+  prompt_ids      (n,)     int32     the transcript's token ids by the bundle's front-end (a runtime
+                                     without that front-end — the Unity one has no OpenJTalk — reads these)
 Not done here (documented): the official removes silences longer than 1 s and adds 0.2 s of
 trailing silence to the prompt (pydub); trim the clip beforehand.
 """
@@ -33,7 +35,11 @@ def bake_voice(bundle, samples: np.ndarray, rate: int, *, text: str = "", name: 
         x = x * target / max(rms, 1e-12)
     voc = bundle.component("vocos")
     feats = vocos_fbank(x.astype(np.float32), sr=sr, n_fft=int(voc["n_fft"]), hop=int(voc["hop_length"]), n_mels=int(voc["n_mels"]))
-    return {"prompt_features": feats, "prompt_text": np.array(text.strip()), "prompt_rms": np.array(rms, np.float32)}
+    from .text import ZipVoiceFrontend
+
+    ids = ZipVoiceFrontend.load(bundle).ids(text.strip())
+    return {"prompt_features": feats, "prompt_text": np.array(text.strip()), "prompt_rms": np.array(rms, np.float32),
+            "prompt_ids": np.asarray(ids, np.int32)}
 
 
 def bake_voice_from_wav(bundle, wav_path: str | Path, *, text: str = "") -> dict[str, np.ndarray]:

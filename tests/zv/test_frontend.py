@@ -46,7 +46,12 @@ def test_japanese_accent_tokens():
     pytest.importorskip("pyopenjtalk", reason="the Japanese accent front-end needs pyopenjtalk-plus")
     from runtime_ref.zipvoice.text import japanese_accent_tokens
 
-    # heiban (accent type 0) word: every mora has A1 <= 0 -> one [H] run
-    assert japanese_accent_tokens("こんにちは") == ["[H]", "k", "o", "N", "n", "i", "ch", "i", "w", "a"]
+    # heiban (flat) word: A1 <= 0 everywhere; the fork's v3 rule lowers the phrase's first mora
+    assert japanese_accent_tokens("こんにちは") == ["[L]", "k", "o", "[H]", "N", "n", "i", "ch", "i", "w", "a"]
+    assert japanese_accent_tokens("こんにちは", "v2") == ["[H]", "k", "o", "N", "n", "i", "ch", "i", "w", "a"]
+    # the fork's own expectation for its v2 rule (tests/test_japanese_tokenizer.py, nucleus high, drop after it)
+    assert " ".join(japanese_accent_tokens("明日は晴れです。", "v2")) == "[H] a sh I t a [L] w a | [H] h a r e [L] d e s U"
+    assert " ".join(japanese_accent_tokens("明日は晴れです。", "v1")) == "[H] a sh I [L] t a w a | [H] h a [L] r e d e s U"
+    assert " ".join(japanese_accent_tokens("明日は晴れです。")) == "[L] a [H] sh I t a [L] w a | [L] h a [H] r e [L] d e s U"
     toks = japanese_accent_tokens("雨が降っていますか？")
     assert toks[-1] == "[Q]" and "[L]" in toks and "|" in toks and "cl" in toks

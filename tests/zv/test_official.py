@@ -4,73 +4,31 @@ the same random weights (the tiny fixture loaded into both). Needs the official 
 tests compare the bundle with our PyTorch modules)."""
 from __future__ import annotations
 
-import sys
-import types
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-ZV = Path("/tmp/zipvoice_official")
-VOCOS = Path("/tmp/vocos_official")
+from . import official
+
+ZV, VOCOS = official.ZV, official.VOCOS
 pytestmark = pytest.mark.skipif(not (ZV / "zipvoice/models/zipvoice.py").is_file(),
                                 reason="official ZipVoice copy not at /tmp/zipvoice_official (git archive of k2-fsa/ZipVoice)")
 
 
-def _placeholders(names: dict[str, dict]) -> list[str]:
-    placed = []
-    for name, attrs in names.items():
-        if name not in sys.modules:
-            mod = types.ModuleType(name)
-            for k, v in attrs.items():
-                setattr(mod, k, v)
-            sys.modules[name] = mod
-            placed.append(name)
-    return placed
-
-
 @pytest.fixture(scope="module")
 def zv_official():
-    # the official modules import torch.utils.tensorboard (not installed) through utils/common.py
-    placed = _placeholders({"torch.utils.tensorboard": {"SummaryWriter": object}})
-    sys.path.insert(0, str(ZV))
-    try:
-        from zipvoice.models.zipvoice import ZipVoice
-        from zipvoice.models.zipvoice_distill import ZipVoiceDistill
-        from zipvoice.utils.common import make_pad_mask
-    finally:
-        sys.path.remove(str(ZV))
-        for n in placed:
-            sys.modules.pop(n, None)
-    return ZipVoice, ZipVoiceDistill, make_pad_mask
+    return official.import_zipvoice()
 
 
 @pytest.fixture(scope="module")
 def vocos_official():
     if not (VOCOS / "vocos/heads.py").is_file():
         pytest.skip("official Vocos copy not at /tmp/vocos_official (git archive of gemelo-ai/vocos)")
-    # vocos imports torchaudio (cannot load with torch 2.13, pitfalls.md) and encodec at import time
-    placed = _placeholders({"torchaudio": {}, "torchaudio.functional": {},
-                            "torchaudio.functional.functional": {"_hz_to_mel": None, "_mel_to_hz": None},
-                            "encodec": {"EncodecModel": object}, "encodec.utils": {"convert_audio": None}})
-    sys.path.insert(0, str(VOCOS))
-    try:
-        from vocos.heads import ISTFTHead
-        from vocos.models import VocosBackbone
-    finally:
-        sys.path.remove(str(VOCOS))
-        for n in placed:
-            sys.modules.pop(n, None)
-    return VocosBackbone, ISTFTHead
+    return official.import_vocos()
 
 
 def _official_model(zv_official, md):
-    ZipVoice, ZipVoiceDistill, _ = zv_official
-    kw = {k: list(v) if isinstance(v, tuple) else v for k, v in md.config.model.__dict__.items()}
-    m = (ZipVoiceDistill if md.config.variant == "zipvoice_distill" else ZipVoice)(**kw).eval()
-    m.load_state_dict(md.state_dict(), strict=True)  # the fixture checkpoint in the official layout
-    return m
+    return official.official_model(zv_official, md)
 
 
 @pytest.fixture(scope="module", params=["zipvoice", "zipvoice_distill"])
@@ -137,13 +95,9 @@ def test_whole_solve(pair, T):
 def test_vocos_waveform(vocos_official, zv_md, n):
     from exporter.zipvoice.vocos import Vocos
 
-    VocosBackbone, ISTFTHead = vocos_official
     v = zv_md.config.vocos
     sd = zv_md.load_vocos()
-    bb = VocosBackbone(v.input_channels, v.dim, v.intermediate_dim, v.num_layers).eval()
-    hd = ISTFTHead(v.dim, v.n_fft, v.hop_length, padding=v.padding).eval()
-    bb.load_state_dict({k[len("backbone."):]: t for k, t in sd.items() if k.startswith("backbone.")}, strict=True)
-    hd.load_state_dict({k[len("head."):]: t for k, t in sd.items() if k.startswith("head.")}, strict=True)
+    bb, hd = official.official_vocos(vocos_official, zv_md)
     ours = Vocos(v).eval()
     ours.load_state_dict(sd, strict=True)
     feats = torch.randn(1, v.n_mels, 64, generator=torch.Generator().manual_seed(n)) * 2 - 4
@@ -165,7 +119,6 @@ def test_end_to_end_vs_official_sample(zv_official, vocos_official, zv_md, zv_bu
     from exporter.reference_pipeline import snr_db
     from .conftest import STEPS, short_prompt
 
-    VocosBackbone, ISTFTHead = vocos_official
     off = _official_model(zv_official, zv_md)
     bundle = Bundle.open(zv_bundle[0])
     pipe = ZipVoicePipeline(bundle)
@@ -183,12 +136,7 @@ def test_end_to_end_vs_official_sample(zv_official, vocos_official, zv_md, zv_bu
     torch.manual_seed(7)
     noise = torch.randn(1, n_total, 100)[0].numpy()  # the draw inside sample()
     ref_feats = (feats[0] / c.feat_scale).numpy()
-    v = c.vocos
-    sd = zv_md.load_vocos()
-    bb = VocosBackbone(v.input_channels, v.dim, v.intermediate_dim, v.num_layers).eval()
-    hd = ISTFTHead(v.dim, v.n_fft, v.hop_length, padding=v.padding).eval()
-    bb.load_state_dict({k[9:]: t for k, t in sd.items() if k.startswith("backbone.")})
-    hd.load_state_dict({k[5:]: t for k, t in sd.items() if k.startswith("head.")})
+    bb, hd = official.official_vocos(vocos_official, zv_md)
     with torch.inference_mode():
         ref_wav = hd(bb(torch.from_numpy(ref_feats.T)[None])).clamp(-1, 1)[0].numpy()
     rms = float(voice["prompt_rms"])
@@ -199,3 +147,15 @@ def test_end_to_end_vs_official_sample(zv_official, vocos_official, zv_md, zv_bu
     err, snr = float(np.abs(ours.features - ref_feats).max()), snr_db(ref_wav, ours.audio)
     print(f"official e2e: {n_total} frames, features max-abs {err:.2e}, waveform SNR {snr:.1f} dB")
     assert err <= 1e-3 and snr >= 40
+
+
+def test_cross_fade_concat_vs_official():
+    """The joins of a long text: runtime_ref's cross_fade_concat vs the official one (0.1 s at 24 kHz)."""
+    from runtime_ref.zipvoice.pipeline import cross_fade_concat
+
+    infer = official.import_infer_utils()
+    rng = np.random.default_rng(0)
+    chunks = [rng.standard_normal(n).astype(np.float32) for n in (7000, 1500, 9000, 2400)]
+    ref = infer.cross_fade_concat([torch.from_numpy(c)[None] for c in chunks], fade_duration=0.1, sample_rate=24000)[0].numpy()
+    got = cross_fade_concat(chunks, int(0.1 * 24000))
+    assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-6

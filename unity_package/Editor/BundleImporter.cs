@@ -63,7 +63,7 @@ namespace SentisTts.Editor
         /// component (Sentis ModelQuantizer emulated on every graph, tests/unity/sentis_quantizer.py,
         /// docs "Quantize"): Float16 for the LLM and the flow (top-1 agreement and mel SNR kept);
         /// HiFT stays float32 — Float16 moves its f0 predictor's pitch and the sine source's phase
-        /// drifts (waveform SNR 4 dB; 64 dB with the f0 predictor float32, which one model's
+        /// drifts (waveform SNR 4 / 45 dB tiny / full size; 64 / 65 dB with the f0 predictor float32, which one model's
         /// quantization cannot do), and HiFT is small; graphs without weights stay as they are.</summary>
         public static WeightQuantization ForGraph(WeightQuantization choice, string component, string graph)
         {
@@ -145,7 +145,12 @@ namespace SentisTts.Editor
 
             // tokenizer + voices: copied as .txt/.bytes so they import as TextAssets
             var text = manifest.Components.Obj("text");
-            if (text != null)
+            if (text != null && ModelFamilies.Of(manifest) == ModelFamily.ZipVoice)
+            {
+                asset.zipVoiceTokens = CopyText(bundleDir, text.Str("tokens"), targetFolder + "/tokens.txt");
+                if (text.Str("kana_table") != null) asset.zipVoiceKana = CopyText(bundleDir, text.Str("kana_table"), targetFolder + "/kana.tsv.txt");
+            }
+            else if (text != null)
             {
                 var dir = text.Str("dir") ?? "text";
                 asset.vocabJson = CopyText(bundleDir, dir + "/vocab.json", targetFolder + "/vocab.json.txt");

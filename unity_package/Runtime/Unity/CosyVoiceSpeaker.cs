@@ -49,19 +49,16 @@ namespace SentisTts.Unity
         public bool IsSpeaking { get { return logic != null && logic.IsSpeaking; } }
 
         SpeakerLogic logic;
+        SpeakerAudio audio;
         AudioRingBuffer ring;
         LinearResampler resampler;
         int outputRate;
 
         void Awake()
         {
-            outputRate = AudioSettings.outputSampleRate;
-            ring = new AudioRingBuffer(Mathf.Max(1, (int)(bufferSeconds * outputRate)));
-            var src = GetComponent<AudioSource>();
-            // OnAudioFilterRead writes the samples; a silent looping clip keeps the source playing
-            if (src.clip == null) src.clip = AudioClip.Create("SentisTts carrier", outputRate, 1, outputRate, false);
-            src.loop = true;
-            if (!src.isPlaying) src.Play();
+            audio = new SpeakerAudio(GetComponent<AudioSource>(), bufferSeconds);  // OnAudioFilterRead writes the samples
+            outputRate = audio.OutputRate;
+            ring = audio.Ring;
             logic = new SpeakerLogic(Load, r => r.Dispose()) { Clock = () => Time.realtimeSinceStartupAsDouble };
             logic.OnAudio = Enqueue;
         }
@@ -70,6 +67,7 @@ namespace SentisTts.Unity
         {
             if (bundle == null) throw new SentisTtsException(name + ": assign a TtsBundleAsset (Tools > Sentis TTS > Import Bundle)");
             var manifest = bundle.LoadManifest();
+            ModelFamilies.Require(manifest, ModelFamily.CosyVoice2, "CosyVoiceSpeaker (use ZipVoiceSpeaker for zipvoice bundles)");
             var runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU,
                                                LlmGenerator.WorkersPerGraph(manifest));
             IFlowStage flow = null;
@@ -155,18 +153,7 @@ namespace SentisTts.Unity
         public void StopSpeaking() { ring.Clear(); }
 
         // audio thread
-        float[] mono = new float[0];
-        void OnAudioFilterRead(float[] data, int channels)
-        {
-            int frames = data.Length / channels;
-            if (mono.Length < frames) mono = new float[frames];
-            int n = ring.Read(mono, 0, frames);
-            for (int f = 0; f < frames; f++)
-            {
-                float s = f < n ? mono[f] : 0f;
-                for (int c = 0; c < channels; c++) data[f * channels + c] = s;
-            }
-        }
+        void OnAudioFilterRead(float[] data, int channels) { audio.Fill(data, channels); }
 
         void OnDestroy()
         {

@@ -7,6 +7,7 @@ using System.IO;
 using SentisTts.Core;
 using SentisTts.Core.Pipeline;
 using SentisTts.Core.Text;
+using SentisTts.Core.ZipVoice;
 using Unity.InferenceEngine;
 using UnityEngine;
 
@@ -35,6 +36,8 @@ namespace SentisTts.Unity
         public List<VoiceBytes> voices = new List<VoiceBytes>();
         [Tooltip("The flow component's fixed noise table (.npy imported as .bytes)")]
         public TextAsset flowNoise;
+        [Tooltip("ZipVoice bundles: text/tokens.txt and (Japanese accent) text/kana.tsv")]
+        public TextAsset zipVoiceTokens, zipVoiceKana;
         [Tooltip("Weight precision the models were serialized with (informational)")]
         public string quantization = "none";
 
@@ -45,6 +48,20 @@ namespace SentisTts.Unity
             if (vocabJson == null || mergesTxt == null || specialTokensJson == null)
                 throw new SentisTtsException(name + ": tokenizer files missing (re-import a bundle exported with the text component)");
             return Qwen2Tokenizer.FromStrings(vocabJson.text, mergesTxt.text, specialTokensJson.text);
+        }
+
+        public ZipVoiceTokenizer LoadZipVoiceTokenizer()
+        {
+            if (zipVoiceTokens == null) throw new SentisTtsException(name + ": no tokens.txt (re-import a zipvoice bundle exported with the text component)");
+            return ZipVoiceTokenizer.FromStrings(LoadManifest().Component("text"), zipVoiceTokens.text, zipVoiceKana == null ? null : zipVoiceKana.text);
+        }
+
+        public ZipVoiceVoice LoadZipVoiceVoice(string voiceName)
+        {
+            foreach (var v in voices)
+                if (v.name == voiceName && v.npz != null)
+                    using (var s = new MemoryStream(v.npz.bytes)) return ZipVoiceVoice.FromNpz(voiceName, s);
+            throw new SentisTtsException(name + ": no voice '" + voiceName + "' (bake one with `sentis-tts voice add`)");
         }
 
         public Model LoadModel(string graph)

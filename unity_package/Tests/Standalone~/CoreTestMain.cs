@@ -88,6 +88,7 @@ namespace SentisTts.Tests
                     case "text_frontend": t = () => TestTextFrontend(trace); break;
                     case "voice_features": t = () => TestVoiceFeatures(trace); break;
                     case "voice_bake": t = () => TestVoiceBake(trace); break;
+                    case "zipvoice": t = () => ZipVoiceCase.Run(trace, golden); break;
                     case "voice": continue;
                     default: t = () => { throw new Exception("unknown trace kind '" + kind + "' (add it to the scenario table)"); }; break;
                 }
