@@ -132,8 +132,12 @@ def load_into(
     *,
     source: str,
     ignore_unexpected: Iterable[str] = (),
+    assign: bool = False,
 ) -> torch.nn.Module:
-    """Strictly load `state_dict` into `module` (after our own key/shape check for a clear error)."""
+    """Strictly load `state_dict` into `module` (after our own key/shape check for a clear error).
+    With `assign` the module takes the checkpoint's tensors themselves instead of a copy (no second
+    copy of the weights in memory; for a module built uninitialised) where every dtype matches the
+    module's; otherwise the values are copied (and cast) as usual."""
     msd = module.state_dict()
     expected = {k: tuple(v.shape) for k, v in msd.items()}
     check_state_dict(expected, state_dict, source=source, ignore_unexpected=ignore_unexpected)
@@ -142,7 +146,8 @@ def load_into(
         raise CheckpointError(f"{source}: {len(dtypes)} tensor(s) have the wrong kind of dtype: {summarize_keys(dtypes, 3)} "
                               "(floating-point weights are stored as integers or bools: the file is not this model's checkpoint)")
     filtered = {k: v for k, v in state_dict.items() if k in expected}
-    module.load_state_dict(filtered, strict=True)
+    assign = assign and all(filtered[k].dtype == msd[k].dtype for k in expected)
+    module.load_state_dict(filtered, strict=True, assign=assign)
     return module
 
 

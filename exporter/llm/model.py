@@ -240,9 +240,9 @@ class Qwen2LM(nn.Module):
 
         with torch.device("meta"):  # no random init: every parameter is overwritten by the strict load
             m = cls(cfg)
-        m = m.to_empty(device="cpu")
+        m = m.to_empty(device="cpu")  # untouched pages: the load below assigns the checkpoint's tensors
         # lm_head is HF's tied text-vocabulary head: CosyVoice2 never uses it (see module docstring)
-        load_into(m, sd, source=source, ignore_unexpected=[LM_HEAD_KEY])
+        load_into(m, sd, source=source, ignore_unexpected=[LM_HEAD_KEY], assign=True)
         return m.eval()
 
     def new_cache(self, capacity: int) -> list[torch.Tensor]:

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import ModelProto, TensorProto
 
-from .._graph import DEFAULT_DOMAINS, PROTOBUF_LIMIT, copy_model, has_subgraph, load_model, subgraphs
+from .._graph import DEFAULT_DOMAINS, PROTOBUF_LIMIT, copy_fields, copy_model, has_subgraph, load_model, model_bytes, subgraphs
 from ..dtypes import cast_to_bool_nodes, elem_types, find_int64_issues
 from . import rules as R
 from .importer import ImportAnalysis, analyze_import, pin_dims
@@ -295,18 +295,6 @@ def _without_weights(model: ModelProto) -> ModelProto:
     if not big:
         return copy_model(model)
     big_names = {i.name for i in big}
-
-    def copy_fields(src, dst, skip):
-        for fd, val in src.ListFields():
-            if fd.name in skip:
-                continue
-            if hasattr(val, "extend"):  # repeated
-                getattr(dst, fd.name).extend(val)
-            elif hasattr(val, "CopyFrom"):  # message
-                getattr(dst, fd.name).CopyFrom(val)
-            else:
-                setattr(dst, fd.name, val)
-
     out = ModelProto()
     copy_fields(model, out, {"graph"})
     copy_fields(g, out.graph, {"initializer"})
@@ -347,7 +335,7 @@ class _Checker:
                 self.shapes[vi.name] = list(t.shape.dim)
 
     def _infer(self) -> ModelProto:
-        if self.m.ByteSize() >= PROTOBUF_LIMIT:
+        if model_bytes(self.m) >= PROTOBUF_LIMIT:
             return self.m
         try:
             light = _without_weights(self.m)
@@ -756,7 +744,7 @@ class _Checker:
 
     # -- import model: folding, fusions, CPU fallback, residency ----------------------------------
     def check_import(self, pinned: dict[str, int]) -> ImportAnalysis | None:
-        if any(f.level == REJECT for f in self.findings) or self.inferred is self.m and self.m.ByteSize() >= PROTOBUF_LIMIT:
+        if any(f.level == REJECT for f in self.findings) or self.inferred is self.m and model_bytes(self.m) >= PROTOBUF_LIMIT:
             return None  # the import fails (or the graph is too big to infer): nothing runs
         try:
             a = analyze_import(self.inferred, self.version, pinned_dims=pinned)
@@ -823,7 +811,7 @@ def check_model(
     if isinstance(model_or_path, ModelProto):
         model = model_or_path
         path = None
-        file_size = model.ByteSize()
+        file_size = model_bytes(model)
     else:
         path = os.fspath(model_or_path)
         model = load_model(path, load_external_data=False)

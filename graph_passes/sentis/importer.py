@@ -30,6 +30,7 @@ import onnx
 from onnx import ModelProto, NodeProto, TensorProto, numpy_helper
 
 from . import fusions
+from .._graph import model_bytes
 
 FLOAT, INT = "float", "int"
 _FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
@@ -711,7 +712,7 @@ def _refine_shapes(model: ModelProto, imp: _Import, v, version, pinned_dims) -> 
             for o in n.output:
                 if o in probe.values and o not in probe.initializers:
                     extra[o] = probe.values[o]
-    if not extra or model.ByteSize() > 2**30:
+    if not extra or model_bytes(model) > 2**30:
         return
     m2 = ModelProto()
     m2.CopyFrom(model)

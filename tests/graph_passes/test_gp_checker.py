@@ -184,3 +184,17 @@ def test_shapes_through_big_weights_without_copying_them():
     assert [i.name for i in light.graph.initializer] == ["shape"] and "w" in {i.name for i in light.graph.input}
     assert light.ByteSize() < 10_000
     assert "rank" in rules(check_model(m))
+
+
+def test_model_bytes_equals_bytesize_without_serialising_the_weights():
+    """The checker's size checks use model_bytes (ByteSize serialises the whole model, a transient
+    copy of every weight): the same number, for weights, small initializers and none."""
+    from graph_passes._graph import model_bytes
+
+    w = onnx.numpy_helper.from_array(np.ones((70000,), np.float32), "w")
+    b = onnx.numpy_helper.from_array(np.arange(7, dtype=np.int64), "b")
+    g = h.make_graph([h.make_node("Add", ["x", "w"], ["y"])], "g", [vi("x", T.FLOAT, [70000])], [vi("y", T.FLOAT, [70000])], [w, b])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)], doc_string="d")
+    assert model_bytes(m) == m.ByteSize()
+    del m.graph.initializer[:]
+    assert model_bytes(m) == m.ByteSize()
