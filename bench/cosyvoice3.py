@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.e2e import NEW_TOKENS, PROMPT_TOKENS, TEXT_TOKENS, bundle_bytes, loadavg, machine_description, peak_rss_gb
+from bench.e2e import NEW_TOKENS, PROMPT_TOKENS, TEXT_TOKENS, bundle_bytes, loadavg, machine_description, peak_rss_gb, time_ort_llm, time_torch_llm
 
 
 def fp16_bytes(path: Path) -> int:
@@ -97,34 +97,10 @@ def main() -> None:
         seq = llm.lm_input(text_ids, (), prompt)
 
         def ort_llm():
-            t0 = time.perf_counter()
-            logp, cache, pos = llm.prefill(seq)
-            t1 = time.perf_counter()
-            for tok in new:
-                logp, cache = llm.step(llm.embed_speech([int(tok)]), cache, pos)
-                pos += 1
-            return t1 - t0, time.perf_counter() - t1
+            return time_ort_llm(llm, seq, new)
 
-        @torch.inference_mode()
         def torch_llm():
-            cache = model.new_cache(llm.capacity)
-            x = torch.from_numpy(seq)[None]
-            t0 = time.perf_counter()
-            pos, n = 0, x.shape[1]
-            while pos < n:
-                rows = x[:, pos: pos + llm.chunk]
-                k = rows.shape[1]
-                if k < llm.chunk:
-                    rows = torch.cat([rows, torch.zeros(1, llm.chunk - k, rows.shape[2])], 1)
-                logp, cache = model.step(rows, cache, torch.tensor([pos], dtype=torch.int32), torch.tensor([k], dtype=torch.int32))
-                pos += k
-            t1 = time.perf_counter()
-            emb = model.speech_embedding.weight
-            for tok in new:
-                logp, cache = model.step(emb[int(tok)][None, None], cache, torch.tensor([pos], dtype=torch.int32),
-                                         torch.tensor([1], dtype=torch.int32))
-                pos += 1
-            return t1 - t0, time.perf_counter() - t1
+            return time_torch_llm(model, llm, seq, new)
 
         ort_llm()  # warm-up
         for r in range(a.rounds):

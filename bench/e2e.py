@@ -67,6 +67,40 @@ def loadavg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def time_ort_llm(llm, seq, new) -> tuple[float, float]:
+    """Seconds of the chunked prefill of `seq` and of one decode step per token of `new` (runtime_ref)."""
+    t0 = time.perf_counter()
+    logp, cache, pos = llm.prefill(seq)
+    t1 = time.perf_counter()
+    for tok in new:
+        logp, cache = llm.step(llm.embed_speech([int(tok)]), cache, pos)
+        pos += 1
+    return t1 - t0, time.perf_counter() - t1
+
+
+@torch.inference_mode()
+def time_torch_llm(model, llm, seq, new) -> tuple[float, float]:
+    """The same workload on the PyTorch module: the graph's chunked prefill, then one step per token."""
+    cache = model.new_cache(llm.capacity)
+    x = torch.from_numpy(seq)[None]
+    t0 = time.perf_counter()
+    pos, n, chunk = 0, x.shape[1], llm.chunk
+    while pos < n:
+        rows = x[:, pos: pos + chunk]
+        k = rows.shape[1]
+        if k < chunk:
+            rows = torch.cat([rows, torch.zeros(1, chunk - k, rows.shape[2])], 1)
+        logp, cache = model.step(rows, cache, torch.tensor([pos], dtype=torch.int32), torch.tensor([k], dtype=torch.int32))
+        pos += k
+    t1 = time.perf_counter()
+    emb = model.speech_embedding.weight
+    for tok in new:
+        logp, cache = model.step(emb[int(tok)][None, None], cache, torch.tensor([pos], dtype=torch.int32),
+                                 torch.tensor([1], dtype=torch.int32))
+        pos += 1
+    return t1 - t0, time.perf_counter() - t1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", default="/tmp/perf-full-model")
@@ -119,39 +153,13 @@ def main() -> None:
     if "llm" in stages:
         model = load_model(md)
         seq = llm.lm_input(text_ids, (), prompt)
-        cap = llm.capacity
         off_llm = off.llm(md) if off else None
 
         def ort_llm():
-            t0 = time.perf_counter()
-            logp, cache, pos = llm.prefill(seq)
-            t1 = time.perf_counter()
-            for tok in new:
-                logp, cache = llm.step(llm.embed_speech([int(tok)]), cache, pos)
-                pos += 1
-            return t1 - t0, time.perf_counter() - t1
+            return time_ort_llm(llm, seq, new)
 
-        @torch.inference_mode()
         def torch_llm():
-            cache = model.new_cache(cap)
-            x = torch.from_numpy(seq)[None]
-            t0 = time.perf_counter()
-            pos, n = 0, x.shape[1]
-            chunk = llm.chunk
-            while pos < n:  # the same chunked prefill as the graph
-                rows = x[:, pos: pos + chunk]
-                k = rows.shape[1]
-                if k < chunk:
-                    rows = torch.cat([rows, torch.zeros(1, chunk - k, rows.shape[2])], 1)
-                logp, cache = model.step(rows, cache, torch.tensor([pos], dtype=torch.int32), torch.tensor([k], dtype=torch.int32))
-                pos += k
-            t1 = time.perf_counter()
-            emb = model.speech_embedding.weight
-            for tok in new:
-                logp, cache = model.step(emb[int(tok)][None, None], cache, torch.tensor([pos], dtype=torch.int32),
-                                         torch.tensor([1], dtype=torch.int32))
-                pos += 1
-            return t1 - t0, time.perf_counter() - t1
+            return time_torch_llm(model, llm, seq, new)
 
         ort_llm()  # warm-up (session creation, first-run allocations)
         engines = {"ort": ort_llm, "torch": torch_llm}
