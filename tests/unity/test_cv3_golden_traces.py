@@ -5,13 +5,11 @@ the current runtime_ref code (recorded graph outputs fed back, no onnxruntime), 
 (tests/unity/test_csharp_core.py, Tests/Standalone~/CosyVoice3Case.cs)."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
 from . import golden_writer as gw
-from .test_golden_traces import GOLDEN, ReplayBundle, load, traces
+from .test_golden_traces import GOLDEN, load, replay_pipeline_bundle, traces
 
 
 @pytest.mark.parametrize("name", traces("cv3_pipeline"))
@@ -21,14 +19,7 @@ def test_cv3_trace_replays_through_runtime_ref(name, tmp_path):
 
     t = load(name)
     p = t["params"]
-    (tmp_path / "text").mkdir()
-    for f in (GOLDEN / p["tokenizer_dir"]).iterdir():
-        shutil.copyfile(f, tmp_path / "text" / f.name)
-    (tmp_path / "flow").mkdir()
-    shutil.copyfile(GOLDEN / p["flow_noise_file"], tmp_path / t["manifest"]["components"]["flow"]["noise_file"])
-    rb = ReplayBundle(t, tmp_path)
-    v = np.load(GOLDEN / p["voice_file"])
-    voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
+    rb, voice = replay_pipeline_bundle(t, tmp_path)
     pipe = CosyVoice3Pipeline(rb)
     req = pipe.requests(p["text"], voice, p["mode"], instruct=p["instruct"])
     assert len(req) == 1 and req[0].text_ids.tolist() == p["text_ids"]

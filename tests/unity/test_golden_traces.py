@@ -79,6 +79,23 @@ class ReplayBundle:
         return out
 
 
+def replay_pipeline_bundle(t: dict, root: Path):
+    """A pipeline trace's ReplayBundle in `root` (the trace's tokenizer and flow noise table copied
+    in, as the bundle it was recorded from had them) and the trace's voice."""
+    import shutil
+
+    import runtime_ref.pipeline as pl
+
+    p = t["params"]
+    (root / "text").mkdir()
+    for f in (GOLDEN / p["tokenizer_dir"]).iterdir():
+        shutil.copyfile(f, root / "text" / f.name)
+    (root / "flow").mkdir()
+    shutil.copyfile(GOLDEN / p["flow_noise_file"], root / t["manifest"]["components"]["flow"]["noise_file"])
+    v = np.load(GOLDEN / p["voice_file"])
+    return ReplayBundle(t, root), pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
+
+
 @pytest.mark.parametrize("name", traces("llm_generate"))
 def test_llm_trace_replays_through_runtime_ref(name, tmp_path):
     from runtime_ref.llm import LLM
@@ -135,20 +152,11 @@ def test_pipeline_trace_replays_through_runtime_ref(name, tmp_path):
     """runtime_ref.pipeline.Pipeline with its real seeded streams (nothing injected) against the
     recorded calls: same graph sequence and input bytes (the HiFT noise included, by sha256), same
     uniforms drawn, same tokens and PCM."""
-    import shutil
-
     import runtime_ref.pipeline as pl
 
     t = load(name)
     p = t["params"]
-    (tmp_path / "text").mkdir()
-    for f in (GOLDEN / p["tokenizer_dir"]).iterdir():
-        shutil.copyfile(f, tmp_path / "text" / f.name)
-    (tmp_path / "flow").mkdir()
-    shutil.copyfile(GOLDEN / p["flow_noise_file"], tmp_path / t["manifest"]["components"]["flow"]["noise_file"])
-    rb = ReplayBundle(t, tmp_path)
-    v = np.load(GOLDEN / p["voice_file"])
-    voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
+    rb, voice = replay_pipeline_bundle(t, tmp_path)
     pipe = pl.Pipeline(rb)
     req = pipe.requests(p["text"], voice, p["mode"], instruct=p["instruct"])
     assert len(req) == 1 and req[0].text_ids.tolist() == p["text_ids"]
@@ -172,20 +180,11 @@ def test_pipeline_trace_replays_through_runtime_ref(name, tmp_path):
 def test_bistream_trace_replays_through_runtime_ref(name, tmp_path):
     """runtime_ref Pipeline.stream_bistream with its real seeded streams against the recorded calls
     (same graph sequence and input bytes, uniforms, tokens, PCM), the text chunks pulled as a stream."""
-    import shutil
-
     import runtime_ref.pipeline as pl
 
     t = load(name)
     p = t["params"]
-    (tmp_path / "text").mkdir()
-    for f in (GOLDEN / p["tokenizer_dir"]).iterdir():
-        shutil.copyfile(f, tmp_path / "text" / f.name)
-    (tmp_path / "flow").mkdir()
-    shutil.copyfile(GOLDEN / p["flow_noise_file"], tmp_path / t["manifest"]["components"]["flow"]["noise_file"])
-    rb = ReplayBundle(t, tmp_path)
-    v = np.load(GOLDEN / p["voice_file"])
-    voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
+    rb, voice = replay_pipeline_bundle(t, tmp_path)
     pipe = pl.Pipeline(rb)
     assert [i for c in p["text_chunks"] for i in pipe.text.encode(c)] == p["text_ids"]
     with pytest.warns(pl.TextNotSpokenWarning) if t["result"]["stop_reason"] == "max_len" else _no_warning():
