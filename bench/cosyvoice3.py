@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.e2e import NEW_TOKENS, PROMPT_TOKENS, TEXT_TOKENS, bundle_bytes, loadavg, machine_description, peak_rss_gb, time_ort_llm, time_torch_llm
+from bench.e2e import NEW_TOKENS, PROMPT_TOKENS, TEXT_TOKENS, bundle_bytes, loadavg, machine_description, peak_rss_gb, time_ort_llm, time_torch_llm, draw_workload, timed
 
 
 def fp16_bytes(path: Path) -> int:
@@ -76,19 +76,12 @@ def main() -> None:
     md = open_model_dir(a.model_dir)
     bundle = Bundle.open(a.bundle, threads=a.threads)
     rng = np.random.default_rng(0)
-    text_ids = rng.integers(0, 500, TEXT_TOKENS)
-    prompt = rng.integers(0, 6561, PROMPT_TOKENS)
-    new = rng.integers(0, 6561, NEW_TOKENS)
+    text_ids, prompt, new = draw_workload(rng)
     times: dict[str, dict[str, list[float]]] = {}
     notes: list[str] = []
 
     def record(stage, engine, seconds):
         times.setdefault(stage, {}).setdefault(engine, []).append(seconds)
-
-    def timed(fn):
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, out
 
     # ---------------- LLM: prefill 117 rows + 250 decode steps (same loops as bench/e2e.py)
     if "llm" in stages:

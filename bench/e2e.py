@@ -67,6 +67,19 @@ def loadavg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def draw_workload(rng: np.random.Generator):
+    """The workload's text ids, prompt speech tokens and new speech tokens, drawn from `rng` in this
+    order (the flow/HiFT inputs are drawn from the same generator afterwards)."""
+    return rng.integers(0, 500, TEXT_TOKENS), rng.integers(0, 6561, PROMPT_TOKENS), rng.integers(0, 6561, NEW_TOKENS)
+
+
+def timed(fn):
+    """(seconds, result) of one call of fn."""
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
 def time_ort_llm(llm, seq, new) -> tuple[float, float]:
     """Seconds of the chunked prefill of `seq` and of one decode step per token of `new` (runtime_ref)."""
     t0 = time.perf_counter()
@@ -134,19 +147,12 @@ def main() -> None:
     off = None if absent else OfficialCode(a.official)
     md = ModelDir.open(a.model_dir)
     rng = np.random.default_rng(0)
-    text_ids = rng.integers(0, 500, TEXT_TOKENS)
-    prompt = rng.integers(0, 6561, PROMPT_TOKENS)
-    new = rng.integers(0, 6561, NEW_TOKENS)
+    text_ids, prompt, new = draw_workload(rng)
     times: dict[str, dict[str, list[float]]] = {}
     notes: list[str] = []
 
     def record(stage, engine, seconds):
         times.setdefault(stage, {}).setdefault(engine, []).append(seconds)
-
-    def timed(fn):
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, out
 
     llm = LLM(Bundle.open(llm_b, threads=a.threads)) if stages & {"llm", "ttfa"} else None
     # ---------------- LLM: prefill 117 rows + 250 decode steps
