@@ -7,10 +7,11 @@ against runtime_ref by tests/unity/test_cv3_golden_traces.py.
 Same trace format and recorder as the CosyVoice2 `pipeline` traces (tests/unity/golden_writer.py
 PipelineRecorder: real onnxruntime calls of the tiny bundle, synthetic step logprobs, synthetic
 vocoder outputs, provenance-tagged vocoder noise), kind `cv3_pipeline`, on the tiny CosyVoice3
-fixture (seed 0) with flow buckets 64/128/160 and the causal vocoder graph of 160 frames. What the
+fixture (seed 0) with flow buckets 64/128/160 and the causal vocoder graph of 64 frames (mels of
+several chunks). What the
 CosyVoice3 traces add: the LM boosts are on the id masked before min_len (speech_token_size), a
 scenario boosts a silent token for a run of steps (the long-silence cut), the vocoder noise is one
-uniform table per piece, and streaming re-vocodes the whole mel.
+uniform table per piece drawn as far as it is used, and the vocoder re-reads context frames per chunk.
 Support files in tests/golden/cv3/: the bundle's tokenizer (text/), its flow noise table.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from . import golden_writer as gw
 
 SUPPORT = "cv3"
 FLOW_LENS = (64, 128, 160)
+HIFT_FRAMES = 64  # the smallest causal vocoder graph (37 context + 8 lookahead + 16 frames + 3): several chunks per mel
 TOP_LOWERED = 64  # stop ids lowered per step: those among the 64 largest synthetic scores
 SILENT_BOOST = 16.0
 CV3_SCENARIOS = [
@@ -45,7 +47,7 @@ def build_bundle(work: Path) -> Path:
     md = build_model_dir(work / "cv3_model", size="tiny", seed=0)
     out = work / "cv3_bundle"
     export_components(open_model_dir(md), out, ["llm", "flow", "hift", "text"],
-                      ExportOptions(parity=False, flow_lens=FLOW_LENS, max_cache_len=256))
+                      ExportOptions(parity=False, flow_lens=FLOW_LENS, max_cache_len=256, hift_frames=HIFT_FRAMES))
     return out
 
 

@@ -23,7 +23,7 @@ runner in any language computes the same outputs without storing megabytes of au
 
 `pipeline` traces (runtime_ref.pipeline.Pipeline, see PipelineRecorder) mix both: an output entry
 may carry `"synth": seed` (+ `"set": [[index, value], ...]`) instead of data, and the HiFT `noise`
-input entry carries `"noise_slice": {"draw", "start", "count"}` (which elements of which recorded
+input entry carries `"noise_slice": {"draw", "start", "count"}` or `{"segments": [[draw, start, count], ...]}` (which elements of which recorded
 noise draw it holds, zeros after) next to its real sha256.
 
     python -m tests.unity.golden_writer --only-pipeline BUNDLE    # only pipeline_*, from an exported bundle
@@ -568,6 +568,9 @@ class PipelineRecorder:
         return getattr(self._b, name)
 
     def _noise_slice(self, x: np.ndarray) -> dict:
+        """Where the noise input comes from: {draw, start, count} of the last draw, or (a table that
+        grew over several draws: CosyVoice3's) {segments: [[draw, start, count], ...]} of the draws
+        in order; zeros after."""
         k = len(self.noise.draws) - 1
         d = self.noise.draws[k].reshape(-1)
         flat = x.reshape(-1)
@@ -575,7 +578,19 @@ class PipelineRecorder:
             c = min(flat.size, d.size - int(s))
             if np.array_equal(d[s:s + c], flat[:c]) and not flat[c:].any():
                 return {"draw": k, "start": int(s), "count": int(c)}
-        raise AssertionError("hift noise input is not a slice of the last noise draw")
+        draws = [dr.reshape(-1) for dr in self.noise.draws]
+        table, c = np.concatenate(draws), int(np.flatnonzero(flat)[-1]) + 1
+        firsts = np.cumsum([0] + [dr.size for dr in draws])
+        for s in np.flatnonzero(table == flat[0]):
+            if np.array_equal(table[s:s + c], flat[:c]):
+                segs, at = [], int(s)
+                while at < s + c:
+                    j = int(np.searchsorted(firsts, at, side="right")) - 1
+                    n = min(int(s) + c, int(firsts[j + 1])) - at
+                    segs.append([j, at - int(firsts[j]), n])
+                    at += n
+                return {"segments": segs}
+        raise AssertionError("hift noise input is not a slice of the noise draws")
 
     def run(self, name, feeds, outputs=None):
         g = self._b.graph(name)
