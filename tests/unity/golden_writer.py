@@ -118,8 +118,14 @@ def build_tiny_bundle(work: Path) -> Path:
     return out
 
 
+# The traces hold the graph calls of the Unity runtime, which writes the LLM's KV rows with the
+# llm_cache_append graph (Sentis keeps the cache on the device); runtime_ref's own Bundle writes
+# them in place on the host instead (bit-identical, tests/llm/test_llm_export.py). The recorders
+# (and the replays in test_golden_traces.py) therefore say host_cache_write = False.
 class RecordingBundle:
     """Proxy of runtime_ref.bundle.Bundle whose `run` records every call (names, shapes, hashes)."""
+
+    host_cache_write = False
 
     def __init__(self, bundle, host_read: set[str]):
         self._b = bundle
@@ -552,6 +558,8 @@ class PipelineRecorder:
     outputs are synth values (as in the hift_* traces). The HiFT noise input stays the real
     standard normal drawn by runtime_ref; the trace records where each noise input comes from
     (draw k, element offset, count, rest zero) so a replay can check it without the values."""
+
+    host_cache_write = False  # the Unity runtime's calls: llm_cache_append per step (see RecordingBundle)
 
     def __init__(self, bundle, noise: _RecordedNoise, *, eos_boost: bool = True):
         self._b, self.noise, self.eos_boost = bundle, noise, eos_boost
