@@ -16,13 +16,12 @@ tests/cosyvoice3 (tiny dims); they are not timed here. Minimum over rounds; all 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.e2e import NEW_TOKENS, PROMPT_TOKENS, TEXT_TOKENS, bundle_bytes, loadavg, machine_description, peak_rss_gb, time_ort_llm, time_torch_llm, draw_workload, timed
+from bench.e2e import NEW_TOKENS, PROMPT_TOKENS, bundle_bytes, loadavg, machine_description, peak_rss_gb, time_ort_llm, time_torch_llm, draw_workload, timed
 
 
 def fp16_bytes(path: Path) -> int:

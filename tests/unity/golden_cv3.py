@@ -102,38 +102,12 @@ def cv3_golden(bundle, out: Path) -> None:
     np.save(support / "flow_noise.npy", bundle.load_array(bundle.component("flow")["noise_file"]).astype(np.float32))
     v = np.load(out / "voice_tiny.npz")
     voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
-    real_streams = pl.rng_streams
     for name, mode, text, instruct, seed, max_new, streaming, eos_boost, silent_steps in CV3_SCENARIOS:
-        proxies = {}
         rec = CV3Recorder(bundle, _RecordedUniformNoise(None), eos_boost=eos_boost, silent_steps=silent_steps)
-
-        def streams(s, _p=proxies, _rec=rec):
-            a, b = real_streams(s)
-            _p["u"], _p["n"] = gw._RecordedUniforms(a), _RecordedUniformNoise(b)
-            _rec.noise = _p["n"]
-            return _p["u"], _p["n"]
-
-        pl.rng_streams = streams
-        try:
+        with gw.recorded_streams(rec, _RecordedUniformNoise) as proxies:
             pipe = CosyVoice3Pipeline(rec)
-            lm_tokens: list[int] = []
-            flow_tokens: list[int] = []
-            lm_iter = pipe.llm.iter_tokens
-
-            def recording_lm(*a, _it=lm_iter, _t=lm_tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.llm.iter_tokens = recording_lm
-            flow_iter = pipe.iter_tokens_for
-
-            def recording_flow(*a, _it=flow_iter, _t=flow_tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.iter_tokens_for = recording_flow
+            lm_tokens = gw.record_tokens(pipe.llm, "iter_tokens")
+            flow_tokens = gw.record_tokens(pipe, "iter_tokens_for")
             reqs = pipe.requests(text, voice, mode, instruct=instruct)
             assert len(reqs) == 1 and reqs[0].text == text, f"{name}: text must be one already-normalised piece"
             req = reqs[0]
@@ -143,8 +117,6 @@ def cv3_golden(bundle, out: Path) -> None:
                 chunks = list(pipe.stream(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new))
             else:
                 chunks = [pipe.synthesize(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new).audio]
-        finally:
-            pl.rng_streams = real_streams
         u, nz = proxies["u"], proxies["n"]
         cap = pipe.token_cap(req, max_new)
         max_len = min(int(req.text_ids.size * pipe.llm.max_ratio), cap)
