@@ -56,12 +56,15 @@ class CausalF0Predictor(nn.Module):
         self.condnet = nn.Sequential(*layers)
         self.classifier = nn.Linear(c, 1)
 
-    def forward(self, mel, finalize: bool = True):  # (1, 80, T) -> (1, T) or (1, T - look)
+    def features(self, mel, finalize: bool = True):  # (1, 80, T) -> (1, T or T - look, C): the classifier's input
         x = F.pad(mel, (0, self.look)) if finalize else mel
         x = F.elu(self.condnet[0](x))
         for i in range(2, 10, 2):
             x = F.elu(causal_conv(self.condnet[i], x))
-        return torch.abs(self.classifier(x.transpose(1, 2)).squeeze(-1))
+        return x.transpose(1, 2)
+
+    def forward(self, mel, finalize: bool = True):  # (1, 80, T) -> (1, T) or (1, T - look)
+        return torch.abs(self.classifier(self.features(mel, finalize)).squeeze(-1))
 
 
 class CausalHiFT(HiFT):

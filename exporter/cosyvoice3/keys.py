@@ -125,4 +125,26 @@ def hift_random_checkpoint(cfg: CausalHiFTConfig, seed: int) -> dict[str, torch.
             fan_in = max(1, int(torch.tensor(shape[1:]).prod())) if len(shape) > 1 else 1
             t = (0.5 + 0.5 * torch.rand(shape, generator=gen)) if name.endswith(WN_G) else torch.randn(shape, generator=gen) / fan_in ** 0.5
         out[name] = t.float().contiguous()
+    return calibrate_f0(cfg, out)
+
+
+F0_CENTRE_HZ, F0_SPREAD_HZ = 300.0, 50.0
+
+
+def calibrate_f0(cfg: CausalHiFTConfig, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Scale and centre the random f0 classifier so that f0 = |w.h + b| is ~300 +- 50 Hz (mean, std)
+    on smooth mels, about the CosyVoice2 fixture's range (~180..470 Hz: voiced, realistic): the
+    redrawn causal condnet gives features of another scale and mean at each channel count
+    (uncalibrated, the full-size fixture's f0 reached 2700 Hz)."""
+    from ..hift.export import example_mel
+    from .hift import build_causal_hift
+
+    model = build_causal_hift(cfg, sd)
+    with torch.inference_mode():
+        h = model.f0_predictor.features(torch.from_numpy(example_mel(200, seed=0, n_mels=cfg.in_channels)))
+        wh = h @ sd["f0_predictor.classifier.weight"].T
+    w = sd["f0_predictor.classifier.weight"] * (F0_SPREAD_HZ / float(wh.std()))
+    out = dict(sd)
+    out["f0_predictor.classifier.weight"] = w.contiguous()
+    out["f0_predictor.classifier.bias"] = torch.full_like(sd["f0_predictor.classifier.bias"], F0_CENTRE_HZ - float((h @ w.T).mean()))
     return out
