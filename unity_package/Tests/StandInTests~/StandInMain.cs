@@ -86,7 +86,7 @@ namespace SentisTts.Tests
         }
 
         /// <summary>Drive a session frame by frame: Tick, then the frame ends (readbacks progress).</summary>
-        static int DriveFrames(TtsPipeline.SynthesisSession s, double budget, int maxTokens, int maxFrames = 100000)
+        static int DriveFrames(SpeechSession s, double budget, int maxTokens, int maxFrames = 100000)
         {
             int frames = 0;
             while (!s.Done)

@@ -42,7 +42,7 @@ namespace SentisTts.Tests
         /// <summary>Run a bistream trace's session: `schedule` 0 pushes every chunk and ends the text
         /// before the first tick, 1 pushes one chunk only when the schedule waits for text (late text),
         /// 2 pushes one chunk per frame. `tick` runs one frame's work and returns Done; `endFrame` ends it.</summary>
-        public void DriveBistream(TtsPipeline.SynthesisSession s, int schedule, Func<bool> tick, Action endFrame, int maxFrames = 100000)
+        public void DriveBistream(SpeechSession s, int schedule, Func<bool> tick, Action endFrame, int maxFrames = 100000)
         {
             var chunks = Chunks;
             int next = 0, frames = 0;
