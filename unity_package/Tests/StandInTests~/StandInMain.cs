@@ -51,6 +51,7 @@ namespace SentisTts.Tests
                 if (kind == "pipeline") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenPipeline(trace));
                 if (kind == "pipeline_bistream") Run("golden " + Path.GetFileName(f) + " (bistream) through SentisGraphRunner, frame by frame", () => GoldenBistream(trace));
                 if (kind == "llm_generate") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenLlm(trace));
+                if (kind == "cv3_pipeline") Run("golden " + Path.GetFileName(f) + " (cosyvoice3) through SentisGraphRunner, frame by frame", () => GoldenCosyVoice3(trace));
             }
             Run("decode step counts, tiny bundle", () => DecodeCounts(TinyManifest(), "tiny"));
             Run("decode step counts, full-size LLM shapes", () => DecodeCounts(BundleManifest.Parse(File.ReadAllText(fullManifest)), "full"));
@@ -62,6 +63,8 @@ namespace SentisTts.Tests
             Run("speaker: Speak(text, \"\") uses the default voice", DefaultVoice);
             Run("speaker: SpeakStream (bistream) with cancellations, then destroy mid-stream", SpeakStreams);
             Run("cancel a streamed utterance mid-way (every in-flight flow/HiFT frame): the session holds no value afterwards", CancelEveryFrame);
+            Run("cosyvoice3: cancel a streamed utterance at every in-flight flow/vocoder frame: the session holds no value afterwards", CancelEveryFrameCosyVoice3);
+            Run("speaker on a cosyvoice3 bundle: utterances with cancellations, no blocking readback, SpeakStream refused in one line, then destroy mid-Speak", CosyVoice3Speaker);
             Run("speaker: a paragraph is normalised and split into pieces that fit the bundle", Paragraph);
             Console.WriteLine(passed + " passed, " + failed + " failed");
             return failed == 0 ? 0 : 1;
@@ -123,6 +126,37 @@ namespace SentisTts.Tests
                               " schedules=" + d.Schedules + " copy_outputs=" + d.CopyOutputs);
             // the whole utterance (prefill, every decode step, every flow mel and HiFT readback) never waits
             Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in a frame-driven utterance");
+            s.Dispose();
+            runner.Dispose();
+            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                  "after Dispose: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes live");
+        }
+
+        /// <summary>A CosyVoice3 trace through the real runner, 4 tokens per frame: the same calls, ids,
+        /// tokens and PCM as the trace; no blocking readback (the causal vocoder's calls are read back
+        /// asynchronously too); nothing live after Dispose.</summary>
+        static void GoldenCosyVoice3(JsonObject trace)
+        {
+            var c = new CosyVoice3Case(trace, golden);
+            var m = c.Case.Manifest;
+            var replay = new ReplayRunner(trace);
+            var runner = new SentisGraphRunner(StandInModels.Loader(m, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute, LlmGenerator.WorkersPerGraph(m));
+            var pipe = (CosyVoice3Pipeline)SpeechPipeline.ForBundle(m, runner, c.Case.Tokenizer, new FlowStage(m, runner, c.Case.FlowNoise));
+            var req = c.Request(pipe);
+            var pcm = new List<float[]>();
+            var s = pipe.Begin(req, pcm.Add);
+            var c0 = Device.C.Clone();
+            int frames;
+            try { frames = DriveFrames(s, double.PositiveInfinity, 4); }
+            catch (Exception) { if (replay.Failures.Count > 0) Check(false, string.Join("\n", replay.Failures.ToArray())); throw; }
+            Check(replay.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", replay.Failures.ToArray()));
+            Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
+            c.Verify(s.Result, req, pcm);
+            var d = Device.C.Minus(c0);
+            Console.WriteLine("COUNTS cosyvoice3 utterance " + c.Case.Params.Str("mode") + (req.Streaming ? " streaming" : "") + " (" + s.Result.Tokens.Count + " flow tokens, " +
+                              pcm.Count + " PCM pieces, " + frames + " frames, " + pipe.Hift.Calls + " vocoder calls): blocking_readbacks=" + d.BlockingReadbacks +
+                              " async_readbacks=" + d.AsyncReadbacks + " schedules=" + d.Schedules);
+            Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in a frame-driven cosyvoice3 utterance");
             s.Dispose();
             runner.Dispose();
             Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
@@ -396,7 +430,7 @@ namespace SentisTts.Tests
             var logic = new SpeakerLogic(() =>
             {
                 runner = SyntheticRunner(m);
-                return new TtsPipeline(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
+                return SpeechPipeline.ForBundle(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));  // as CosyVoiceSpeaker
             }, r => r.Dispose());
             logic.LoadVoice = name => { Check(name == "tiny", "voice " + name); return c.Voice; };
             logic.DefaultVoice = "tiny";
@@ -525,10 +559,24 @@ namespace SentisTts.Tests
         /// HiFT output in flight was freed).</summary>
         static void CancelEveryFrame()
         {
-            var m = TinyManifest();
             var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            int inFlight = CancelPoints(TinyManifest(), c, new[] { false, true }, "");
+            Check(inFlight >= 4, "only " + inFlight + " cancellations hit a flow/HiFT job in flight");
+        }
+
+        /// <summary>The same on a cosyvoice3 bundle (the causal vocoder's calls in flight too).</summary>
+        static void CancelEveryFrameCosyVoice3()
+        {
+            var c = new CosyVoice3Case(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden).Case;
+            int inFlight = CancelPoints(c.Manifest, c, new[] { false }, "cosyvoice3 ");
+            Check(inFlight >= 2, "only " + inFlight + " cancellations hit a flow/vocoder job in flight");
+        }
+
+        /// <summary>Cancels at every in-flight frame and every 6th frame; returns how many hit a flow/vocoder job in flight.</summary>
+        static int CancelPoints(BundleManifest m, PipelineCase c, bool[] bistreamModes, string label)
+        {
             int inFlight = 0, points = 0;
-            foreach (var bistream in new[] { false, true })
+            foreach (var bistream in bistreamModes)
             {
                 var busy = new HashSet<int>();
                 int length = 0;
@@ -539,7 +587,7 @@ namespace SentisTts.Tests
                         Device.Reset();
                         Device.ReadbackLatencyFrames = 2;
                         var runner = SyntheticRunner(m);
-                        var pipe = new TtsPipeline(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
+                        var pipe = SpeechPipeline.ForBundle(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
                         var req = new SynthesisRequest { Text = "A short line.", Voice = c.Voice, Mode = SynthesisMode.ZeroShot, Streaming = true, MaxNewTokens = 44, Seed = 1 };
                         var s = bistream ? pipe.BeginBistream(req, x => { }) : pipe.Begin(req, x => { });
                         if (bistream) { s.PushText("A short "); s.PushText("line, and more."); s.EndText(); }
@@ -553,14 +601,74 @@ namespace SentisTts.Tests
                         if (s.VocodingInFlight) inFlight++;
                         s.Cancel();
                         s.Dispose();
-                        Check(runner.LiveValues == 0, (bistream ? "bistream" : "stream") + " cancelled at frame " + k + ": " + runner.LiveValues + " values still live");
+                        Check(runner.LiveValues == 0, label + (bistream ? "bistream" : "stream") + " cancelled at frame " + k + ": " + runner.LiveValues + " values still live");
                         runner.Dispose();
                         Check(Device.C.LiveTensors == 0, "live tensors after Dispose");
                         if (pass == 1) points++;
                     }
             }
-            Console.WriteLine("COUNTS cancel points: " + points + ", " + inFlight + " with flow/HiFT readbacks in flight");
-            Check(inFlight >= 4, "only " + inFlight + " cancellations hit a flow/HiFT job in flight");
+            Console.WriteLine("COUNTS " + label + "cancel points: " + points + ", " + inFlight + " with flow/vocoder readbacks in flight");
+            return inFlight;
+        }
+
+        /// <summary>SpeakerLogic on a cosyvoice3 bundle, as CosyVoiceSpeaker builds it (SpeechPipeline.ForBundle):
+        /// 12 utterances (streamed and whole, zero-shot and cross-lingual, every 4th cancelled mid-way) at
+        /// a 1 ms cost per graph call and a 4 ms frame budget: each finishes within its frames, no readback
+        /// blocks (Tick never waits), live tensors return to the baseline after each; SpeakStream is
+        /// refused in one line; a destroy mid-Speak frees everything.</summary>
+        static void CosyVoice3Speaker()
+        {
+            var c = new CosyVoice3Case(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden).Case;
+            var m = c.Manifest;
+            Func<SentisGraphRunner> runnerOf;
+            var logic = NewSpeaker(m, c, out runnerOf);
+            logic.SplitText = false;
+            Check(logic.Pipeline is CosyVoice3Pipeline && logic.Pipeline.SampleRate == 24000, "the speaker built " + logic.Pipeline.GetType().Name);
+            var frames = new Frames();
+            long baseline = -1, workers = -1;
+            int moves = 0, finished = 0, cancelled = 0, samples = 0, maxFrames = 0;
+            logic.OnAudio = x => samples += x.Length;
+            for (int u = 0; u < 12; u++)
+            {
+                logic.Streaming = u % 2 == 0;
+                logic.Mode = u % 3 == 2 ? SynthesisMode.CrossLingual : SynthesisMode.ZeroShot;
+                logic.Seed = u;
+                var cts = new CancellationTokenSource();
+                var task = logic.Speak("Short line number " + u + ".", "tiny", cts.Token, frames.Next);
+                int f = 0;
+                while (!task.IsCompleted)
+                {
+                    if (u % 4 == 1 && f == 6) cts.Cancel();
+                    frames.Advance();
+                    Check(++f < 10000, "utterance " + u + " does not finish");
+                }
+                maxFrames = Math.Max(maxFrames, f);
+                Check(task.Status == TaskStatus.RanToCompletion, "utterance " + u + ": " + task.Status + " " + (task.Exception == null ? "" : task.Exception.InnerException.ToString()));
+                if (task.Result) finished++; else cancelled++;
+                if (Device.C.LiveWorkers != workers) { workers = Device.C.LiveWorkers; baseline = Device.C.LiveTensors; moves++; }
+                Check(Device.C.LiveTensors == baseline, "after utterance " + u + ": " + Device.C.LiveTensors + " live tensors, baseline " + baseline);
+            }
+            Check(finished == 9 && cancelled == 3 && samples > 0, finished + " finished, " + cancelled + " cancelled, " + samples + " samples");
+            Check(moves <= 3, "baseline moved " + moves + " times");
+            Check(Device.C.BlockingReadbacks == 0, Device.C.BlockingReadbacks + " blocking readbacks in frame-driven cosyvoice3 utterances");
+            Console.WriteLine("COUNTS cosyvoice3 speaker: " + finished + " finished, " + cancelled + " cancelled, " + samples + " samples, at most " + maxFrames +
+                              " frames per utterance, live tensors after each = " + baseline + ", blocking readbacks = " + Device.C.BlockingReadbacks);
+            // bistream is not there for cosyvoice3 in C#: one line, nothing allocated
+            long live = Device.C.LiveTensors;
+            var ts = logic.SpeakStream(new TextFeed(), "tiny", CancellationToken.None, frames.Next);
+            Check(ts.IsFaulted && ts.Exception.InnerException is SentisTtsException, "SpeakStream on cosyvoice3: " + ts.Status);
+            var msg = ts.Exception.InnerException.Message;
+            Check(msg.Contains("cosyvoice3") && msg.Contains("bistream") && !msg.Contains("\n"), "SpeakStream refusal: " + msg);
+            Check(Device.C.LiveTensors == live && !logic.IsSpeaking, "the refused SpeakStream left " + (Device.C.LiveTensors - live) + " tensors");
+            // destroy mid-Speak
+            var task2 = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
+            for (int f = 0; f < 6; f++) frames.Advance();
+            Check(!task2.IsCompleted && frames.Waiting, "Speak should still run");
+            logic.Destroy();
+            frames.Advance();
+            Check(task2.IsCompleted && task2.Status == TaskStatus.RanToCompletion && !task2.Result, "Speak after destroy: " + task2.Status);
+            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                  "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
         }
 
         static void DefaultVoice()

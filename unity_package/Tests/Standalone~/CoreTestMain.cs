@@ -69,6 +69,7 @@ namespace SentisTts.Tests
             Run("hift: chunk plan", TestPlan);
             Run("audio: ring buffer + resampler", TestRing);
             Run("pipeline: streaming schedule, modes, 100 utterances without leaks", TestPipeline);
+            Run("pipeline: family choice (SpeechPipeline.ForBundle); zipvoice and cosyvoice3 bistream refused in one line", TestFamilyChoice);
             Run("flow: bucket choice, masks, Euler steps on the runner, new frames only", TestFlowStage);
             foreach (var f in files)
             {
@@ -292,6 +293,38 @@ namespace SentisTts.Tests
             Check(string.Join(",", f4.Seen.ToArray()) == "50S,100S,200S,260F", "long stream flow calls " + string.Join(",", f4.Seen.ToArray()));
             int tot = 0; foreach (var x in got) tot += x.Length;
             Check(tot == 260 * 2 * 480 && r4.Leaked == 0, "long stream samples " + tot);
+        }
+
+        /// <summary>What CosyVoiceSpeaker builds: the pipeline of the manifest's family; a zipvoice bundle
+        /// fails before any graph with a line naming ZipVoiceSpeaker; BeginBistream on cosyvoice3 fails in one line.</summary>
+        static void TestFamilyChoice()
+        {
+            var cv2 = Load("pipeline_stream_zero_shot.json");
+            var cv3 = Load("cv3_pipeline_stream_zero_shot.json");
+            foreach (var t in new[] { cv2, cv3 })
+            {
+                var c = new PipelineCase(t, golden);
+                var runner = new ReplayRunner(t);
+                var p = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                bool isCv3 = t == cv3;
+                Check(isCv3 ? p is CosyVoice3Pipeline : p is TtsPipeline, "ForBundle built " + p.GetType().Name + " for " + c.Manifest.Family);
+                Check(p.Family == ModelFamilies.Of(c.Manifest) && p.HasBistream == !isCv3, "family / bistream of " + p.GetType().Name);
+                if (!isCv3) continue;
+                string msg = null;
+                try { p.BeginBistream(new SynthesisRequest { Voice = c.Voice, Streaming = true }, x => { }); }
+                catch (SentisTtsException e) { msg = e.Message; }
+                Check(msg != null && msg.Contains("cosyvoice3") && msg.Contains("bistream") && !msg.Contains("\n"), "cosyvoice3 BeginBistream: " + msg);
+                Check(runner.Next == 0 && runner.Made.Count == 0, "the refused bistream ran " + runner.Next + " graph calls");
+            }
+            var zv = BundleManifest.Parse(Load("zipvoice_long.json").Obj("manifest").ToJsonText());
+            string zmsg = null;
+            try { SpeechPipeline.RequireSpeechFamily(zv, "CosyVoiceSpeaker"); }
+            catch (SentisTtsException e) { zmsg = e.Message; }
+            Check(zmsg != null && zmsg.Contains("zipvoice") && zmsg.Contains("ZipVoiceSpeaker") && !zmsg.Contains("\n"), "zipvoice bundle: " + zmsg);
+            zmsg = null;
+            try { SpeechPipeline.ForBundle(zv, new FakeRunner(zv), null, null); }
+            catch (SentisTtsException e) { zmsg = e.Message; }
+            Check(zmsg != null && zmsg.Contains("ZipVoiceSpeaker"), "ForBundle on zipvoice: " + zmsg);
         }
 
         static void TestFlowStage()

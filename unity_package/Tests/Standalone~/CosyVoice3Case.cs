@@ -4,7 +4,8 @@
 // uniform noise draws of the causal vocoder's growing table) and checks what the C# pipeline did: the
 // same graph calls with the same input bytes, the C# front-end's ids (system prompt +
 // <|endofprompt|>), the tokens the flow saw (long silences cut), stop reason, uniforms and noise
-// tables consumed, PCM chunks (sha256).
+// tables consumed, PCM chunks (sha256). Shared by the Core replay test (Run: Synthesize, waiting) and
+// the Sentis stand-in test (Request/Verify around a session driven frame by frame).
 using System;
 using System.Collections.Generic;
 using SentisTts.Core;
@@ -15,21 +16,43 @@ using SentisTts.Core.Sampling;
 
 namespace SentisTts.Tests
 {
-    public static class CosyVoice3Case
+    public sealed class CosyVoice3Case
     {
         static void Check(bool ok, string what) { if (!ok) throw new Exception(what); }
         static string Ids(IList<int> x) { var a = new string[x.Count]; for (int i = 0; i < a.Length; i++) a[i] = x[i].ToString(); return string.Join(",", a); }
 
+        public readonly PipelineCase Case;
+        List<double> uniforms;
+        List<object> draws;
+        int nDraws;
+
+        public CosyVoice3Case(JsonObject trace, string golden)
+        {
+            Case = new PipelineCase(trace, golden);
+            Check(ModelFamilies.Of(Case.Manifest) == ModelFamily.CosyVoice3, "trace manifest family " + Case.Manifest.Family);
+        }
+
         public static void Run(JsonObject trace, string golden)
         {
-            var c = new PipelineCase(trace, golden);
-            var p = c.Params;
+            var c = new CosyVoice3Case(trace, golden);
             var runner = new ReplayRunner(trace);
-            Check(ModelFamilies.Of(c.Manifest) == ModelFamily.CosyVoice3, "trace manifest family " + c.Manifest.Family);
-            var pipe = new CosyVoice3Pipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            var pipe = new CosyVoice3Pipeline(c.Case.Manifest, runner, c.Case.Tokenizer, new FlowStage(c.Case.Manifest, runner, c.Case.FlowNoise));
+            var req = c.Request(pipe);
+            var pcm = new List<float[]>();
+            Generation g;
+            try { g = pipe.Synthesize(req, pcm.Add); }
+            catch (Exception) { if (runner.Failures.Count > 0) Report(runner); throw; }
+            Report(runner);
+            c.Verify(g, req, pcm);
+        }
+
+        /// <summary>The trace's request (replayed uniforms, tagged noise tables); checks the C# front-end's ids.</summary>
+        public SynthesisRequest Request(CosyVoice3Pipeline pipe)
+        {
+            var p = Case.Params;
             var req = new SynthesisRequest
             {
-                Text = p.Str("text"), Voice = c.Voice, Mode = PipelineCase.ParseMode(p.Str("mode")), InstructText = p.Str("instruct") ?? "",
+                Text = p.Str("text"), Voice = Case.Voice, Mode = PipelineCase.ParseMode(p.Str("mode")), InstructText = p.Str("instruct") ?? "",
                 Streaming = p.Bool("streaming"), MaxNewTokens = p.Get("max_new_tokens") == null ? -1 : p.Int("max_new_tokens"),
             };
             List<int> textIds, promptText, promptSpeech;
@@ -38,12 +61,12 @@ namespace SentisTts.Tests
             Check(Ids(promptText) == Ids(Json.IntArray(p.Get("llm_prompt_text_ids"))), "LLM prompt text ids " + Ids(promptText));
             Check(Ids(promptSpeech) == Ids(Json.IntArray(p.Get("llm_prompt_speech_tokens"))), "LLM prompt speech tokens");
             Check(pipe.TokenCap(req, pipe.FlowPromptFor(req)) == p.Int("token_cap"), "token cap " + pipe.TokenCap(req, pipe.FlowPromptFor(req)));
-            var uniforms = new List<double>();
+            uniforms = new List<double>();
             foreach (var x in Json.LongArray(p.Get("uniforms_2p53"))) uniforms.Add(x / 9007199254740992.0);
             req.Uniforms = new ReplayUniforms(uniforms);
-            var draws = p.Arr("noise_draws");
+            draws = p.Arr("noise_draws");
             long stride = p.Long("noise_tag_stride");
-            int nDraws = 0;
+            nDraws = 0;
             req.Noise = frames =>
             {
                 Check(nDraws < draws.Count, "more noise tables than the trace's " + draws.Count);
@@ -55,12 +78,13 @@ namespace SentisTts.Tests
                 nDraws++;
                 return t;
             };
-            var pcm = new List<float[]>();
-            Generation g;
-            try { g = pipe.Synthesize(req, pcm.Add); }
-            catch (Exception) { if (runner.Failures.Count > 0) Report(runner); throw; }
-            Report(runner);
-            var res = trace.Obj("result");
+            return req;
+        }
+
+        /// <summary>The flow's tokens, stop reason, uniforms and noise tables consumed, PCM chunk bytes.</summary>
+        public void Verify(Generation g, SynthesisRequest req, List<float[]> pcm)
+        {
+            var res = Case.Trace.Obj("result");
             Check(Ids(g.Tokens) == Ids(Json.IntArray(res.Get("tokens"))), "flow tokens [" + Ids(g.Tokens) + "]");
             Check(g.StopReason == res.Str("stop_reason"), "stop reason " + g.StopReason + ", trace " + res.Str("stop_reason"));
             Check(((ReplayUniforms)req.Uniforms).Used == uniforms.Count, "used " + ((ReplayUniforms)req.Uniforms).Used + " uniforms, the trace " + uniforms.Count);
