@@ -71,12 +71,16 @@ namespace SentisTts.Unity
             SpeechPipeline.RequireSpeechFamily(manifest, "CosyVoiceSpeaker");  // before any runner: zipvoice fails in one line
             var runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU,
                                                LlmGenerator.WorkersPerGraph(manifest));
-            IFlowStage flow = null;
-            if (flowStageFactory != null) flow = flowStageFactory(manifest, runner);
-            else if (manifest.HasComponent("flow")) flow = new SentisTts.Core.Flow.FlowStage(manifest, runner, bundle.LoadFlowNoise());
-            var p = SpeechPipeline.ForBundle(manifest, runner, bundle.LoadTokenizer(), flow);  // cosyvoice2 or cosyvoice3
-            resampler = new LinearResampler(p.SampleRate, outputRate);
-            return p;
+            try
+            {
+                IFlowStage flow = null;
+                if (flowStageFactory != null) flow = flowStageFactory(manifest, runner);
+                else if (manifest.HasComponent("flow")) flow = new SentisTts.Core.Flow.FlowStage(manifest, runner, bundle.LoadFlowNoise());
+                var p = SpeechPipeline.ForBundle(manifest, runner, bundle.LoadTokenizer(), flow);  // cosyvoice2 or cosyvoice3
+                resampler = new LinearResampler(p.SampleRate, outputRate);
+                return p;
+            }
+            catch { runner.Dispose(); throw; }  // a bundle the pipeline refuses leaves no Workers behind
         }
 
         static async Task NextFrame(CancellationToken token) { await Awaitable.NextFrameAsync(token); }
