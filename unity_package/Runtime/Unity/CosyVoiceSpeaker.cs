@@ -115,8 +115,7 @@ namespace SentisTts.Unity
 
         /// <summary>Bistream: speak text that is still arriving (e.g. a chat model's reply): create a
         /// TextFeed, start SpeakStream, Push pieces as they come and End when complete. Speech starts
-        /// before the text is complete; always streamed. CosyVoice2 bundles only (a cosyvoice3 bundle:
-        /// the task fails with one line; use Speak).</summary>
+        /// before the text is complete; always streamed (CosyVoice2 and CosyVoice3 bundles).</summary>
         public async Task<bool> SpeakStream(TextFeed feed, string voice = null, CancellationToken cancellationToken = default(CancellationToken))
         {
             logic.DefaultVoice = defaultVoice; logic.Mode = mode; logic.Seed = seed;

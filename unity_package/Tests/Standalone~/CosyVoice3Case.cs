@@ -32,6 +32,7 @@ namespace SentisTts.Tests
             Check(ModelFamilies.Of(Case.Manifest) == ModelFamily.CosyVoice3, "trace manifest family " + Case.Manifest.Family);
         }
 
+        /// <summary>A cv3_pipeline trace through Synthesize (waiting for readbacks).</summary>
         public static void Run(JsonObject trace, string golden)
         {
             var c = new CosyVoice3Case(trace, golden);
@@ -46,17 +47,43 @@ namespace SentisTts.Tests
             c.Verify(g, req, pcm);
         }
 
-        /// <summary>The trace's request (replayed uniforms, tagged noise tables); checks the C# front-end's ids.</summary>
+        /// <summary>A cv3_pipeline_bistream trace through BeginBistream + Tick, the text pushed all at once
+        /// (schedule 0), just in time (1) and one chunk per frame (2): the same calls, tokens and PCM each time.</summary>
+        public static void RunBistream(JsonObject trace, string golden)
+        {
+            for (int schedule = 0; schedule < 3; schedule++)
+            {
+                var c = new CosyVoice3Case(trace, golden);
+                var runner = new ReplayRunner(trace);
+                var pipe = new CosyVoice3Pipeline(c.Case.Manifest, runner, c.Case.Tokenizer, new FlowStage(c.Case.Manifest, runner, c.Case.FlowNoise));
+                var req = c.Request(pipe);
+                var pcm = new List<float[]>();
+                var s = pipe.BeginBistream(req, pcm.Add);
+                try { c.Case.DriveBistream(s, schedule, () => s.Tick(() => false), () => { }); }
+                catch (Exception) { if (runner.Failures.Count > 0) Report(runner); throw; }
+                s.Dispose();
+                Report(runner);
+                c.Verify(s.Result, req, pcm);
+            }
+        }
+
+        /// <summary>The trace's request (replayed uniforms, tagged noise tables); checks the C# front-end's ids
+        /// (bistream: the text ids are those of the chunks, tokenized one by one).</summary>
         public SynthesisRequest Request(CosyVoice3Pipeline pipe)
         {
             var p = Case.Params;
             var req = new SynthesisRequest
             {
-                Text = p.Str("text"), Voice = Case.Voice, Mode = PipelineCase.ParseMode(p.Str("mode")), InstructText = p.Str("instruct") ?? "",
+                Text = Case.IsBistream ? "" : p.Str("text"), Voice = Case.Voice, Mode = PipelineCase.ParseMode(p.Str("mode")), InstructText = p.Str("instruct") ?? "",
                 Streaming = p.Bool("streaming"), MaxNewTokens = p.Get("max_new_tokens") == null ? -1 : p.Int("max_new_tokens"),
             };
             List<int> textIds, promptText, promptSpeech;
             pipe.AssemblePrompt(req, out textIds, out promptText, out promptSpeech);
+            if (Case.IsBistream)
+            {
+                textIds = new List<int>();
+                foreach (var chunk in Case.Chunks) textIds.AddRange(pipe.Tokenizer.Encode(chunk));
+            }
             Check(Ids(textIds) == Ids(Json.IntArray(p.Get("text_ids"))), "text ids " + Ids(textIds));
             Check(Ids(promptText) == Ids(Json.IntArray(p.Get("llm_prompt_text_ids"))), "LLM prompt text ids " + Ids(promptText));
             Check(Ids(promptSpeech) == Ids(Json.IntArray(p.Get("llm_prompt_speech_tokens"))), "LLM prompt speech tokens");

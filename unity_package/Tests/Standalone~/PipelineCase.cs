@@ -34,7 +34,8 @@ namespace SentisTts.Tests
             FlowNoise = Npy.Read(File.ReadAllBytes(Path.Combine(golden, Params.Str("flow_noise_file"))));
         }
 
-        public bool IsBistream { get { return Trace.Str("kind") == "pipeline_bistream"; } }
+        /// <summary>A bistream trace (kind pipeline_bistream, or cv3_pipeline_bistream).</summary>
+        public bool IsBistream { get { return Trace.Str("kind").EndsWith("pipeline_bistream", StringComparison.Ordinal); } }
 
         /// <summary>A bistream trace's text chunks.</summary>
         public List<string> Chunks { get { return Params.Arr("text_chunks").ConvertAll(x => (string)x); } }

@@ -17,8 +17,12 @@
 //   whole mel re-vocoded with finalize=false, the same samples); the final call runs the flow
 //   non-streaming with finalize=true and the vocoder to the end;
 // - noise: the piece's uniform [0, 1) table (the official fixed table's role), drawn as far as it
-//   is used from r.Noise (called with a frame count) or a seeded System.Random.
-// Pinned by golden traces of runtime_ref (tests/golden/cv3_pipeline_*.json).
+//   is used from r.Noise (called with a frame count) or a seeded System.Random;
+// - bistream: the shared LlmGenerator.BistreamSession with the CosyVoice3 ids and the prompt text
+//   up to <|endofprompt|> fed right after sos (runtime_ref bistream_prompt). Long silences are cut
+//   there too, as the official llm_job does (runtime_ref's bistream does not cut them; the bistream
+//   traces hold no such run).
+// Pinned by golden traces of runtime_ref (tests/golden/cv3_pipeline_*.json, cv3_bistream_*.json).
 using System;
 using System.Collections.Generic;
 using SentisTts.Core.Audio;
@@ -100,7 +104,21 @@ namespace SentisTts.Core.Pipeline
             }
         }
 
-        protected override SpeechSession NewSession(SynthesisRequest r, Action<float[]> onAudio) { return new SynthesisSession(this, r, onAudio); }
+        protected override SpeechSession NewSession(SynthesisRequest r, Action<float[]> onAudio) { return new SynthesisSession(this, r, onAudio, false); }
+
+        /// <summary>Bistream (runtime_ref CosyVoice3Pipeline.bistream_prompt, official
+        /// CosyVoice3LM.inference_bistream): the prompt text up to and including the first
+        /// &lt;|endofprompt|&gt; is fed right after sos, the rest is mixed with the prompt speech.</summary>
+        protected override SpeechSession NewBistreamSession(SynthesisRequest r, Action<float[]> onAudio) { return new SynthesisSession(this, r, onAudio, true); }
+
+        /// <summary>The LM prompt text split for bistream: (fed after sos, mixed with the prompt speech).</summary>
+        public void SplitBistreamPrompt(List<int> promptText, out List<int> prefix, out List<int> mixed)
+        {
+            int eop = promptText.IndexOf(Tokenizer.TokenToId(EndOfPrompt));
+            if (eop < 0) throw new SentisTtsException("cosyvoice3 bistream: the LM prompt text has no " + EndOfPrompt);
+            prefix = promptText.GetRange(0, eop + 1);
+            mixed = promptText.GetRange(eop + 1, promptText.Count - eop - 1);
+        }
 
         /// <summary>A CosyVoice3 piece: the LM's tokens minus long silences go to the flow; the causal
         /// vocoder vocodes the piece's mel (streaming: appended chunk by chunk) in exact chunks.</summary>
@@ -116,15 +134,26 @@ namespace SentisTts.Core.Pipeline
             /// <summary>Tokens passed to the flow, stop reason and prompt length of the LM.</summary>
             public override Generation Result { get { return result; } }
 
-            internal SynthesisSession(CosyVoice3Pipeline p, SynthesisRequest r, Action<float[]> onAudio) : base(p, r, onAudio)
+            internal SynthesisSession(CosyVoice3Pipeline p, SynthesisRequest r, Action<float[]> onAudio, bool bistreamInput)
+                : base(p, bistreamInput ? BistreamRequest(r) : r, onAudio)
             {
                 this.p = p;
+                r = Request;
                 List<int> textIds, promptText, promptSpeech;
                 p.AssemblePrompt(r, out textIds, out promptText, out promptSpeech);
                 var noise = r.Noise ?? new UniformNoise(r.Seed + 1, p.Hift.Hop, p.Hift.H).Next;
                 voc = p.Hift.Start(noise);
                 if (r.Streaming) melAll = new Mel(p.Hift.NMels, 0, new float[0]);
-                var llm = p.Llm.Begin(textIds, promptText, promptSpeech, new RasSampler(p.Llm.Ras), r.Uniforms ?? new SeededUniforms(r.Seed), p.TokenCap(r, FlowPrompt));
+                var sampler = new RasSampler(p.Llm.Ras);
+                var uniforms = r.Uniforms ?? new SeededUniforms(r.Seed);
+                ITokenSession llm;
+                if (bistreamInput)
+                {
+                    List<int> prefix, mixed;
+                    p.SplitBistreamPrompt(promptText, out prefix, out mixed);
+                    llm = p.Llm.BeginBistream(mixed, promptSpeech, sampler, uniforms, p.TokenCap(r, FlowPrompt), prefix);
+                }
+                else llm = p.Llm.Begin(textIds, promptText, promptSpeech, sampler, uniforms, p.TokenCap(r, FlowPrompt));
                 result.PromptLength = llm.Result.PromptLength;
                 Start(llm);
             }

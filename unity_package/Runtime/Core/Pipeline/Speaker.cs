@@ -123,8 +123,7 @@ namespace SentisTts.Core.Pipeline
 
         /// <summary>Bistream: speak text that arrives while speech is made (`feed`: Push pieces, End
         /// when complete; runtime_ref Pipeline.stream_bistream). Streams audio as it comes; one
-        /// utterance (the flow's capacity caps it). Returns false when cancelled or destroyed.
-        /// CosyVoice2 bundles only for now (a cosyvoice3 bundle fails in one line: Pipeline.HasBistream).</summary>
+        /// utterance (the flow's capacity caps it). Returns false when cancelled or destroyed.</summary>
         public Task<bool> SpeakStream(TextFeed feed, string voice, CancellationToken cancellationToken, Func<CancellationToken, Task> nextFrame)
         {
             var name = VoiceName(voice, DefaultVoice);

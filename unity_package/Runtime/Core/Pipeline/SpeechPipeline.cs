@@ -123,22 +123,18 @@ namespace SentisTts.Core.Pipeline
         }
 
         /// <summary>Bistream: the text arrives while speech is made (runtime_ref Pipeline.stream_bistream).
-        /// `r.Text` is ignored; push text with PushText and call EndText when it is complete. Always
-        /// streaming; one utterance, capped by the flow's room.</summary>
+        /// `r.Text` is ignored; push text with PushText (tokenized chunk by chunk, not normalised, as
+        /// the official front-end does for a text generator) and call EndText when it is complete.
+        /// Always streaming; one utterance, capped by the flow's room.</summary>
         public SpeechSession BeginBistream(SynthesisRequest r, Action<float[]> onAudio)
         {
-            if (!HasBistream)
-                throw new SentisTtsException(ModelFamilies.Name(Family) + " bundles have no bistream in the C# runtime yet (runtime_ref has it): speak the complete text with Speak");
             RequireFlow();
             return NewBistreamSession(r, onAudio);
         }
 
-        /// <summary>BeginBistream is implemented for this family.</summary>
-        public virtual bool HasBistream { get { return false; } }
-
         protected abstract SpeechSession NewSession(SynthesisRequest r, Action<float[]> onAudio);
 
-        protected virtual SpeechSession NewBistreamSession(SynthesisRequest r, Action<float[]> onAudio) { throw new NotSupportedException(); }
+        protected abstract SpeechSession NewBistreamSession(SynthesisRequest r, Action<float[]> onAudio);
 
         void RequireFlow()
         {

@@ -54,6 +54,13 @@ namespace SentisTts.Core.Pipeline
 
         protected ITokenSession Llm { get { return llm; } }
 
+        /// <summary>A bistream session's request: r without text (it is pushed), always streaming.</summary>
+        protected static SynthesisRequest BistreamRequest(SynthesisRequest r)
+        {
+            return new SynthesisRequest { Text = "", Voice = r.Voice, Mode = r.Mode, InstructText = r.InstructText, Streaming = true,
+                                          MaxNewTokens = r.MaxNewTokens, Uniforms = r.Uniforms, Noise = r.Noise, Seed = r.Seed };
+        }
+
         /// <summary>After each LLM token: true when the flow's tokens grew (CosyVoice3 cuts long silences).</summary>
         protected virtual bool TakeTokens() { return true; }
 

@@ -130,10 +130,6 @@ namespace SentisTts.Core.Pipeline
 
         protected override SpeechSession NewSession(SynthesisRequest r, Action<float[]> onAudio) { return new SynthesisSession(this, r, onAudio, false); }
 
-        /// <summary>Bistream: text pushed with PushText is tokenized chunk by chunk, not normalised, as the
-        /// official front-end does for a text generator.</summary>
-        public override bool HasBistream { get { return true; } }
-
         protected override SpeechSession NewBistreamSession(SynthesisRequest r, Action<float[]> onAudio) { return new SynthesisSession(this, r, onAudio, true); }
 
         /// <summary>A CosyVoice2 piece: the LLM (plain or bistream) and HiFT (whole, or streamed with the
@@ -157,12 +153,6 @@ namespace SentisTts.Core.Pipeline
                 if (r.Streaming) stream = p.Hift.BeginStream(noise);
                 if (bistreamInput) Start(p.Llm.BeginBistream(promptText, promptSpeech, sampler, uniforms, p.TokenCap(r, FlowPrompt)));
                 else Start(p.Llm.Begin(textIds, promptText, promptSpeech, sampler, uniforms, p.TokenCap(r, FlowPrompt)));
-            }
-
-            static SynthesisRequest BistreamRequest(SynthesisRequest r)
-            {
-                return new SynthesisRequest { Text = "", Voice = r.Voice, Mode = r.Mode, InstructText = r.InstructText, Streaming = true,
-                                              MaxNewTokens = r.MaxNewTokens, Uniforms = r.Uniforms, Noise = r.Noise, Seed = r.Seed };
             }
 
             protected override ReadbackJob<float[]> VocodeJob(Mel mel, int newFrom, bool final)
