@@ -1,5 +1,5 @@
 """Golden traces of runtime_ref's CosyVoice3 pipeline (runtime_ref/cosyvoice3.py), replayed by the
-C# Core's CosyVoice3Pipeline (unity_package/Tests/Standalone~/CosyVoice3Case.cs) and re-checked
+C# Core's CosyVoice3Pipeline (unity_package/Tests/Standalone~/PipelineCase.cs) and re-checked
 against runtime_ref by tests/unity/test_cv3_golden_traces.py.
 
     python -m tests.unity.golden_cv3 [--out tests/golden] [--bundle B] [--only-bistream]

@@ -2,7 +2,7 @@
 tests/unity/golden_cv3.py) still describe runtime_ref's CosyVoice3Pipeline: each is replayed through
 the current runtime_ref code (recorded graph outputs fed back, no onnxruntime), like the CosyVoice2
 `pipeline` traces in test_golden_traces.py. The C# Core replays the same files
-(tests/unity/test_csharp_core.py, Tests/Standalone~/CosyVoice3Case.cs)."""
+(tests/unity/test_csharp_core.py, Tests/Standalone~/PipelineCase.cs)."""
 from __future__ import annotations
 
 import numpy as np

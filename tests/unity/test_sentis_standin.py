@@ -64,7 +64,7 @@ def standin(tmp_path_factory):
     sentis = d / "SentisTts.Sentis.dll"
     mcs(sentis, sources(PKG / "Runtime" / "Sentis"), refs=[core, api])
     exe = d / "StandInTests.exe"
-    shared = [str(PKG / "Tests" / "Standalone~" / f) for f in ("ReplayRunner.cs", "FakeRunner.cs", "PipelineCase.cs", "CosyVoice3Case.cs")]
+    shared = [str(PKG / "Tests" / "Standalone~" / f) for f in ("ReplayRunner.cs", "FakeRunner.cs", "PipelineCase.cs")]
     mcs(exe, sources(PKG / "Tests" / "StandInTests~") + shared, target="exe", refs=[core, api, sentis])
     return d
 

@@ -51,7 +51,7 @@ namespace SentisTts.Tests
                 if (kind == "pipeline") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenPipeline(trace));
                 if (kind == "pipeline_bistream") Run("golden " + Path.GetFileName(f) + " (bistream) through SentisGraphRunner, frame by frame", () => GoldenBistream(trace));
                 if (kind == "llm_generate") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenLlm(trace));
-                if (kind == "cv3_pipeline") Run("golden " + Path.GetFileName(f) + " (cosyvoice3) through SentisGraphRunner, frame by frame", () => GoldenCosyVoice3(trace));
+                if (kind == "cv3_pipeline") Run("golden " + Path.GetFileName(f) + " (cosyvoice3) through SentisGraphRunner, frame by frame", () => GoldenPipeline(trace));
                 if (kind == "cv3_pipeline_bistream") Run("golden " + Path.GetFileName(f) + " (cosyvoice3 bistream) through SentisGraphRunner, frame by frame", () => GoldenBistream(trace));
             }
             Run("decode step counts, tiny bundle", () => DecodeCounts(TinyManifest(), "tiny"));
@@ -105,13 +105,18 @@ namespace SentisTts.Tests
         }
 
         // -- golden traces through the real runner -----------------------------------------------------
+        /// <summary>A pipeline trace (CosyVoice2 or CosyVoice3: the family's pipeline, as CosyVoiceSpeaker
+        /// builds it) through the real runner, 4 tokens per frame: the same calls, ids, tokens and PCM as
+        /// the trace; no blocking readback (the LLM's, the flow's and the vocoder's are all asynchronous);
+        /// nothing live after Dispose.</summary>
         static void GoldenPipeline(JsonObject trace)
         {
             var c = new PipelineCase(trace, golden);
             var replay = new ReplayRunner(trace);
             var runner = new SentisGraphRunner(StandInModels.Loader(c.Manifest, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute,
                                                LlmGenerator.WorkersPerGraph(c.Manifest));
-            var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            var pipe = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            Check(c.IsCosyVoice3 == pipe is CosyVoice3Pipeline, "ForBundle built " + pipe.GetType().Name);
             var req = c.Request(pipe);
             var pcm = new List<float[]>();
             var s = pipe.Begin(req, pcm.Add);
@@ -123,42 +128,11 @@ namespace SentisTts.Tests
             Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
             c.Verify(s.Result, req, pcm);
             var d = Device.C.Minus(c0);
-            Console.WriteLine("COUNTS utterance " + c.Params.Str("mode") + (req.Streaming ? " streaming" : "") + " (" + s.Result.Tokens.Count + " tokens, " + pcm.Count +
+            Console.WriteLine("COUNTS " + (c.IsCosyVoice3 ? "cosyvoice3 " : "") + "utterance " + c.Params.Str("mode") + (req.Streaming ? " streaming" : "") + " (" + s.Result.Tokens.Count + " tokens, " + pcm.Count +
                               " PCM pieces, " + frames + " frames): blocking_readbacks=" + d.BlockingReadbacks + " async_readbacks=" + d.AsyncReadbacks +
                               " schedules=" + d.Schedules + " copy_outputs=" + d.CopyOutputs);
             // the whole utterance (prefill, every decode step, every flow mel and HiFT readback) never waits
             Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in a frame-driven utterance");
-            s.Dispose();
-            runner.Dispose();
-            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
-                  "after Dispose: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes live");
-        }
-
-        /// <summary>A CosyVoice3 trace through the real runner, 4 tokens per frame: the same calls, ids,
-        /// tokens and PCM as the trace; no blocking readback (the causal vocoder's calls are read back
-        /// asynchronously too); nothing live after Dispose.</summary>
-        static void GoldenCosyVoice3(JsonObject trace)
-        {
-            var c = new CosyVoice3Case(trace, golden);
-            var m = c.Case.Manifest;
-            var replay = new ReplayRunner(trace);
-            var runner = new SentisGraphRunner(StandInModels.Loader(m, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute, LlmGenerator.WorkersPerGraph(m));
-            var pipe = (CosyVoice3Pipeline)SpeechPipeline.ForBundle(m, runner, c.Case.Tokenizer, new FlowStage(m, runner, c.Case.FlowNoise));
-            var req = c.Request(pipe);
-            var pcm = new List<float[]>();
-            var s = pipe.Begin(req, pcm.Add);
-            var c0 = Device.C.Clone();
-            int frames;
-            try { frames = DriveFrames(s, double.PositiveInfinity, 4); }
-            catch (Exception) { if (replay.Failures.Count > 0) Check(false, string.Join("\n", replay.Failures.ToArray())); throw; }
-            Check(replay.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", replay.Failures.ToArray()));
-            Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
-            c.Verify(s.Result, req, pcm);
-            var d = Device.C.Minus(c0);
-            Console.WriteLine("COUNTS cosyvoice3 utterance " + c.Case.Params.Str("mode") + (req.Streaming ? " streaming" : "") + " (" + s.Result.Tokens.Count + " flow tokens, " +
-                              pcm.Count + " PCM pieces, " + frames + " frames, " + pipe.Hift.Calls + " vocoder calls): blocking_readbacks=" + d.BlockingReadbacks +
-                              " async_readbacks=" + d.AsyncReadbacks + " schedules=" + d.Schedules);
-            Check(d.BlockingReadbacks == 0, d.BlockingReadbacks + " blocking readbacks in a frame-driven cosyvoice3 utterance");
             s.Dispose();
             runner.Dispose();
             Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
@@ -172,14 +146,13 @@ namespace SentisTts.Tests
             foreach (var schedule in new[] { 1, 2 })
             {
                 Device.Reset();
-                bool cv3 = trace.Str("kind") == "cv3_pipeline_bistream";
-                var k3 = cv3 ? new CosyVoice3Case(trace, golden) : null;
-                var c = cv3 ? k3.Case : new PipelineCase(trace, golden);
+                var c = new PipelineCase(trace, golden);
                 var replay = new ReplayRunner(trace);
                 var runner = new SentisGraphRunner(StandInModels.Loader(c.Manifest, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute,
                                                    LlmGenerator.WorkersPerGraph(c.Manifest));
                 var pipe = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
-                var req = cv3 ? k3.Request((CosyVoice3Pipeline)pipe) : c.Request((TtsPipeline)pipe);
+                Check(c.IsCosyVoice3 == pipe is CosyVoice3Pipeline, "ForBundle built " + pipe.GetType().Name);
+                var req = c.Request(pipe);
                 var pcm = new List<float[]>();
                 var s = pipe.BeginBistream(req, pcm.Add);
                 long blocking0 = Device.C.BlockingReadbacks;
@@ -187,7 +160,7 @@ namespace SentisTts.Tests
                 catch (Exception) { if (replay.Failures.Count > 0) Check(false, string.Join("\n", replay.Failures.ToArray())); throw; }
                 Check(replay.Failures.Count == 0, "call sequence differs from the trace:\n" + string.Join("\n", replay.Failures.ToArray()));
                 Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
-                if (cv3) k3.Verify(s.Result, req, pcm); else c.Verify(s.Result, req, pcm);
+                c.Verify(s.Result, req, pcm);
                 BistreamBlocking = Device.C.BlockingReadbacks - blocking0;
                 Check(BistreamBlocking == 0, BistreamBlocking + " blocking readbacks in a frame-driven bistream utterance");
                 s.Dispose();
@@ -513,7 +486,7 @@ namespace SentisTts.Tests
 
         static void SpeakStreamsCosyVoice3()
         {
-            SpeakStreamsOn(new CosyVoice3Case(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden).Case, "cosyvoice3 ");
+            SpeakStreamsOn(new PipelineCase(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden), "cosyvoice3 ");
         }
 
         static void SpeakStreamsOn(PipelineCase c, string label)
@@ -577,7 +550,7 @@ namespace SentisTts.Tests
         /// <summary>The same on a cosyvoice3 bundle (the causal vocoder's calls in flight too).</summary>
         static void CancelEveryFrameCosyVoice3()
         {
-            var c = new CosyVoice3Case(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden).Case;
+            var c = new PipelineCase(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden);
             int inFlight = CancelPoints(c.Manifest, c, new[] { false, true }, "cosyvoice3 ");
             Check(inFlight >= 2, "only " + inFlight + " cancellations hit a flow/vocoder job in flight");
         }
@@ -628,7 +601,7 @@ namespace SentisTts.Tests
         /// mid-Speak frees everything.</summary>
         static void CosyVoice3Speaker()
         {
-            var c = new CosyVoice3Case(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden).Case;
+            var c = new PipelineCase(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden);
             var m = c.Manifest;
             Func<SentisGraphRunner> runnerOf;
             var logic = NewSpeaker(m, c, out runnerOf);

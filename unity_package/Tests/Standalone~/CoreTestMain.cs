@@ -86,8 +86,8 @@ namespace SentisTts.Tests
                     case "hift_stream": t = () => TestHiftStream(trace); break;
                     case "pipeline": t = () => TestPipelineTrace(trace); break;
                     case "pipeline_bistream": t = () => TestBistreamTrace(trace); break;
-                    case "cv3_pipeline": t = () => CosyVoice3Case.Run(trace, golden); break;
-                    case "cv3_pipeline_bistream": t = () => CosyVoice3Case.RunBistream(trace, golden); break;
+                    case "cv3_pipeline": t = () => TestPipelineTrace(trace); break;
+                    case "cv3_pipeline_bistream": t = () => TestBistreamTrace(trace); break;
                     case "text_frontend": t = () => TestTextFrontend(trace); break;
                     case "voice_features": t = () => TestVoiceFeatures(trace); break;
                     case "voice_bake": t = () => TestVoiceBake(trace); break;
@@ -605,16 +605,18 @@ namespace SentisTts.Tests
             ReportReplay(runner);
         }
 
-        /// <summary>Bistream (TtsPipeline.BeginBistream) against a trace of runtime_ref
-        /// Pipeline.stream_bistream, with the text pushed all at once, just in time, and one chunk per
-        /// frame: the same graph calls, tokens, uniforms, noise draws and PCM every time.</summary>
+        /// <summary>Bistream (BeginBistream of the trace family's pipeline) against a trace of runtime_ref
+        /// Pipeline.stream_bistream / CosyVoice3Pipeline.stream_bistream, with the text pushed all at once,
+        /// just in time, and one chunk per frame: the same graph calls, tokens, uniforms, noise draws and
+        /// PCM every time.</summary>
         static void TestBistreamTrace(JsonObject trace)
         {
             for (int schedule = 0; schedule < 3; schedule++)
             {
                 var c = new PipelineCase(trace, golden);
                 var runner = new ReplayRunner(trace);
-                var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                var pipe = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                Check(c.IsCosyVoice3 ? pipe is CosyVoice3Pipeline : pipe is TtsPipeline, "ForBundle built " + pipe.GetType().Name);
                 var req = c.Request(pipe);
                 var pcm = new List<float[]>();
                 var s = pipe.BeginBistream(req, pcm.Add);
@@ -628,14 +630,16 @@ namespace SentisTts.Tests
             }
         }
 
-        /// <summary>The whole pipeline (TtsPipeline + FlowStage + HiftVocoder + LlmGenerator) against a
-        /// trace of runtime_ref.pipeline: same graph calls in the same order with the same input bytes,
-        /// same tokens, same uniforms consumed, same noise draws, same PCM chunks (sha256).</summary>
+        /// <summary>The whole pipeline (TtsPipeline + HiftVocoder, or CosyVoice3Pipeline + CausalHiftVocoder,
+        /// with FlowStage and LlmGenerator) against a trace of runtime_ref.pipeline / runtime_ref.cosyvoice3:
+        /// same graph calls in the same order with the same input bytes, same ids (the C# front-end's), the
+        /// flow's tokens, same uniforms consumed, same noise draws, same PCM chunks (sha256).</summary>
         static void TestPipelineTrace(JsonObject trace)
         {
             var c = new PipelineCase(trace, golden);
             var runner = new ReplayRunner(trace);
-            var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            var pipe = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            Check(c.IsCosyVoice3 ? pipe is CosyVoice3Pipeline : pipe is TtsPipeline, "ForBundle built " + pipe.GetType().Name);
             var req = c.Request(pipe);
             var pcm = new List<float[]>();
             Generation g;
