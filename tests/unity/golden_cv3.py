@@ -17,6 +17,7 @@ Support files in tests/golden/cv3/: the bundle's tokenizer (text/), its flow noi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -91,6 +92,39 @@ class CV3Recorder(gw.PipelineRecorder):
         return res
 
 
+@contextlib.contextmanager
+def recorded_streams(rec: CV3Recorder):
+    """runtime_ref's seeded streams (pipeline.rng_streams) recorded while the block runs: yields a dict
+    that gets "u" (the sampling uniforms) and "n" (the vocoder's uniform tables, also handed to `rec`)."""
+    import runtime_ref.pipeline as pl
+
+    proxies, real = {}, pl.rng_streams
+
+    def streams(s):
+        a, b = real(s)
+        proxies["u"], proxies["n"] = gw._RecordedUniforms(a), _RecordedUniformNoise(b)
+        rec.noise = proxies["n"]
+        return proxies["u"], proxies["n"]
+
+    pl.rng_streams = streams
+    try:
+        yield proxies
+    finally:
+        pl.rng_streams = real
+
+
+def record_tokens(obj, method: str, into: list) -> None:
+    """Wrap the token iterator `obj.method` so that every token it yields is appended to `into`."""
+    inner = getattr(obj, method)
+
+    def recording(*a, **k):
+        for t in inner(*a, **k):
+            into.append(int(t))
+            yield t
+
+    setattr(obj, method, recording)
+
+
 def cv3_golden(bundle, out: Path) -> None:
     import runtime_ref.pipeline as pl
     from runtime_ref.cosyvoice3 import CosyVoice3Pipeline
@@ -102,38 +136,14 @@ def cv3_golden(bundle, out: Path) -> None:
     np.save(support / "flow_noise.npy", bundle.load_array(bundle.component("flow")["noise_file"]).astype(np.float32))
     v = np.load(out / "voice_tiny.npz")
     voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
-    real_streams = pl.rng_streams
     for name, mode, text, instruct, seed, max_new, streaming, eos_boost, silent_steps in CV3_SCENARIOS:
-        proxies = {}
         rec = CV3Recorder(bundle, _RecordedUniformNoise(None), eos_boost=eos_boost, silent_steps=silent_steps)
-
-        def streams(s, _p=proxies, _rec=rec):
-            a, b = real_streams(s)
-            _p["u"], _p["n"] = gw._RecordedUniforms(a), _RecordedUniformNoise(b)
-            _rec.noise = _p["n"]
-            return _p["u"], _p["n"]
-
-        pl.rng_streams = streams
-        try:
+        with recorded_streams(rec) as proxies:
             pipe = CosyVoice3Pipeline(rec)
             lm_tokens: list[int] = []
             flow_tokens: list[int] = []
-            lm_iter = pipe.llm.iter_tokens
-
-            def recording_lm(*a, _it=lm_iter, _t=lm_tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.llm.iter_tokens = recording_lm
-            flow_iter = pipe.iter_tokens_for
-
-            def recording_flow(*a, _it=flow_iter, _t=flow_tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.iter_tokens_for = recording_flow
+            record_tokens(pipe.llm, "iter_tokens", lm_tokens)
+            record_tokens(pipe, "iter_tokens_for", flow_tokens)
             reqs = pipe.requests(text, voice, mode, instruct=instruct)
             assert len(reqs) == 1 and reqs[0].text == text, f"{name}: text must be one already-normalised piece"
             req = reqs[0]
@@ -143,8 +153,6 @@ def cv3_golden(bundle, out: Path) -> None:
                 chunks = list(pipe.stream(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new))
             else:
                 chunks = [pipe.synthesize(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new).audio]
-        finally:
-            pl.rng_streams = real_streams
         u, nz = proxies["u"], proxies["n"]
         cap = pipe.token_cap(req, max_new)
         max_len = min(int(req.text_ids.size * pipe.llm.max_ratio), cap)
@@ -194,36 +202,17 @@ def cv3_bistream_golden(bundle, out: Path) -> None:
 
     v = np.load(out / "voice_tiny.npz")
     voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
-    real_streams = pl.rng_streams
     for name, mode, chunks, instruct, seed, max_new in CV3_BISTREAM_SCENARIOS:
-        proxies = {}
         rec = CV3Recorder(bundle, _RecordedUniformNoise(None), eos_boost=False)
-
-        def streams(s, _p=proxies, _rec=rec):
-            a, b = real_streams(s)
-            _p["u"], _p["n"] = gw._RecordedUniforms(a), _RecordedUniformNoise(b)
-            _rec.noise = _p["n"]
-            return _p["u"], _p["n"]
-
-        pl.rng_streams = streams
-        try:
+        with recorded_streams(rec) as proxies:
             pipe = CosyVoice3Pipeline(rec)
             tokens: list[int] = []
-            inner = pipe.bistream_tokens_for
-
-            def recording(*a, _it=inner, _t=tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.bistream_tokens_for = recording
+            record_tokens(pipe, "bistream_tokens_for", tokens)
             _, llm_text, llm_speech, f_tok, _ = pipe.prompts(voice, mode, instruct=instruct)
             req = pl.PieceRequest("<stream>", np.zeros(0, np.int32), llm_text, llm_speech, f_tok, None, voice.embedding)
             cap = pipe.token_cap(req, max_new)
             rec.calls.clear()
             pcm = list(pipe.stream_bistream(iter(chunks), voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new))
-        finally:
-            pl.rng_streams = real_streams
         # runtime_ref's bistream does not cut long silences (its non-bistream path and the official
         # llm_job do); the C# session cuts them in both: a trace must not hold such a run
         silent, run = {int(t) for t in bundle.component("llm")["silent_tokens"]}, 0

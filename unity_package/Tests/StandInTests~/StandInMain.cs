@@ -462,15 +462,7 @@ namespace SentisTts.Tests
                               " (" + baseBytes + " device bytes: workers' outputs, persistent inputs, shared zero cache)");
             Check(cancelled == 14 && finished == 86, finished + " finished, " + cancelled + " cancelled");
             Check(Device.C.BlockingReadbacks == 0, Device.C.BlockingReadbacks + " blocking readbacks in 100 frame-driven utterances");
-            // destroy mid-Speak: the suspended Speak returns false and touches nothing; everything is freed
-            var task2 = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
-            for (int f = 0; f < 6; f++) frames.Advance();
-            Check(!task2.IsCompleted && frames.Waiting, "Speak should still run");
-            logic.Destroy();
-            frames.Advance();
-            Check(task2.IsCompleted && task2.Status == TaskStatus.RanToCompletion && !task2.Result, "Speak after destroy: " + task2.Status);
-            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
-                  "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
+            DestroyMidSpeak(logic, frames);
             bool threw = false;
             try { runnerOf().Run("llm_step", new Dictionary<string, GraphValue>()); } catch (ObjectDisposedException) { threw = true; }
             Check(threw, "the disposed runner must refuse to create workers");
@@ -636,13 +628,18 @@ namespace SentisTts.Tests
             Check(Device.C.BlockingReadbacks == 0, Device.C.BlockingReadbacks + " blocking readbacks in frame-driven cosyvoice3 utterances");
             Console.WriteLine("COUNTS cosyvoice3 speaker: " + finished + " finished, " + cancelled + " cancelled, " + samples + " samples, at most " + maxFrames +
                               " frames per utterance, live tensors after each = " + baseline + ", blocking readbacks = " + Device.C.BlockingReadbacks);
-            // destroy mid-Speak
-            var task2 = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
+            DestroyMidSpeak(logic, frames);
+        }
+
+        /// <summary>Destroy mid-Speak: the suspended Speak returns false and touches nothing; everything is freed.</summary>
+        static void DestroyMidSpeak(SpeakerLogic logic, Frames frames)
+        {
+            var task = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
             for (int f = 0; f < 6; f++) frames.Advance();
-            Check(!task2.IsCompleted && frames.Waiting, "Speak should still run");
+            Check(!task.IsCompleted && frames.Waiting, "Speak should still run");
             logic.Destroy();
             frames.Advance();
-            Check(task2.IsCompleted && task2.Status == TaskStatus.RanToCompletion && !task2.Result, "Speak after destroy: " + task2.Status);
+            Check(task.IsCompleted && task.Status == TaskStatus.RanToCompletion && !task.Result, "Speak after destroy: " + task.Status);
             Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
                   "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
         }
