@@ -17,7 +17,6 @@ Support files in tests/golden/cv3/: the bundle's tokenizer (text/), its flow noi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 from pathlib import Path
 
@@ -92,39 +91,6 @@ class CV3Recorder(gw.PipelineRecorder):
         return res
 
 
-@contextlib.contextmanager
-def recorded_streams(rec: CV3Recorder):
-    """runtime_ref's seeded streams (pipeline.rng_streams) recorded while the block runs: yields a dict
-    that gets "u" (the sampling uniforms) and "n" (the vocoder's uniform tables, also handed to `rec`)."""
-    import runtime_ref.pipeline as pl
-
-    proxies, real = {}, pl.rng_streams
-
-    def streams(s):
-        a, b = real(s)
-        proxies["u"], proxies["n"] = gw._RecordedUniforms(a), _RecordedUniformNoise(b)
-        rec.noise = proxies["n"]
-        return proxies["u"], proxies["n"]
-
-    pl.rng_streams = streams
-    try:
-        yield proxies
-    finally:
-        pl.rng_streams = real
-
-
-def record_tokens(obj, method: str, into: list) -> None:
-    """Wrap the token iterator `obj.method` so that every token it yields is appended to `into`."""
-    inner = getattr(obj, method)
-
-    def recording(*a, **k):
-        for t in inner(*a, **k):
-            into.append(int(t))
-            yield t
-
-    setattr(obj, method, recording)
-
-
 def cv3_golden(bundle, out: Path) -> None:
     import runtime_ref.pipeline as pl
     from runtime_ref.cosyvoice3 import CosyVoice3Pipeline
@@ -138,12 +104,10 @@ def cv3_golden(bundle, out: Path) -> None:
     voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
     for name, mode, text, instruct, seed, max_new, streaming, eos_boost, silent_steps in CV3_SCENARIOS:
         rec = CV3Recorder(bundle, _RecordedUniformNoise(None), eos_boost=eos_boost, silent_steps=silent_steps)
-        with recorded_streams(rec) as proxies:
+        with gw.recorded_streams(rec, _RecordedUniformNoise) as proxies:
             pipe = CosyVoice3Pipeline(rec)
-            lm_tokens: list[int] = []
-            flow_tokens: list[int] = []
-            record_tokens(pipe.llm, "iter_tokens", lm_tokens)
-            record_tokens(pipe, "iter_tokens_for", flow_tokens)
+            lm_tokens = gw.record_tokens(pipe.llm, "iter_tokens")
+            flow_tokens = gw.record_tokens(pipe, "iter_tokens_for")
             reqs = pipe.requests(text, voice, mode, instruct=instruct)
             assert len(reqs) == 1 and reqs[0].text == text, f"{name}: text must be one already-normalised piece"
             req = reqs[0]
@@ -204,10 +168,9 @@ def cv3_bistream_golden(bundle, out: Path) -> None:
     voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
     for name, mode, chunks, instruct, seed, max_new in CV3_BISTREAM_SCENARIOS:
         rec = CV3Recorder(bundle, _RecordedUniformNoise(None), eos_boost=False)
-        with recorded_streams(rec) as proxies:
+        with gw.recorded_streams(rec, _RecordedUniformNoise) as proxies:
             pipe = CosyVoice3Pipeline(rec)
-            tokens: list[int] = []
-            record_tokens(pipe, "bistream_tokens_for", tokens)
+            tokens = gw.record_tokens(pipe, "bistream_tokens_for")
             _, llm_text, llm_speech, f_tok, _ = pipe.prompts(voice, mode, instruct=instruct)
             req = pl.PieceRequest("<stream>", np.zeros(0, np.int32), llm_text, llm_speech, f_tok, None, voice.embedding)
             cap = pipe.token_cap(req, max_new)
