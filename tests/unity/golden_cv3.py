@@ -1,8 +1,8 @@
 """Golden traces of runtime_ref's CosyVoice3 pipeline (runtime_ref/cosyvoice3.py), replayed by the
-C# Core's CosyVoice3Pipeline (unity_package/Tests/Standalone~/CosyVoice3Case.cs) and re-checked
+C# Core's CosyVoice3Pipeline (unity_package/Tests/Standalone~/PipelineCase.cs) and re-checked
 against runtime_ref by tests/unity/test_cv3_golden_traces.py.
 
-    python -m tests.unity.golden_cv3 [--out tests/golden]
+    python -m tests.unity.golden_cv3 [--out tests/golden] [--bundle B] [--only-bistream]
 
 Same trace format and recorder as the CosyVoice2 `pipeline` traces (tests/unity/golden_writer.py
 PipelineRecorder: real onnxruntime calls of the tiny bundle, synthetic step logprobs, synthetic
@@ -141,6 +141,66 @@ def cv3_golden(bundle, out: Path) -> None:
                        "pcm": [gw.tensor_entry(f"pcm{i}", np.ascontiguousarray(c, np.float32)) for i, c in enumerate(chunks)]}})
 
 
+# bistream (runtime_ref CosyVoice3Pipeline.stream_bistream): the shared schedule with the CosyVoice3
+# ids and the prompt text up to <|endofprompt|> fed right after sos. No EOS boost: the synthetic
+# scores would boost eos_token (6562) while text streams too, where only speech_token_size (6561) is
+# masked (a special token there is an error), so both run to their cap.
+CV3_BISTREAM_SCENARIOS = [
+    # name, mode, text chunks, instruct, seed, max_new_tokens
+    # zero-shot: prefix = system prompt + <|endofprompt|>, the rest of the prompt text (the voice's
+    # transcript) mixed with its 13 prompt speech tokens (5 + 15 rows per group), then the streamed
+    # text rows 5 per fill token (every 15 tokens); capped while text streams, a streaming chunk
+    ("cv3_bistream_zero_shot", "zero_shot", ["Once upon ", "a time, ", "a sea."], None, 9, 40),
+    # cross-lingual: the whole prompt text is the prefix, no prompt speech: decoding starts at the
+    # first text id (sos + prefix is more than one row: the official schedule), a fill after 15
+    # tokens; the text ends (its rest + task_id), then unmasked decoding to the cap
+    ("cv3_bistream_cross_lingual", "cross_lingual", ["Hi ", "there."], None, 10, 36),
+]
+
+
+def cv3_bistream_golden(bundle, out: Path) -> None:
+    """CosyVoice3Pipeline.stream_bistream traces (kind `cv3_pipeline_bistream`), recorded as the
+    cv3_pipeline traces (CV3Recorder, no silent boost) with the text chunks as params."""
+    import runtime_ref.pipeline as pl
+    from runtime_ref.cosyvoice3 import CosyVoice3Pipeline
+
+    v = np.load(out / "voice_tiny.npz")
+    voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
+    for name, mode, chunks, instruct, seed, max_new in CV3_BISTREAM_SCENARIOS:
+        rec = CV3Recorder(bundle, _RecordedUniformNoise(None), eos_boost=False)
+        with gw.recorded_streams(rec, _RecordedUniformNoise) as proxies:
+            pipe = CosyVoice3Pipeline(rec)
+            tokens = gw.record_tokens(pipe, "bistream_tokens_for")
+            _, llm_text, llm_speech, f_tok, _ = pipe.prompts(voice, mode, instruct=instruct)
+            req = pl.PieceRequest("<stream>", np.zeros(0, np.int32), llm_text, llm_speech, f_tok, None, voice.embedding)
+            cap = pipe.token_cap(req, max_new)
+            rec.calls.clear()
+            pcm = list(pipe.stream_bistream(iter(chunks), voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new))
+        # runtime_ref's bistream does not cut long silences (its non-bistream path and the official
+        # llm_job do); the C# session cuts them in both: a trace must not hold such a run
+        silent, run = {int(t) for t in bundle.component("llm")["silent_tokens"]}, 0
+        for t in tokens:
+            run = run + 1 if t in silent else 0
+            assert run <= int(bundle.component("llm")["max_silent_tokens"]), f"{name}: a long silent run; pick another seed"
+        u, nz = proxies["u"], proxies["n"]
+        gw.write_json(out / f"{name}.json", {
+            "format": gw.FORMAT, "kind": "cv3_pipeline_bistream",
+            "description": "runtime_ref.cosyvoice3.CosyVoice3Pipeline.stream_bistream on the tiny CosyVoice3 bundle (as the "
+                           "cv3_pipeline traces: step logprobs and vocoder outputs synthetic, no EOS boost; real PCG64 streams); "
+                           "text_chunks arrive as a stream",
+            "manifest": dict(gw.manifest_subset(bundle.manifest, ["llm", "flow", "hift", "text"]), family=bundle.manifest["family"]),
+            "params": {"mode": mode, "text_chunks": chunks, "instruct": instruct, "seed": seed, "max_new_tokens": max_new,
+                       "token_cap": cap, "streaming": True, "voice_file": "voice_tiny.npz",
+                       "flow_noise_file": f"{SUPPORT}/flow_noise.npy", "tokenizer_dir": f"{SUPPORT}/text",
+                       "text_ids": [i for c in chunks for i in pipe.text.encode(c)],
+                       "llm_prompt_text_ids": np.asarray(llm_text).tolist(), "llm_prompt_speech_tokens": np.asarray(llm_speech).tolist(),
+                       "uniforms_2p53": u.drawn, "noise_tag_stride": gw.NOISE_TAG_STRIDE,
+                       "noise_draws": [gw.tensor_entry(f"noise{i}", d) for i, d in enumerate(nz.draws)]},
+            "outputs": "recorded+synthetic", "calls": rec.calls,
+            "result": {"tokens": tokens, "stop_reason": "max_len" if len(tokens) >= cap else "stop_token",
+                       "pcm": [gw.tensor_entry(f"pcm{i}", np.ascontiguousarray(c, np.float32)) for i, c in enumerate(pcm)]}})
+
+
 if __name__ == "__main__":
     import tempfile
 
@@ -149,7 +209,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=gw.GOLDEN)
     ap.add_argument("--bundle", type=Path, help="an already exported tiny CosyVoice3 bundle (build_bundle's)")
+    ap.add_argument("--only-bistream", action="store_true", help="write only the cv3_bistream_* traces")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as t:
-        cv3_golden(Bundle.open(a.bundle or build_bundle(Path(t))), a.out)
+        b = Bundle.open(a.bundle or build_bundle(Path(t)))
+        if not a.only_bistream:
+            cv3_golden(b, a.out)
+        cv3_bistream_golden(b, a.out)
     print(f"CosyVoice3 golden traces written to {a.out}")

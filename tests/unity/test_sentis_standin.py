@@ -80,9 +80,9 @@ def test_runner_and_speaker_on_the_standin(standin, tmp_path):
     m = re.fullmatch(r"(\d+) passed, (\d+) failed", out[-1])
     assert m, f"last line is not 'N passed, N failed':\n{res.stdout}\n{res.stderr}"
     assert int(m.group(2)) == 0, "\n".join(line for line in out if not line.startswith("COUNTS"))
-    n_golden = sum(1 for p in GOLDEN.glob("*.json") if json.loads(p.read_text(encoding="utf-8"))["kind"] in ("pipeline", "llm_generate", "pipeline_bistream"))
+    n_golden = sum(1 for p in GOLDEN.glob("*.json") if json.loads(p.read_text(encoding="utf-8"))["kind"] in ("pipeline", "llm_generate", "pipeline_bistream", "cv3_pipeline", "cv3_pipeline_bistream"))
     assert sum(1 for line in out if line.startswith("PASS golden ")) == n_golden
-    assert int(m.group(1)) == n_golden + 11 and res.returncode == 0
+    assert int(m.group(1)) == n_golden + 14 and res.returncode == 0
 
 
 def _api_members(version: str) -> dict[str, set[tuple[str, int]]]:

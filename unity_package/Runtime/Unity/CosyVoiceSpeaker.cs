@@ -1,6 +1,7 @@
-// MonoBehaviour speaker: `await speaker.Speak(text, voice, token)` synthesizes with the bundle's
-// graphs on Sentis and plays the audio through a ring buffer read by OnAudioFilterRead, starting
-// as soon as the first samples exist (streaming) or when the utterance is done.
+// MonoBehaviour speaker for CosyVoice2 and CosyVoice3 bundles (the pipeline follows the manifest's
+// family): `await speaker.Speak(text, voice, token)` synthesizes with the bundle's graphs on Sentis
+// and plays the audio through a ring buffer read by OnAudioFilterRead, starting as soon as the
+// first samples exist (streaming) or when the utterance is done.
 // The logic is Core's SpeakerLogic (tested outside Unity on the Sentis stand-in): generation runs
 // on the main thread (Sentis schedules there) within `frameBudgetMs` of scheduling per frame, the
 // LLM's log-probs are read back asynchronously (the frame never waits for the GPU), and destroying
@@ -63,19 +64,23 @@ namespace SentisTts.Unity
             logic.OnAudio = Enqueue;
         }
 
-        TtsPipeline Load()
+        SpeechPipeline Load()
         {
             if (bundle == null) throw new SentisTtsException(name + ": assign a TtsBundleAsset (Tools > Sentis TTS > Import Bundle)");
             var manifest = bundle.LoadManifest();
-            ModelFamilies.Require(manifest, ModelFamily.CosyVoice2, "CosyVoiceSpeaker (use ZipVoiceSpeaker for zipvoice bundles)");
+            SpeechPipeline.RequireSpeechFamily(manifest, "CosyVoiceSpeaker");  // before any runner: zipvoice fails in one line
             var runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU,
                                                LlmGenerator.WorkersPerGraph(manifest));
-            IFlowStage flow = null;
-            if (flowStageFactory != null) flow = flowStageFactory(manifest, runner);
-            else if (manifest.HasComponent("flow")) flow = new SentisTts.Core.Flow.FlowStage(manifest, runner, bundle.LoadFlowNoise());
-            var p = new TtsPipeline(manifest, runner, bundle.LoadTokenizer(), flow);
-            resampler = new LinearResampler(p.SampleRate, outputRate);
-            return p;
+            try
+            {
+                IFlowStage flow = null;
+                if (flowStageFactory != null) flow = flowStageFactory(manifest, runner);
+                else if (manifest.HasComponent("flow")) flow = new SentisTts.Core.Flow.FlowStage(manifest, runner, bundle.LoadFlowNoise());
+                var p = SpeechPipeline.ForBundle(manifest, runner, bundle.LoadTokenizer(), flow);  // cosyvoice2 or cosyvoice3
+                resampler = new LinearResampler(p.SampleRate, outputRate);
+                return p;
+            }
+            catch { runner.Dispose(); throw; }  // a bundle the pipeline refuses leaves no Workers behind
         }
 
         static async Task NextFrame(CancellationToken token) { await Awaitable.NextFrameAsync(token); }
@@ -110,7 +115,7 @@ namespace SentisTts.Unity
 
         /// <summary>Bistream: speak text that is still arriving (e.g. a chat model's reply): create a
         /// TextFeed, start SpeakStream, Push pieces as they come and End when complete. Speech starts
-        /// before the text is complete; always streamed.</summary>
+        /// before the text is complete; always streamed (CosyVoice2 and CosyVoice3 bundles).</summary>
         public async Task<bool> SpeakStream(TextFeed feed, string voice = null, CancellationToken cancellationToken = default(CancellationToken))
         {
             logic.DefaultVoice = defaultVoice; logic.Mode = mode; logic.Seed = seed;

@@ -40,7 +40,7 @@ namespace SentisTts.Unity
             if (pipeline != null) return pipeline;
             if (bundle == null) throw new SentisTtsException(name + ": assign a TtsBundleAsset (Tools > Sentis TTS > Import Bundle)");
             var manifest = bundle.LoadManifest();
-            ModelFamilies.Require(manifest, ModelFamily.ZipVoice, "ZipVoiceSpeaker (use CosyVoiceSpeaker for cosyvoice2 bundles)");
+            ModelFamilies.Require(manifest, ModelFamily.ZipVoice, "ZipVoiceSpeaker (use CosyVoiceSpeaker for cosyvoice2 and cosyvoice3 bundles)");
             runner = new SentisGraphRunner(bundle.LoadModel, backend == TtsBackend.GPUCompute ? BackendType.GPUCompute : BackendType.CPU);
             pipeline = new ZipVoicePipeline(manifest, runner, bundle.LoadZipVoiceTokenizer());
             resampler = new LinearResampler(pipeline.SampleRate, audio.OutputRate);

@@ -27,13 +27,20 @@ namespace SentisStandIn
     }
 
     /// <summary>Deterministic outputs of the declared shapes (symbolic dims from the inputs);
-    /// `logprobs` shifted to log-prob-like values; large outputs (KV cache) zero; the same values every call.</summary>
+    /// `logprobs` shifted to log-prob-like values; large outputs (KV cache) zero; the same values every call.
+    /// CosyVoice3: the 200 special ids (from speech_token_size on) lowered, as a real LM scores them
+    /// (uniform-ish scores would draw one in ~3 % of the steps: a stop, or a bistream error while text streams).</summary>
     public sealed class SyntheticExecutor : IExecutor
     {
         readonly GraphEntry g;
+        readonly int lowerFrom = int.MaxValue;
         readonly Dictionary<string, Array> cache = new Dictionary<string, Array>();  // same outputs every call
         public string Graph { get { return g.Name; } }
-        public SyntheticExecutor(BundleManifest m, string graph) { g = m.Graph(graph); }
+        public SyntheticExecutor(BundleManifest m, string graph)
+        {
+            g = m.Graph(graph);
+            if (ModelFamilies.Of(m) == ModelFamily.CosyVoice3) lowerFrom = m.Component("llm").Int("speech_token_size");
+        }
 
         public Dictionary<string, Storage> Run(Dictionary<string, Storage> inputs)
         {
@@ -54,7 +61,7 @@ namespace SentisStandIn
                     else
                     {
                         var f = ReplayRunner.Synth(n, 7 + k);
-                        if (o.Key == "logprobs") for (int i = 0; i < n; i++) f[i] -= 8f;
+                        if (o.Key == "logprobs") for (int i = 0; i < n; i++) f[i] -= i % o.Value[o.Value.Length - 1] >= lowerFrom ? 40f : 8f;
                         data = f;
                     }
                     cache[key] = data;

@@ -51,6 +51,8 @@ namespace SentisTts.Tests
                 if (kind == "pipeline") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenPipeline(trace));
                 if (kind == "pipeline_bistream") Run("golden " + Path.GetFileName(f) + " (bistream) through SentisGraphRunner, frame by frame", () => GoldenBistream(trace));
                 if (kind == "llm_generate") Run("golden " + Path.GetFileName(f) + " through SentisGraphRunner, frame by frame", () => GoldenLlm(trace));
+                if (kind == "cv3_pipeline") Run("golden " + Path.GetFileName(f) + " (cosyvoice3) through SentisGraphRunner, frame by frame", () => GoldenPipeline(trace));
+                if (kind == "cv3_pipeline_bistream") Run("golden " + Path.GetFileName(f) + " (cosyvoice3 bistream) through SentisGraphRunner, frame by frame", () => GoldenBistream(trace));
             }
             Run("decode step counts, tiny bundle", () => DecodeCounts(TinyManifest(), "tiny"));
             Run("decode step counts, full-size LLM shapes", () => DecodeCounts(BundleManifest.Parse(File.ReadAllText(fullManifest)), "full"));
@@ -62,6 +64,9 @@ namespace SentisTts.Tests
             Run("speaker: Speak(text, \"\") uses the default voice", DefaultVoice);
             Run("speaker: SpeakStream (bistream) with cancellations, then destroy mid-stream", SpeakStreams);
             Run("cancel a streamed utterance mid-way (every in-flight flow/HiFT frame): the session holds no value afterwards", CancelEveryFrame);
+            Run("cosyvoice3: cancel a streamed utterance at every in-flight flow/vocoder frame: the session holds no value afterwards", CancelEveryFrameCosyVoice3);
+            Run("speaker on a cosyvoice3 bundle: utterances with cancellations, no blocking readback, then destroy mid-Speak", CosyVoice3Speaker);
+            Run("speaker on a cosyvoice3 bundle: SpeakStream (bistream) with cancellations, then destroy mid-stream", SpeakStreamsCosyVoice3);
             Run("speaker: a paragraph is normalised and split into pieces that fit the bundle", Paragraph);
             Console.WriteLine(passed + " passed, " + failed + " failed");
             return failed == 0 ? 0 : 1;
@@ -86,7 +91,7 @@ namespace SentisTts.Tests
         }
 
         /// <summary>Drive a session frame by frame: Tick, then the frame ends (readbacks progress).</summary>
-        static int DriveFrames(TtsPipeline.SynthesisSession s, double budget, int maxTokens, int maxFrames = 100000)
+        static int DriveFrames(SpeechSession s, double budget, int maxTokens, int maxFrames = 100000)
         {
             int frames = 0;
             while (!s.Done)
@@ -100,13 +105,18 @@ namespace SentisTts.Tests
         }
 
         // -- golden traces through the real runner -----------------------------------------------------
+        /// <summary>A pipeline trace (CosyVoice2 or CosyVoice3: the family's pipeline, as CosyVoiceSpeaker
+        /// builds it) through the real runner, 4 tokens per frame: the same calls, ids, tokens and PCM as
+        /// the trace; no blocking readback (the LLM's, the flow's and the vocoder's are all asynchronous);
+        /// nothing live after Dispose.</summary>
         static void GoldenPipeline(JsonObject trace)
         {
             var c = new PipelineCase(trace, golden);
             var replay = new ReplayRunner(trace);
             var runner = new SentisGraphRunner(StandInModels.Loader(c.Manifest, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute,
                                                LlmGenerator.WorkersPerGraph(c.Manifest));
-            var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            var pipe = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            Check(c.IsCosyVoice3 == pipe is CosyVoice3Pipeline, "ForBundle built " + pipe.GetType().Name);
             var req = c.Request(pipe);
             var pcm = new List<float[]>();
             var s = pipe.Begin(req, pcm.Add);
@@ -118,7 +128,7 @@ namespace SentisTts.Tests
             Check(replay.Next == replay.CallCount, "made " + replay.Next + " graph calls, the trace has " + replay.CallCount);
             c.Verify(s.Result, req, pcm);
             var d = Device.C.Minus(c0);
-            Console.WriteLine("COUNTS utterance " + c.Params.Str("mode") + (req.Streaming ? " streaming" : "") + " (" + s.Result.Tokens.Count + " tokens, " + pcm.Count +
+            Console.WriteLine("COUNTS " + (c.IsCosyVoice3 ? "cosyvoice3 " : "") + "utterance " + c.Params.Str("mode") + (req.Streaming ? " streaming" : "") + " (" + s.Result.Tokens.Count + " tokens, " + pcm.Count +
                               " PCM pieces, " + frames + " frames): blocking_readbacks=" + d.BlockingReadbacks + " async_readbacks=" + d.AsyncReadbacks +
                               " schedules=" + d.Schedules + " copy_outputs=" + d.CopyOutputs);
             // the whole utterance (prefill, every decode step, every flow mel and HiFT readback) never waits
@@ -140,7 +150,8 @@ namespace SentisTts.Tests
                 var replay = new ReplayRunner(trace);
                 var runner = new SentisGraphRunner(StandInModels.Loader(c.Manifest, g => new ReplayExecutor(replay, g)), BackendType.GPUCompute,
                                                    LlmGenerator.WorkersPerGraph(c.Manifest));
-                var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                var pipe = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                Check(c.IsCosyVoice3 == pipe is CosyVoice3Pipeline, "ForBundle built " + pipe.GetType().Name);
                 var req = c.Request(pipe);
                 var pcm = new List<float[]>();
                 var s = pipe.BeginBistream(req, pcm.Add);
@@ -396,7 +407,7 @@ namespace SentisTts.Tests
             var logic = new SpeakerLogic(() =>
             {
                 runner = SyntheticRunner(m);
-                return new TtsPipeline(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
+                return SpeechPipeline.ForBundle(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));  // as CosyVoiceSpeaker
             }, r => r.Dispose());
             logic.LoadVoice = name => { Check(name == "tiny", "voice " + name); return c.Voice; };
             logic.DefaultVoice = "tiny";
@@ -451,15 +462,7 @@ namespace SentisTts.Tests
                               " (" + baseBytes + " device bytes: workers' outputs, persistent inputs, shared zero cache)");
             Check(cancelled == 14 && finished == 86, finished + " finished, " + cancelled + " cancelled");
             Check(Device.C.BlockingReadbacks == 0, Device.C.BlockingReadbacks + " blocking readbacks in 100 frame-driven utterances");
-            // destroy mid-Speak: the suspended Speak returns false and touches nothing; everything is freed
-            var task2 = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
-            for (int f = 0; f < 6; f++) frames.Advance();
-            Check(!task2.IsCompleted && frames.Waiting, "Speak should still run");
-            logic.Destroy();
-            frames.Advance();
-            Check(task2.IsCompleted && task2.Status == TaskStatus.RanToCompletion && !task2.Result, "Speak after destroy: " + task2.Status);
-            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
-                  "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
+            DestroyMidSpeak(logic, frames);
             bool threw = false;
             try { runnerOf().Run("llm_step", new Dictionary<string, GraphValue>()); } catch (ObjectDisposedException) { threw = true; }
             Check(threw, "the disposed runner must refuse to create workers");
@@ -471,10 +474,16 @@ namespace SentisTts.Tests
         /// <summary>Bistream through SpeakerLogic.SpeakStream: text pushed a word per frame from a
         /// TextFeed; every 3rd stream cancelled mid-way; live tensors back to the baseline after each;
         /// then a destroy mid-stream frees everything.</summary>
-        static void SpeakStreams()
+        static void SpeakStreams() { SpeakStreamsOn(new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden), ""); }
+
+        static void SpeakStreamsCosyVoice3()
         {
-            var m = TinyManifest();
-            var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            SpeakStreamsOn(new PipelineCase(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden), "cosyvoice3 ");
+        }
+
+        static void SpeakStreamsOn(PipelineCase c, string label)
+        {
+            var m = c.Manifest;
             Func<SentisGraphRunner> runnerOf;
             var logic = NewSpeaker(m, c, out runnerOf);
             logic.MaxNewTokens = 60;
@@ -505,7 +514,7 @@ namespace SentisTts.Tests
             }
             Check(finished == 6 && cancelled == 3 && audio > 0, finished + " finished, " + cancelled + " cancelled, " + audio + " samples");
             Check(moves <= 3, "baseline moved " + moves + " times");
-            Console.WriteLine("COUNTS bistream speaker: " + finished + " finished, " + cancelled + " cancelled, live tensors after each = " + baseline +
+            Console.WriteLine("COUNTS " + label + "bistream speaker: " + finished + " finished, " + cancelled + " cancelled, live tensors after each = " + baseline +
                               "; blocking readbacks in a frame-driven bistream golden = " + BistreamBlocking);
             var feed2 = new TextFeed();
             var t2 = logic.SpeakStream(feed2, "tiny", CancellationToken.None, frames.Next);
@@ -525,10 +534,24 @@ namespace SentisTts.Tests
         /// HiFT output in flight was freed).</summary>
         static void CancelEveryFrame()
         {
-            var m = TinyManifest();
             var c = new PipelineCase(Load(Path.Combine(golden, "pipeline_stream_zero_shot.json")), golden);
+            int inFlight = CancelPoints(TinyManifest(), c, new[] { false, true }, "");
+            Check(inFlight >= 4, "only " + inFlight + " cancellations hit a flow/HiFT job in flight");
+        }
+
+        /// <summary>The same on a cosyvoice3 bundle (the causal vocoder's calls in flight too).</summary>
+        static void CancelEveryFrameCosyVoice3()
+        {
+            var c = new PipelineCase(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden);
+            int inFlight = CancelPoints(c.Manifest, c, new[] { false, true }, "cosyvoice3 ");
+            Check(inFlight >= 2, "only " + inFlight + " cancellations hit a flow/vocoder job in flight");
+        }
+
+        /// <summary>Cancels at every in-flight frame and every 6th frame; returns how many hit a flow/vocoder job in flight.</summary>
+        static int CancelPoints(BundleManifest m, PipelineCase c, bool[] bistreamModes, string label)
+        {
             int inFlight = 0, points = 0;
-            foreach (var bistream in new[] { false, true })
+            foreach (var bistream in bistreamModes)
             {
                 var busy = new HashSet<int>();
                 int length = 0;
@@ -539,7 +562,7 @@ namespace SentisTts.Tests
                         Device.Reset();
                         Device.ReadbackLatencyFrames = 2;
                         var runner = SyntheticRunner(m);
-                        var pipe = new TtsPipeline(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
+                        var pipe = SpeechPipeline.ForBundle(m, runner, c.Tokenizer, new FlowStage(m, runner, c.FlowNoise));
                         var req = new SynthesisRequest { Text = "A short line.", Voice = c.Voice, Mode = SynthesisMode.ZeroShot, Streaming = true, MaxNewTokens = 44, Seed = 1 };
                         var s = bistream ? pipe.BeginBistream(req, x => { }) : pipe.Begin(req, x => { });
                         if (bistream) { s.PushText("A short "); s.PushText("line, and more."); s.EndText(); }
@@ -553,14 +576,72 @@ namespace SentisTts.Tests
                         if (s.VocodingInFlight) inFlight++;
                         s.Cancel();
                         s.Dispose();
-                        Check(runner.LiveValues == 0, (bistream ? "bistream" : "stream") + " cancelled at frame " + k + ": " + runner.LiveValues + " values still live");
+                        Check(runner.LiveValues == 0, label + (bistream ? "bistream" : "stream") + " cancelled at frame " + k + ": " + runner.LiveValues + " values still live");
                         runner.Dispose();
                         Check(Device.C.LiveTensors == 0, "live tensors after Dispose");
                         if (pass == 1) points++;
                     }
             }
-            Console.WriteLine("COUNTS cancel points: " + points + ", " + inFlight + " with flow/HiFT readbacks in flight");
-            Check(inFlight >= 4, "only " + inFlight + " cancellations hit a flow/HiFT job in flight");
+            Console.WriteLine("COUNTS " + label + "cancel points: " + points + ", " + inFlight + " with flow/vocoder readbacks in flight");
+            return inFlight;
+        }
+
+        /// <summary>SpeakerLogic on a cosyvoice3 bundle, as CosyVoiceSpeaker builds it (SpeechPipeline.ForBundle):
+        /// 12 utterances (streamed and whole, zero-shot and cross-lingual, every 4th cancelled mid-way) at
+        /// a 1 ms cost per graph call and a 4 ms frame budget: each finishes within its frames, no readback
+        /// blocks (Tick never waits), live tensors return to the baseline after each; a destroy
+        /// mid-Speak frees everything.</summary>
+        static void CosyVoice3Speaker()
+        {
+            var c = new PipelineCase(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden);
+            var m = c.Manifest;
+            Func<SentisGraphRunner> runnerOf;
+            var logic = NewSpeaker(m, c, out runnerOf);
+            logic.SplitText = false;
+            Check(logic.Pipeline is CosyVoice3Pipeline && logic.Pipeline.SampleRate == 24000, "the speaker built " + logic.Pipeline.GetType().Name);
+            var frames = new Frames();
+            long baseline = -1, workers = -1;
+            int moves = 0, finished = 0, cancelled = 0, samples = 0, maxFrames = 0;
+            logic.OnAudio = x => samples += x.Length;
+            for (int u = 0; u < 12; u++)
+            {
+                logic.Streaming = u % 2 == 0;
+                logic.Mode = u % 3 == 2 ? SynthesisMode.CrossLingual : SynthesisMode.ZeroShot;
+                logic.Seed = u;
+                var cts = new CancellationTokenSource();
+                var task = logic.Speak("Short line number " + u + ".", "tiny", cts.Token, frames.Next);
+                int f = 0;
+                while (!task.IsCompleted)
+                {
+                    if (u % 4 == 1 && f == 6) cts.Cancel();
+                    frames.Advance();
+                    Check(++f < 10000, "utterance " + u + " does not finish");
+                }
+                maxFrames = Math.Max(maxFrames, f);
+                Check(task.Status == TaskStatus.RanToCompletion, "utterance " + u + ": " + task.Status + " " + (task.Exception == null ? "" : task.Exception.InnerException.ToString()));
+                if (task.Result) finished++; else cancelled++;
+                if (Device.C.LiveWorkers != workers) { workers = Device.C.LiveWorkers; baseline = Device.C.LiveTensors; moves++; }
+                Check(Device.C.LiveTensors == baseline, "after utterance " + u + ": " + Device.C.LiveTensors + " live tensors, baseline " + baseline);
+            }
+            Check(finished == 9 && cancelled == 3 && samples > 0, finished + " finished, " + cancelled + " cancelled, " + samples + " samples");
+            Check(moves <= 3, "baseline moved " + moves + " times");
+            Check(Device.C.BlockingReadbacks == 0, Device.C.BlockingReadbacks + " blocking readbacks in frame-driven cosyvoice3 utterances");
+            Console.WriteLine("COUNTS cosyvoice3 speaker: " + finished + " finished, " + cancelled + " cancelled, " + samples + " samples, at most " + maxFrames +
+                              " frames per utterance, live tensors after each = " + baseline + ", blocking readbacks = " + Device.C.BlockingReadbacks);
+            DestroyMidSpeak(logic, frames);
+        }
+
+        /// <summary>Destroy mid-Speak: the suspended Speak returns false and touches nothing; everything is freed.</summary>
+        static void DestroyMidSpeak(SpeakerLogic logic, Frames frames)
+        {
+            var task = logic.Speak("One more line that will not finish.", "tiny", CancellationToken.None, frames.Next);
+            for (int f = 0; f < 6; f++) frames.Advance();
+            Check(!task.IsCompleted && frames.Waiting, "Speak should still run");
+            logic.Destroy();
+            frames.Advance();
+            Check(task.IsCompleted && task.Status == TaskStatus.RanToCompletion && !task.Result, "Speak after destroy: " + task.Status);
+            Check(Device.C.LiveTensors == 0 && Device.C.LiveWorkers == 0 && Device.C.LiveDeviceBytes == 0,
+                  "after destroy: " + Device.C.LiveTensors + " tensors, " + Device.C.LiveWorkers + " workers, " + Device.C.LiveDeviceBytes + " device bytes");
         }
 
         static void DefaultVoice()

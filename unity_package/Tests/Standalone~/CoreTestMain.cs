@@ -69,6 +69,7 @@ namespace SentisTts.Tests
             Run("hift: chunk plan", TestPlan);
             Run("audio: ring buffer + resampler", TestRing);
             Run("pipeline: streaming schedule, modes, 100 utterances without leaks", TestPipeline);
+            Run("pipeline: family choice (SpeechPipeline.ForBundle); a zipvoice bundle refused in one line", TestFamilyChoice);
             Run("flow: bucket choice, masks, Euler steps on the runner, new frames only", TestFlowStage);
             foreach (var f in files)
             {
@@ -85,7 +86,8 @@ namespace SentisTts.Tests
                     case "hift_stream": t = () => TestHiftStream(trace); break;
                     case "pipeline": t = () => TestPipelineTrace(trace); break;
                     case "pipeline_bistream": t = () => TestBistreamTrace(trace); break;
-                    case "cv3_pipeline": t = () => CosyVoice3Case.Run(trace, golden); break;
+                    case "cv3_pipeline": t = () => TestPipelineTrace(trace); break;
+                    case "cv3_pipeline_bistream": t = () => TestBistreamTrace(trace); break;
                     case "text_frontend": t = () => TestTextFrontend(trace); break;
                     case "voice_features": t = () => TestVoiceFeatures(trace); break;
                     case "voice_bake": t = () => TestVoiceBake(trace); break;
@@ -292,6 +294,31 @@ namespace SentisTts.Tests
             Check(string.Join(",", f4.Seen.ToArray()) == "50S,100S,200S,260F", "long stream flow calls " + string.Join(",", f4.Seen.ToArray()));
             int tot = 0; foreach (var x in got) tot += x.Length;
             Check(tot == 260 * 2 * 480 && r4.Leaked == 0, "long stream samples " + tot);
+        }
+
+        /// <summary>What CosyVoiceSpeaker builds: the pipeline of the manifest's family; a zipvoice bundle
+        /// fails before any graph with a line naming ZipVoiceSpeaker.</summary>
+        static void TestFamilyChoice()
+        {
+            var cv2 = Load("pipeline_stream_zero_shot.json");
+            var cv3 = Load("cv3_pipeline_stream_zero_shot.json");
+            foreach (var t in new[] { cv2, cv3 })
+            {
+                var c = new PipelineCase(t, golden);
+                var runner = new ReplayRunner(t);
+                var p = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                Check(t == cv3 ? p is CosyVoice3Pipeline : p is TtsPipeline, "ForBundle built " + p.GetType().Name + " for " + c.Manifest.Family);
+                Check(p.Family == ModelFamilies.Of(c.Manifest) && runner.Next == 0, "family of " + p.GetType().Name + ", " + runner.Next + " graph calls");
+            }
+            var zv = BundleManifest.Parse(Load("zipvoice_long.json").Obj("manifest").ToJsonText());
+            string zmsg = null;
+            try { SpeechPipeline.RequireSpeechFamily(zv, "CosyVoiceSpeaker"); }
+            catch (SentisTtsException e) { zmsg = e.Message; }
+            Check(zmsg != null && zmsg.Contains("zipvoice") && zmsg.Contains("ZipVoiceSpeaker") && !zmsg.Contains("\n"), "zipvoice bundle: " + zmsg);
+            zmsg = null;
+            try { SpeechPipeline.ForBundle(zv, new FakeRunner(zv), null, null); }
+            catch (SentisTtsException e) { zmsg = e.Message; }
+            Check(zmsg != null && zmsg.Contains("ZipVoiceSpeaker"), "ForBundle on zipvoice: " + zmsg);
         }
 
         static void TestFlowStage()
@@ -578,16 +605,18 @@ namespace SentisTts.Tests
             ReportReplay(runner);
         }
 
-        /// <summary>Bistream (TtsPipeline.BeginBistream) against a trace of runtime_ref
-        /// Pipeline.stream_bistream, with the text pushed all at once, just in time, and one chunk per
-        /// frame: the same graph calls, tokens, uniforms, noise draws and PCM every time.</summary>
+        /// <summary>Bistream (BeginBistream of the trace family's pipeline) against a trace of runtime_ref
+        /// Pipeline.stream_bistream / CosyVoice3Pipeline.stream_bistream, with the text pushed all at once,
+        /// just in time, and one chunk per frame: the same graph calls, tokens, uniforms, noise draws and
+        /// PCM every time.</summary>
         static void TestBistreamTrace(JsonObject trace)
         {
             for (int schedule = 0; schedule < 3; schedule++)
             {
                 var c = new PipelineCase(trace, golden);
                 var runner = new ReplayRunner(trace);
-                var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                var pipe = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+                Check(c.IsCosyVoice3 ? pipe is CosyVoice3Pipeline : pipe is TtsPipeline, "ForBundle built " + pipe.GetType().Name);
                 var req = c.Request(pipe);
                 var pcm = new List<float[]>();
                 var s = pipe.BeginBistream(req, pcm.Add);
@@ -601,14 +630,16 @@ namespace SentisTts.Tests
             }
         }
 
-        /// <summary>The whole pipeline (TtsPipeline + FlowStage + HiftVocoder + LlmGenerator) against a
-        /// trace of runtime_ref.pipeline: same graph calls in the same order with the same input bytes,
-        /// same tokens, same uniforms consumed, same noise draws, same PCM chunks (sha256).</summary>
+        /// <summary>The whole pipeline (TtsPipeline + HiftVocoder, or CosyVoice3Pipeline + CausalHiftVocoder,
+        /// with FlowStage and LlmGenerator) against a trace of runtime_ref.pipeline / runtime_ref.cosyvoice3:
+        /// same graph calls in the same order with the same input bytes, same ids (the C# front-end's), the
+        /// flow's tokens, same uniforms consumed, same noise draws, same PCM chunks (sha256).</summary>
         static void TestPipelineTrace(JsonObject trace)
         {
             var c = new PipelineCase(trace, golden);
             var runner = new ReplayRunner(trace);
-            var pipe = new TtsPipeline(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            var pipe = SpeechPipeline.ForBundle(c.Manifest, runner, c.Tokenizer, new FlowStage(c.Manifest, runner, c.FlowNoise));
+            Check(c.IsCosyVoice3 ? pipe is CosyVoice3Pipeline : pipe is TtsPipeline, "ForBundle built " + pipe.GetType().Name);
             var req = c.Request(pipe);
             var pcm = new List<float[]>();
             Generation g;

@@ -1,7 +1,9 @@
-// One full-pipeline golden trace (kind `pipeline`) as a test case: its manifest, tokenizer, voice,
-// flow noise, the request (replayed uniforms, provenance-tagged HiFT noise) and the checks of the
-// result (tokens, stop reason, uniforms and noise draws consumed, PCM chunk bytes). Shared by the
-// Core replay test and the Sentis stand-in test.
+// One full-pipeline golden trace (kinds `pipeline`, `pipeline_bistream` of CosyVoice2 and
+// `cv3_pipeline`, `cv3_pipeline_bistream` of CosyVoice3) as a test case: its manifest, tokenizer,
+// voice, flow noise, the request (replayed uniforms, provenance-tagged vocoder noise; the C#
+// front-end's ids checked against the trace's) and the checks of the result (the flow's tokens, stop
+// reason, uniforms and noise draws consumed, PCM chunk bytes). Shared by the Core replay test and the
+// Sentis stand-in test.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -34,7 +36,19 @@ namespace SentisTts.Tests
             FlowNoise = Npy.Read(File.ReadAllBytes(Path.Combine(golden, Params.Str("flow_noise_file"))));
         }
 
-        public bool IsBistream { get { return Trace.Str("kind") == "pipeline_bistream"; } }
+        /// <summary>The trace is of a CosyVoice3 pipeline (its kind starts with cv3_; its manifest's family must say so).</summary>
+        public bool IsCosyVoice3
+        {
+            get
+            {
+                bool cv3 = Trace.Str("kind").StartsWith("cv3_", StringComparison.Ordinal);
+                Check(cv3 == (ModelFamilies.Of(Manifest) == ModelFamily.CosyVoice3), "trace kind " + Trace.Str("kind") + ", manifest family " + Manifest.Family);
+                return cv3;
+            }
+        }
+
+        /// <summary>A bistream trace (kind pipeline_bistream, or cv3_pipeline_bistream).</summary>
+        public bool IsBistream { get { return Trace.Str("kind").EndsWith("pipeline_bistream", StringComparison.Ordinal); } }
 
         /// <summary>A bistream trace's text chunks.</summary>
         public List<string> Chunks { get { return Params.Arr("text_chunks").ConvertAll(x => (string)x); } }
@@ -42,7 +56,7 @@ namespace SentisTts.Tests
         /// <summary>Run a bistream trace's session: `schedule` 0 pushes every chunk and ends the text
         /// before the first tick, 1 pushes one chunk only when the schedule waits for text (late text),
         /// 2 pushes one chunk per frame. `tick` runs one frame's work and returns Done; `endFrame` ends it.</summary>
-        public void DriveBistream(TtsPipeline.SynthesisSession s, int schedule, Func<bool> tick, Action endFrame, int maxFrames = 100000)
+        public void DriveBistream(SpeechSession s, int schedule, Func<bool> tick, Action endFrame, int maxFrames = 100000)
         {
             var chunks = Chunks;
             int next = 0, frames = 0;
@@ -80,8 +94,11 @@ namespace SentisTts.Tests
         }
 
         /// <summary>The trace's request; also checks that the C# front-end gives the trace's ids.</summary>
-        public SynthesisRequest Request(TtsPipeline pipe)
+        public SynthesisRequest Request(SpeechPipeline pipe)
         {
+            var cv2 = pipe as TtsPipeline;
+            var cv3 = pipe as CosyVoice3Pipeline;
+            int hop = cv2 != null ? cv2.Hift.Hop : cv3.Hift.Hop, harmonics = cv2 != null ? cv2.Hift.H : cv3.Hift.H;
             var p = Params;
             var req = new SynthesisRequest
             {
@@ -107,10 +124,11 @@ namespace SentisTts.Tests
             NoiseDraws = 0;
             req.Noise = frames =>
             {
-                Check(NoiseDraws < draws.Count, "more HiFT noise draws than the trace's " + draws.Count);
-                var shape = Json.IntArray(((JsonObject)draws[NoiseDraws]).Get("shape"));
-                Check(shape[1] == pipe.Hift.Hop * frames && shape[2] == pipe.Hift.H, "noise draw " + NoiseDraws + " for " + frames + " frames, trace shape " + GraphValue.ShapeText(shape));
-                var x = new float[shape[1] * shape[2]];
+                Check(NoiseDraws < draws.Count, "more vocoder noise draws than the trace's " + draws.Count);
+                var shape = Json.IntArray(((JsonObject)draws[NoiseDraws]).Get("shape"));  // (1,) hop * frames, harmonics
+                int n = shape.Length;
+                Check(shape[n - 2] == hop * frames && shape[n - 1] == harmonics, "noise draw " + NoiseDraws + " for " + frames + " frames, trace shape " + GraphValue.ShapeText(shape));
+                var x = new float[shape[n - 2] * shape[n - 1]];
                 for (int i = 0; i < x.Length; i++) x[i] = (float)(1 + NoiseDraws * stride + i);
                 NoiseDraws++;
                 return x;

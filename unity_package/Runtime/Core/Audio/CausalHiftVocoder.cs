@@ -5,7 +5,8 @@
 // reads `context_frames` before the first frame it emits (the causal stack's left reach), its sine
 // phase pinned at the frame before that one to what the previous call gave there, and emits up to
 // `lookahead_frames` before its last frame unless that frame ends the utterance (final). Mirrors
-// runtime_ref/cosyvoice3.py CausalVocoder / causal_chunk_plan call for call.
+// runtime_ref/cosyvoice3.py CausalVocoder / causal_chunk_plan call for call. VocodeJob reads each
+// call's outputs back asynchronously (the frame never waits); Vocode waits.
 using System;
 using System.Collections.Generic;
 
@@ -88,12 +89,26 @@ namespace SentisTts.Core.Audio
         }
 
         /// <summary>mel (1, n_mels, M): the piece's whole mel so far -> the samples not emitted yet
-        /// (up to Hop * M when final, else Hop * (M - Lookahead)); waits for each call's readback.</summary>
+        /// (up to Hop * M when final, else Hop * (M - Lookahead)); waits for each call's readback
+        /// (tests, offline use; a game polls VocodeJob).</summary>
         public float[] Vocode(Mel mel, State s, bool final)
         {
+            using (var job = VocodeJob(mel, s, final)) return job.Wait();
+        }
+
+        /// <summary>Vocode as a job: the plan's calls one after another (each needs the phase of the
+        /// last), each call's waveform and phase read back asynchronously; Result = the new samples.</summary>
+        public ReadbackJob<float[]> VocodeJob(Mel mel, State s, bool final)
+        {
             if (mel.Mels != NMels) throw new SentisTtsException("hift: mel must have " + NMels + " channels, got " + mel.Mels);
+            return new ReadbackJob<float[]>(job => VocodeBody(job, mel, s, final));
+        }
+
+        IEnumerator<bool> VocodeBody(ReadbackJob<float[]> job, Mel mel, State s, bool final)
+        {
             var plan = Plan(s.Emitted, mel.Frames, final);
             var result = new float[Hop * (plan.Count == 0 ? 0 : plan[plan.Count - 1][2] - s.Emitted)];
+            job.Result = result;
             int at = 0;
             foreach (var c in plan)
             {
@@ -114,23 +129,29 @@ namespace SentisTts.Core.Audio
                     { "n_frames", new HostTensor(new[] { 1 }, new[] { n }) },
                 };
                 Calls++;
+                GraphOutputs o = null;
                 try
                 {
-                    using (var o = runner.Run(Graph, feeds))
-                    {
-                        var wav = runner.Read(o["waveform"]).Floats;
-                        var phase = runner.Read(o["phase"]).Floats;
-                        int len = Hop * (end - s.Emitted);
-                        Array.Copy(wav, Hop * (s.Emitted - start), result, at, len);
-                        at += len;
-                        s.Phase = new float[H];
-                        Array.Copy(phase, (end - 1 - start) * H, s.Phase, 0, H);
-                        s.Emitted = end;
-                    }
+                    o = runner.Run(Graph, feeds);
+                    var wav = HostTensor.Zeros(o["waveform"].Shape, DType.Float32);
+                    var phase = HostTensor.Zeros(o["phase"].Shape, DType.Float32);
+                    runner.RequestRead(o["waveform"]);
+                    runner.RequestRead(o["phase"]);
+                    while (!job.Ready(runner, o["waveform"], wav)) yield return false;
+                    while (!job.Ready(runner, o["phase"], phase)) yield return false;
+                    int len = Hop * (end - s.Emitted);
+                    Array.Copy(wav.Floats, Hop * (s.Emitted - start), result, at, len);
+                    at += len;
+                    s.Phase = new float[H];
+                    Array.Copy(phase.Floats, (end - 1 - start) * H, s.Phase, 0, H);
+                    s.Emitted = end;
                 }
-                finally { foreach (var v in feeds.Values) v.Dispose(); }
+                finally
+                {
+                    if (o != null) o.Dispose();
+                    foreach (var v in feeds.Values) v.Dispose();
+                }
             }
-            return result;
         }
     }
 }

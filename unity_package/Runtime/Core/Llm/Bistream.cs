@@ -13,6 +13,10 @@
 //     text id is embedded as it arrives (one lookup per id), each speech token is embedded and its
 //     row read back (it joins the host-side pending rows);
 //   - fill tokens count in the sampler's repetition window; any other special token is an error.
+// CosyVoice3 (runtime_ref CosyVoice3Pipeline.bistream_prompt): eos / fill are the manifest's
+// eos_token / fill_token (speech_token_size + 1 / + 3; the index masked while text streams stays
+// min_len_masked_token = speech_token_size, sos there), and the prompt text up to <|endofprompt|>
+// is fed right after sos (prefixIds) instead of being mixed.
 // The token sequence does not depend on when text arrives: the schedule takes text only when it
 // needs it, and Work returns Waiting until more text or EndText comes. Readbacks are asynchronous
 // (Work never waits unless asked to); disposing the session frees every value it holds.
@@ -26,13 +30,14 @@ namespace SentisTts.Core.Llm
     {
         /// <summary>A bistream generation: push text ids as they arrive (PushText), EndText when the
         /// text is complete; Work advances it. `maxNewTokens` &lt; 0: no cap (the caller passes the
-        /// flow's room, as runtime_ref's token_cap).</summary>
+        /// flow's room, as runtime_ref's token_cap). `prefixIds` are fed right after sos (CosyVoice3:
+        /// the prompt text up to &lt;|endofprompt|&gt;; runtime_ref bistream_tokens prefix_ids).</summary>
         public BistreamSession BeginBistream(IList<int> promptTextIds, IList<int> promptSpeech, ITokenSampler sampler, IUniformSource rng,
-                                             int maxNewTokens = -1)
+                                             int maxNewTokens = -1, IList<int> prefixIds = null)
         {
             foreach (var t in promptSpeech)
                 if (t < 0 || t >= SpeechVocab) throw new SentisTtsException("speech token ids must be in 0.." + (SpeechVocab - 1) + ", got " + t);
-            return new BistreamSession(this, promptTextIds, promptSpeech, sampler, rng, maxNewTokens);
+            return new BistreamSession(this, promptTextIds, promptSpeech, sampler, rng, maxNewTokens, prefixIds ?? new int[0]);
         }
 
         /// <summary>mix_ratio of the bundle (text rows, speech rows per group); (5, 15) when absent.</summary>
@@ -48,7 +53,7 @@ namespace SentisTts.Core.Llm
             readonly ITokenSampler sampler;
             readonly IUniformSource rng;
             readonly int maxNew, nText, nSpeech, speechTokenSize, eos, fill, d;
-            readonly int[] promptText, promptSpeech;
+            readonly int[] promptText, promptSpeech, prefix;
             readonly Queue<int> textIn = new Queue<int>();
             readonly List<int> decoded = new List<int>();  // the sampler's history: fill tokens included
             readonly Generation result = new Generation();
@@ -68,20 +73,25 @@ namespace SentisTts.Core.Llm
             /// <summary>Waiting for text: nothing queued, the text not ended, and the schedule needs more.</summary>
             public bool NeedsText { get; private set; }
 
-            internal BistreamSession(LlmGenerator g, IList<int> promptText, IList<int> promptSpeech, ITokenSampler sampler, IUniformSource rng, int maxNew)
+            internal BistreamSession(LlmGenerator g, IList<int> promptText, IList<int> promptSpeech, ITokenSampler sampler, IUniformSource rng, int maxNew,
+                                     IList<int> prefix)
             {
                 this.g = g; this.sampler = sampler; this.rng = rng; this.maxNew = maxNew;
                 var mix = g.MixRatio();
                 nText = mix[0]; nSpeech = mix[1];
                 var c = g.manifest.Component("llm");
-                speechTokenSize = c.ContainsKey("speech_token_size") ? c.Int("speech_token_size") : g.Eos;
-                eos = speechTokenSize; fill = speechTokenSize + 2;
+                // runtime_ref: the index masked while text streams is min_len_masked (CosyVoice2: = eos;
+                // CosyVoice3: sos), eos and fill from the manifest (CosyVoice2 eos + 2 when absent)
+                speechTokenSize = g.MinLenMasked;
+                eos = g.Eos;
+                fill = c.ContainsKey("fill_token") ? c.Int("fill_token") : g.Eos + 2;
                 d = g.Hidden;
                 this.promptText = new int[promptText.Count]; promptText.CopyTo(this.promptText, 0);
                 this.promptSpeech = new int[promptSpeech.Count]; promptSpeech.CopyTo(this.promptSpeech, 0);
+                this.prefix = new int[prefix.Count]; prefix.CopyTo(this.prefix, 0);
                 logp = new HostTensor(new[] { 1, g.SpeechVocab }, new float[g.SpeechVocab]);
                 rowsT = new HostTensor(new[] { 1, g.Chunk, g.Hidden }, new float[g.Chunk * g.Hidden]);
-                result.PromptLength = 1 + promptText.Count + promptSpeech.Count;
+                result.PromptLength = 1 + prefix.Count + promptText.Count + promptSpeech.Count;
                 run = Body();
             }
 
@@ -180,6 +190,8 @@ namespace SentisTts.Core.Llm
                 var textRows = new List<float>(lastRows);
                 var pending = new List<float>(d);
                 for (int i = 0; i < d; i++) pending.Add(sosTask[i]);
+                foreach (var st in Lookup(g.TextEmbedding, prefix)) yield return st;
+                pending.AddRange(lastRows);  // official lm_input: sos (+ the prefix), fed at the next forward
                 int P = promptSpeech.Length;
                 int nextFill = (P / nSpeech + 1) * nSpeech - P;
                 dec = new Decoder(g);
@@ -212,7 +224,7 @@ namespace SentisTts.Core.Llm
                         if (decoded.Count == nextFill) { tok = fill; nextFill += nSpeech + 1; }
                         else
                         {
-                            logp.Floats[eos] = float.NegativeInfinity;
+                            logp.Floats[speechTokenSize] = float.NegativeInfinity;  // official sampling_ids(ignore_eos=True)
                             tok = sampler.Sample(logp.Floats, decoded, rng);
                         }
                         if (tok == fill) nextFill = decoded.Count + nSpeech + 1;

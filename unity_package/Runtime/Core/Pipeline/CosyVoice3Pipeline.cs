@@ -9,15 +9,20 @@
 // - silent tokens: a run of more than llm.max_silent_tokens of llm.silent_tokens is cut short
 //   before the flow (official llm_job; the LM itself still sees them);
 // - vocoder: CausalHiftVocoder vocodes the piece's mel in exact chunks of the graph's T frames;
-//   streaming (official tts(stream=True)): a chunk is due when hop + pre_lookahead tokens exist
-//   (first hop padded so prompt + hop is a multiple of chunk_size; hop doubles up to 100), the flow
-//   runs with chunk masks and finalize=false, its new frames are appended to the piece's mel, and
+//   streaming (official tts(stream=True)) on SpeechSession's schedule, shared with CosyVoice2: a
+//   chunk is due when hop + pre_lookahead tokens exist (first hop padded so prompt + hop is a
+//   multiple of chunk_size; hop doubles up to 100), the flow runs with chunk masks and
+//   finalize=false, its new frames are appended to the piece's mel, and
 //   the samples not emitted yet are vocoded up to lookahead_frames before its end (official: the
 //   whole mel re-vocoded with finalize=false, the same samples); the final call runs the flow
 //   non-streaming with finalize=true and the vocoder to the end;
 // - noise: the piece's uniform [0, 1) table (the official fixed table's role), drawn as far as it
-//   is used from r.Noise (called with a frame count) or a seeded System.Random.
-// Pinned by golden traces of runtime_ref (tests/golden/cv3_pipeline_*.json).
+//   is used from r.Noise (called with a frame count) or a seeded System.Random;
+// - bistream: the shared LlmGenerator.BistreamSession with the CosyVoice3 ids and the prompt text
+//   up to <|endofprompt|> fed right after sos (runtime_ref bistream_prompt). Long silences are cut
+//   there too, as the official llm_job does (runtime_ref's bistream does not cut them; the bistream
+//   traces hold no such run).
+// Pinned by golden traces of runtime_ref (tests/golden/cv3_pipeline_*.json, cv3_bistream_*.json).
 using System;
 using System.Collections.Generic;
 using SentisTts.Core.Audio;
@@ -41,33 +46,21 @@ namespace SentisTts.Core.Pipeline
         }
     }
 
-    public sealed class CosyVoice3Pipeline
+    public sealed class CosyVoice3Pipeline : SpeechPipeline
     {
         public const string EndOfPrompt = "<|endofprompt|>";
-        public readonly BundleManifest Manifest;
-        public readonly IGraphRunner Runner;
-        public readonly Qwen2Tokenizer Tokenizer;
-        public readonly LlmGenerator Llm;
         public readonly CausalHiftVocoder Hift;
-        public readonly IFlowStage Flow;
-        public readonly int SampleRate, TokenHop, TokenMelRatio, PreLookahead, MaxSilentTokens;
+        public readonly int MaxSilentTokens;
         public readonly string SystemPrompt;
         public readonly HashSet<int> SilentTokens = new HashSet<int>();
-        public int MaxHop = 100;
-        /// <summary>Speech tokens (prompt + new) the largest flow bucket takes.</summary>
-        public readonly int MaxFlowTokens = -1;
 
         public CosyVoice3Pipeline(BundleManifest manifest, IGraphRunner runner, Qwen2Tokenizer tokenizer, IFlowStage flow)
+            : base(ModelFamily.CosyVoice3, "CosyVoice3Pipeline", manifest, runner, tokenizer, flow)
         {
-            ModelFamilies.Require(manifest, ModelFamily.CosyVoice3, "CosyVoice3Pipeline");
-            Manifest = manifest; Runner = runner; Tokenizer = tokenizer; Flow = flow;
-            Llm = new LlmGenerator(manifest, runner);
             Hift = new CausalHiftVocoder(manifest, runner);
             var k = manifest.Constants;
             if (!k.ContainsKey("system_prompt")) throw new SentisTtsException("cosyvoice3 bundle without constants.system_prompt: re-export it");
             SystemPrompt = k.Str("system_prompt");
-            SampleRate = k.ContainsKey("sample_rate") ? k.Int("sample_rate") : 24000;
-            TokenHop = k.ContainsKey("chunk_size") ? k.Int("chunk_size") : 25;
             var llmC = manifest.Component("llm");
             foreach (var t in Json.IntArray(llmC.Get("silent_tokens"))) SilentTokens.Add(t);
             MaxSilentTokens = llmC.Int("max_silent_tokens");
@@ -77,23 +70,8 @@ namespace SentisTts.Core.Pipeline
             foreach (var n in Json.IntArray(flowC.Get("mel_lens"))) MaxFlowTokens = Math.Max(MaxFlowTokens, n / TokenMelRatio);
         }
 
-        /// <summary>What the flow is prompted with: the voice's tokens and mel (none in sft mode).</summary>
-        public FlowPrompt FlowPromptFor(SynthesisRequest r)
-        {
-            var fp = new FlowPrompt();
-            if (r.Voice == null) return fp;
-            fp.Embedding = r.Voice.Embedding;
-            if (r.Mode != SynthesisMode.Sft)
-            {
-                fp.Tokens = r.Voice.SpeechTokens;
-                fp.Mel = r.Voice.PromptMel ?? new float[0];
-                fp.MelFrames = r.Voice.PromptMelFrames;
-            }
-            return fp;
-        }
-
         /// <summary>Most new LM tokens: the largest flow bucket's room after the flow prompt, lowered by MaxNewTokens.</summary>
-        public int TokenCap(SynthesisRequest r, FlowPrompt fp)
+        public override int TokenCap(SynthesisRequest r, FlowPrompt fp)
         {
             int room = MaxFlowTokens - fp.Tokens.Length;
             return r.MaxNewTokens < 0 ? room : Math.Min(room, r.MaxNewTokens);
@@ -102,7 +80,7 @@ namespace SentisTts.Core.Pipeline
         string WithEndOfPrompt(string text) { return text.Contains(EndOfPrompt) ? text : SystemPrompt + EndOfPrompt + text; }
 
         /// <summary>LLM inputs per mode (runtime_ref CosyVoice3Pipeline.prompts).</summary>
-        public void AssemblePrompt(SynthesisRequest r, out List<int> textIds, out List<int> promptTextIds, out List<int> promptSpeech)
+        public override void AssemblePrompt(SynthesisRequest r, out List<int> textIds, out List<int> promptTextIds, out List<int> promptSpeech)
         {
             textIds = Tokenizer.Encode(r.Text);
             promptSpeech = new List<int>();
@@ -126,77 +104,67 @@ namespace SentisTts.Core.Pipeline
             }
         }
 
-        /// <summary>`r.Text` normalised and split into pieces that fit this bundle with r's prompt.</summary>
-        public List<string> Pieces(SynthesisRequest r)
+        protected override SpeechSession NewSession(SynthesisRequest r, Action<float[]> onAudio) { return new SynthesisSession(this, r, onAudio, false); }
+
+        /// <summary>Bistream (runtime_ref CosyVoice3Pipeline.bistream_prompt, official
+        /// CosyVoice3LM.inference_bistream): the prompt text up to and including the first
+        /// &lt;|endofprompt|&gt; is fed right after sos, the rest is mixed with the prompt speech.</summary>
+        protected override SpeechSession NewBistreamSession(SynthesisRequest r, Action<float[]> onAudio) { return new SynthesisSession(this, r, onAudio, true); }
+
+        /// <summary>The LM prompt text split for bistream: (fed after sos, mixed with the prompt speech).</summary>
+        public void SplitBistreamPrompt(List<int> promptText, out List<int> prefix, out List<int> mixed)
         {
-            List<int> ids, promptText, promptSpeech;
-            AssemblePrompt(new SynthesisRequest { Text = "", Voice = r.Voice, Mode = r.Mode, InstructText = r.InstructText }, out ids, out promptText, out promptSpeech);
-            int budget = TextSplitter.TokenBudget(Llm.Capacity, MaxFlowTokens, promptText.Count, Math.Max(promptSpeech.Count, FlowPromptFor(r).Tokens.Length),
-                                                  Math.Min(Llm.MaxRatio, TtsPipeline.PieceSpeechTokensPerTextToken));
-            return TextFrontend.Pieces(Tokenizer, r.Text, budget);
+            int eop = promptText.IndexOf(Tokenizer.TokenToId(EndOfPrompt));
+            if (eop < 0) throw new SentisTtsException("cosyvoice3 bistream: the LM prompt text has no " + EndOfPrompt);
+            prefix = promptText.GetRange(0, eop + 1);
+            mixed = promptText.GetRange(eop + 1, promptText.Count - eop - 1);
         }
 
-        /// <summary>Synthesize one piece; `onAudio` receives float samples at SampleRate (several calls when streaming).</summary>
-        public Generation Synthesize(SynthesisRequest r, Action<float[]> onAudio, Func<bool> cancel = null)
-        {
-            using (var s = Begin(r, onAudio))
-            {
-                while (!s.Done)
-                {
-                    if (cancel != null && cancel()) { s.Cancel(); break; }
-                    s.Advance(1);
-                }
-                return s.Result;
-            }
-        }
-
-        public SynthesisSession Begin(SynthesisRequest r, Action<float[]> onAudio)
-        {
-            if (Flow == null) throw new SentisTtsException("this pipeline has no flow stage (the bundle needs the flow component)");
-            return new SynthesisSession(this, r, onAudio);
-        }
-
-        public sealed class SynthesisSession : IDisposable
+        /// <summary>A CosyVoice3 piece: the LM's tokens minus long silences go to the flow; the causal
+        /// vocoder vocodes the piece's mel (streaming: appended chunk by chunk) in exact chunks.</summary>
+        public sealed class SynthesisSession : SpeechSession
         {
             readonly CosyVoice3Pipeline p;
-            readonly SynthesisRequest r;
-            readonly Action<float[]> onAudio;
-            readonly NoiseSource noise;
-            readonly LlmGenerator.GenerationSession llm;
-            readonly FlowPrompt flowPrompt;
             /// <summary>The tokens the flow sees (the LM's minus long silences).</summary>
             readonly List<int> tokens = new List<int>();
             readonly Generation result = new Generation();
             readonly CausalHiftVocoder.State voc;
             Mel melAll;
-            int offset, hop, promptPad, silentRun, seen;
-            bool chunkDue, finishDue;
-            public bool Done { get; private set; }
+            int silentRun, seen;
             /// <summary>Tokens passed to the flow, stop reason and prompt length of the LM.</summary>
-            public Generation Result { get { return result; } }
+            public override Generation Result { get { return result; } }
 
-            internal SynthesisSession(CosyVoice3Pipeline p, SynthesisRequest r, Action<float[]> onAudio)
+            internal SynthesisSession(CosyVoice3Pipeline p, SynthesisRequest r, Action<float[]> onAudio, bool bistreamInput)
+                : base(p, bistreamInput ? BistreamRequest(r) : r, onAudio)
             {
-                this.p = p; this.r = r; this.onAudio = onAudio;
+                this.p = p;
+                r = Request;
                 List<int> textIds, promptText, promptSpeech;
                 p.AssemblePrompt(r, out textIds, out promptText, out promptSpeech);
-                noise = r.Noise ?? new UniformNoise(r.Seed + 1, p.Hift.Hop, p.Hift.H).Next;
-                flowPrompt = p.FlowPromptFor(r);
-                llm = p.Llm.Begin(textIds, promptText, promptSpeech, new RasSampler(p.Llm.Ras), r.Uniforms ?? new SeededUniforms(r.Seed), p.TokenCap(r, flowPrompt));
-                result.PromptLength = llm.Result.PromptLength;
-                hop = p.TokenHop;
-                int P = flowPrompt.Tokens.Length;
-                promptPad = (P + p.TokenHop - 1) / p.TokenHop * p.TokenHop - P;
+                var noise = r.Noise ?? new UniformNoise(r.Seed + 1, p.Hift.Hop, p.Hift.H).Next;
                 voc = p.Hift.Start(noise);
                 if (r.Streaming) melAll = new Mel(p.Hift.NMels, 0, new float[0]);
-                if (llm.Done) Finish();
+                var sampler = new RasSampler(p.Llm.Ras);
+                var uniforms = r.Uniforms ?? new SeededUniforms(r.Seed);
+                ITokenSession llm;
+                if (bistreamInput)
+                {
+                    List<int> prefix, mixed;
+                    p.SplitBistreamPrompt(promptText, out prefix, out mixed);
+                    llm = p.Llm.BeginBistream(mixed, promptSpeech, sampler, uniforms, p.TokenCap(r, FlowPrompt), prefix);
+                }
+                else llm = p.Llm.Begin(textIds, promptText, promptSpeech, sampler, uniforms, p.TokenCap(r, FlowPrompt));
+                result.PromptLength = llm.Result.PromptLength;
+                Start(llm);
             }
 
+            protected override List<int> FlowTokens { get { return tokens; } }
+
             /// <summary>The LM's newest tokens through the silent-run filter; true when one reached the flow.</summary>
-            bool TakeTokens()
+            protected override bool TakeTokens()
             {
                 bool any = false;
-                var lm = llm.Result.Tokens;
+                var lm = Llm.Result.Tokens;
                 for (; seen < lm.Count; seen++)
                 {
                     int t = lm[seen];
@@ -208,90 +176,20 @@ namespace SentisTts.Core.Pipeline
                 return any;
             }
 
-            /// <summary>Run up to `steps` LM decode steps (and the flow/HiFT work they trigger), waiting for readbacks.</summary>
-            public void Advance(int steps)
+            protected override void Finishing()
             {
-                for (int k = 0; k < steps && !Done; k++)
-                {
-                    int tok = llm.Step();
-                    if (tok >= 0 && TakeTokens() && r.Streaming) Chunk();
-                    if (llm.Done) Finish();
-                }
-            }
-
-            /// <summary>Non-blocking, like TtsPipeline.SynthesisSession.Tick: schedules work until
-            /// `overBudget()` says the frame's time is used, `maxTokens` tokens came, or the LLM waits
-            /// for a readback. Returns Done. Call once per frame.</summary>
-            public bool Tick(Func<bool> overBudget, int maxTokens = int.MaxValue)
-            {
-                int n = 0;
-                bool first = true;
-                while (!Done)
-                {
-                    if (!first && overBudget()) break;
-                    first = false;
-                    if (finishDue) { Finish(); break; }
-                    if (chunkDue) { chunkDue = false; Chunk(); continue; }
-                    var st = llm.Work();
-                    if (st == LlmGenerator.Status.Waiting) break;
-                    if (st == LlmGenerator.Status.Token)
-                    {
-                        n++;
-                        if (TakeTokens() && r.Streaming) chunkDue = ChunkReady();
-                    }
-                    if (llm.Done) { if (chunkDue) continue; finishDue = true; }
-                    if (n >= maxTokens) break;
-                }
-                if (llm.Done && !chunkDue && !Done && !finishDue) finishDue = true;
-                return Done;
-            }
-
-            int ThisHop { get { return offset == 0 ? hop + promptPad : hop; } }
-
-            bool ChunkReady() { return tokens.Count - offset >= ThisHop + p.PreLookahead; }
-
-            void Chunk()
-            {
-                if (!ChunkReady()) return;
-                int thisHop = ThisHop;
-                var mel = p.Flow.TokensToMel(tokens.GetRange(0, offset + thisHop + p.PreLookahead), flowPrompt, true, false);
-                melAll = Mel.Concat(melAll, mel.Slice(offset * p.TokenMelRatio, mel.Frames));
-                offset += thisHop;
-                hop = Math.Min(p.MaxHop, hop * 2);
-                Emit(p.Hift.Vocode(melAll, voc, false));
-            }
-
-            void Emit(float[] wav) { if (wav.Length > 0) onAudio(wav); }
-
-            void Finish()
-            {
-                Done = true;
-                result.StopReason = llm.Result.StopReason;
-                result.StopToken = llm.Result.StopToken;
+                result.StopReason = Llm.Result.StopReason;
+                result.StopToken = Llm.Result.StopToken;
                 result.Tokens.Clear();
                 result.Tokens.AddRange(tokens);
-                if (tokens.Count == 0 || llm.Result.StopReason == "cancelled") return;
-                var mel = p.Flow.TokensToMel(tokens, flowPrompt, false, true);  // official: the last call is not streaming
-                if (!r.Streaming)
-                {
-                    Emit(p.Hift.Vocode(mel, voc, true));
-                    return;
-                }
-                melAll = Mel.Concat(melAll, mel.Slice(Math.Min(mel.Frames, offset * p.TokenMelRatio), mel.Frames));
-                Emit(p.Hift.Vocode(melAll, voc, true));
             }
 
-            public void Cancel()
+            protected override ReadbackJob<float[]> VocodeJob(Mel mel, int newFrom, bool final)
             {
-                llm.Result.StopReason = "cancelled";
-                result.StopReason = "cancelled";
-                llm.Dispose();
-                Done = true;
+                if (!Request.Streaming) return p.Hift.VocodeJob(mel, voc, true);
+                melAll = Mel.Concat(melAll, mel.Slice(Math.Min(mel.Frames, newFrom), mel.Frames));
+                return p.Hift.VocodeJob(melAll, voc, final);
             }
-
-            public bool Cancelled { get { return result.StopReason == "cancelled"; } }
-
-            public void Dispose() { llm.Dispose(); }
         }
     }
 }

@@ -1,5 +1,6 @@
 // What CosyVoiceSpeaker does, without UnityEngine (so the Sentis stand-in tests run it): one
-// utterance at a time over a TtsPipeline, spread over frames within a per-frame time budget,
+// utterance at a time over a SpeechPipeline (TtsPipeline for cosyvoice2 bundles, CosyVoice3Pipeline
+// for cosyvoice3: SpeechPipeline.ForBundle), spread over frames within a per-frame time budget,
 // cancellable, and safe when its owner is destroyed mid-utterance (Destroy cancels the running
 // Speak, frees its tensors and disposes the runner; the suspended Speak then returns false without
 // touching the runner).
@@ -12,11 +13,11 @@ namespace SentisTts.Core.Pipeline
 {
     public sealed class SpeakerLogic
     {
-        readonly Func<TtsPipeline> load;
+        readonly Func<SpeechPipeline> load;
         readonly Action<IGraphRunner> unload;
         readonly CancellationTokenSource destroyed = new CancellationTokenSource();
-        TtsPipeline pipeline;
-        TtsPipeline.SynthesisSession current;
+        SpeechPipeline pipeline;
+        SpeechSession current;
 
         public Func<string, Voice> LoadVoice;
         public string DefaultVoice = "";
@@ -42,7 +43,7 @@ namespace SentisTts.Core.Pipeline
 
         /// <param name="load">builds the pipeline (and its runner) on first use</param>
         /// <param name="unload">disposes what `load` built (the runner)</param>
-        public SpeakerLogic(Func<TtsPipeline> load, Action<IGraphRunner> unload)
+        public SpeakerLogic(Func<SpeechPipeline> load, Action<IGraphRunner> unload)
         {
             this.load = load;
             this.unload = unload;
@@ -51,7 +52,7 @@ namespace SentisTts.Core.Pipeline
         public bool IsSpeaking { get { return current != null; } }
         public bool IsDestroyed { get { return destroyed.IsCancellationRequested; } }
 
-        public TtsPipeline Pipeline
+        public SpeechPipeline Pipeline
         {
             get
             {
