@@ -147,10 +147,17 @@ class CosyVoice3Pipeline(Pipeline):
     def make_vocoder(self, bundle):
         return CausalVocoder(bundle)
 
+    def _without_long_silences(self, tokens):
+        return drop_long_silences(tokens, self.llm.meta["silent_tokens"], int(self.llm.meta["max_silent_tokens"]))
+
     def iter_tokens_for(self, req, sampling, *, sampler="ras", max_new_tokens=None):
         """The LM's tokens minus silent tokens beyond a run of `max_silent_tokens` (official llm_job)."""
-        return drop_long_silences(super().iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens),
-                                  self.llm.meta["silent_tokens"], int(self.llm.meta["max_silent_tokens"]))
+        return self._without_long_silences(super().iter_tokens_for(req, sampling, sampler=sampler, max_new_tokens=max_new_tokens))
+
+    def bistream_tokens_for(self, req, text_ids, sampling, *, sampler, max_new_tokens):
+        """Likewise for text arriving as a stream (official llm_job applies the cut to inference_bistream too)."""
+        return self._without_long_silences(super().bistream_tokens_for(req, text_ids, sampling, sampler=sampler,
+                                                                       max_new_tokens=max_new_tokens))
 
     def _eop(self, text: str) -> str:
         return text if ENDOFPROMPT in text else self.system_prompt + ENDOFPROMPT + text

@@ -101,3 +101,16 @@ def test_bistream(cv3_bundle, voice):
         spoken.append(sum(c.size for c in chunks))
         break
     assert spoken and spoken[0] > 0
+
+
+def test_bistream_cuts_long_silences_like_the_official_llm_job(cv3_bundle, monkeypatch):
+    """Official llm_job drops silent tokens past a run of 5 on the bistream path too."""
+    from runtime_ref.families import open_pipeline
+    from runtime_ref.pipeline import Pipeline
+
+    p = open_pipeline(cv3_bundle)
+    s = [int(t) for t in p.llm.meta["silent_tokens"][:2]]
+    lm = [7, *([s[0], s[1]] * 4), 9, s[0]]  # a run of 8 silent tokens, then speech, then one more
+    monkeypatch.setattr(Pipeline, "bistream_tokens_for", lambda self, *a, **k: iter(lm))
+    got = list(p.bistream_tokens_for(None, iter(()), None, sampler="ras", max_new_tokens=None))
+    assert got == [7, s[0], s[1], s[0], s[1], s[0], 9, s[0]]
