@@ -109,7 +109,13 @@ def main() -> None:
     pm = rng.standard_normal((1, 2 * PROMPT_TOKENS, 80)).astype(np.float32)
     xv = rng.standard_normal((1, 192)).astype(np.float32)
     pt, tk = prompt[None].astype(np.int32), new[None].astype(np.int32)
-    mel = rflow.token2mel(bundle, pt, tk, pm, xv) if stages & {"flow", "hift"} else None  # (also the warm-up)
+    if "flow" in stages or ("hift" in stages and "flow" in bundle.manifest["components"]):
+        mel = rflow.token2mel(bundle, pt, tk, pm, xv)  # (also the warm-up)
+    elif "hift" in stages:  # a vocoder-only bundle: a smooth random mel of the same length
+        from exporter.hift.export import example_mel
+
+        mel = example_mel(2 * NEW_TOKENS, seed=1)
+        notes.append("HiFT input: a smooth random log-mel (the bundle has no flow)")
     if "flow" in stages:
         bucket = rflow.pick_bucket([int(n) for n in bundle.component("flow")["mel_lens"]], n_frames)
         flow = load_flows(md, (n_frames,), flow_class=DiTFlow)[n_frames]

@@ -14,18 +14,20 @@ the architecture: exporter/cosyvoice3/hift.py measure_context_frames) and holds 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..errors import ExportError
-from ..hift.export import PHASE_TOL_PER_FRAME, example_mel
+from ..hift.export import FLOAT32_FLOOR_FACTOR, PHASE_TOL_PER_FRAME, example_mel
 from ..spec import COMPARE_CIRCULAR, COMPARE_RELATIVE_RMS, ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .hift import PHASE_BITS, build_causal_hift, lookahead_frames, measure_context_frames
 
 DEFAULT_FRAMES = 256  # mel frames per graph call (5.12 s of audio; ~83 % of them emitted per call)
 MIN_CORE_FRAMES = 16
-# the waveform integrates the f0's float32 rounding (torch vs onnxruntime kernels) in its sine phase
-# frame after frame, so it is compared relative to its RMS (max |diff| / RMS) per call of T frames:
-# the chunking bounds the integration to one call (the whole-utterance graph of 1024 frames gave 0.047)
+# the waveform integrates the f0's float32 rounding in its sine phase frame after frame, so it is
+# compared relative to its RMS (max |diff| / RMS) per call of T frames, with the float64 math
+# (FLOAT32_FLOOR_FACTOR, exporter/hift/export.py): the chunking bounds the integration to one call
+# (the whole-utterance graph of 1024 frames was 0.047 from PyTorch float32)
 WAVE_REL_TOL = 1e-2
 
 
@@ -52,7 +54,12 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
     if T < context + look + MIN_CORE_FRAMES or T > 2048:
         raise ExportError(f"--hift-frames {T} is out of range for this vocoder: use {context + look + MIN_CORE_FRAMES}..2048 "
                           f"mel frames (a chunk re-reads {context} context frames and holds back {look})")
-    model = build_causal_hift(cfg, model_dir.load_checkpoint("hift"), source=str(model_dir.checkpoint_path("hift")))
+    sd, where = model_dir.load_checkpoint("hift"), str(model_dir.checkpoint_path("hift"))
+    model = build_causal_hift(cfg, sd, source=where)
+
+    def float64_module():
+        return VocoderGraph(build_causal_hift(cfg, {k: v.double() for k, v in sd.items()}, source=where, dtype=torch.float64))
+
     hop, H = cfg.hop_samples, cfg.nb_harmonics + 1
 
     # parity cases: an utterance's first chunk; a middle chunk (phase pinned at the frame before what
@@ -88,7 +95,9 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
         atol=5e-2 if options.fp16 else WAVE_REL_TOL,
         atol_per_output={"phase": 0.5 if options.fp16 else PHASE_TOL_PER_FRAME * T},
         parity_cases=len(cases),
-        fp16_keep_prefixes=("model.f0_predictor.",),  # (the sine phase integrates the f0's error: CosyVoice2's HiFT)
+        fp16_keep_prefixes=("model.f0_predictor.",),
+        float64_reference=None if options.fp16 else float64_module,
+        float32_limited={"waveform": FLOAT32_FLOOR_FACTOR, "phase": FLOAT32_FLOOR_FACTOR},  # (the sine phase integrates the f0's error: CosyVoice2's HiFT)
         fixed_dims={"frames": T, "samples": hop * T},
         description=f"CausalHiFT vocoder: {T} mel frames -> {hop * T} samples, causal sine source, STFT/iSTFT in graph",
         metadata={"frames": T, "hop_samples": hop},

@@ -327,12 +327,17 @@ class HiFT(nn.Module):
         return self.forward(mel, noise, phase_in, phase_ref, cache_source, w, n)
 
 
-def build_hift(cfg: HiFTConfig, state_dict: Mapping[str, torch.Tensor], *, source: str = "hift.pt") -> HiFT:
-    """Strictly check the official keys, fold weight norm, strictly load."""
+def build_hift(cfg: HiFTConfig, state_dict: Mapping[str, torch.Tensor], *, source: str = "hift.pt",
+               dtype: torch.dtype = torch.float32) -> HiFT:
+    """Strictly check the official keys, fold weight norm, strictly load into a `dtype` module
+    (float64: the weights are widened before the fold, so the folded weights are not rounded to float32)."""
     from ..checkpoint import check_state_dict, load_into
     from .keys import official_keys
 
     check_state_dict(official_keys(cfg), state_dict, source=source)
     model = HiFT(cfg)
+    if dtype != torch.float32:
+        model = model.to(dtype)
+        state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
     load_into(model, fold_weight_norm(state_dict), source=source)
     return model.eval()
