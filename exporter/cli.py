@@ -133,13 +133,16 @@ def _max_abs(parity: dict) -> str:
         parts.append(f"{max(vals):.2e} (≤{tol:g})")
     if exact:
         parts.append("exact" if all(exact.values()) else "MISMATCH")
+    for k, kind in parity.get("compare", {}).items():  # outputs compared another way (relative RMS, circular)
+        if kind != "max_abs" and k in parity.get("error", {}):
+            parts.append(f"{k} {kind.replace('_', ' ')} {parity['error'][k]:.2e} (≤{parity['atol'][k]:g})")
     return ", ".join(parts) or "-"
 
 
 def print_graph_table(manifest: dict, names: list[str] | None = None) -> None:
     from graph_passes.sentis.check import human_size
 
-    rows = [("graph", "size", "nodes", "checker", "parity max-abs (tol)")]
+    rows = [("graph", "size", "nodes", "checker", "parity vs PyTorch (tol)")]
     for name, g in manifest["graphs"].items():
         if names is not None and name not in names:
             continue

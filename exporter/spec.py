@@ -96,6 +96,11 @@ class GraphSpec:
     # inputs/outputs. `module` stays the PyTorch reference the parity is measured against.
     build_onnx: Callable[[int, Any], Any] | None = None
     fp16_keep_prefixes: tuple[str, ...] = ()  # in an fp16 bundle, weights whose names start so stay fp32
+    # the part of an output a parity case compares, where a host uses only part of it (e.g. the
+    # frames a vocoder chunk emits, not the context it re-reads): case -> {output: index tuple};
+    # outputs not named are compared whole. `compare_region_doc` says which part, for the manifest.
+    compare_region: Callable[[int], dict[str, tuple]] | None = None
+    compare_region_doc: str = ""
 
     @property
     def file(self) -> str:

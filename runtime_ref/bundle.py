@@ -125,6 +125,10 @@ class GraphInfo:
 class Bundle:
     """A bundle folder written by `sentis-tts export`."""
 
+    # graph values are host numpy arrays: the LLM writes llm_step's new KV rows into its cache in
+    # place instead of running llm_cache_append (runtime_ref/llm.py, docs/bundle.md)
+    host_cache_write = True
+
     def __init__(self, root: Path, manifest: dict, *, threads: int = 2):
         self.root = root
         self.manifest = manifest

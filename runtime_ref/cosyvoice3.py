@@ -6,12 +6,14 @@ pieces, LLM loop on the shared llm_step graph, bucketed flow) with what CosyVoic
   bundle's system prompt (manifest constants `system_prompt`, the official examples' one) +
   `<|endofprompt|>` in front (zero_shot: before the transcript;
   cross_lingual: alone; instruct2: the instruction gets `<|endofprompt|>` appended);
-- vocoder: the causal HiFT graph vocodes the whole mel so far (`CausalVocoder`);
+- vocoder: the causal HiFT graph in chunks of T frames that each re-read the left context they
+  need (`CausalVocoder`: exact, the phase carried from chunk to chunk);
 - streaming (official `CosyVoice3Model.tts(stream=True)`/`token2wav`): a chunk when hop + 3
   lookahead tokens are there (first hop padded so prompt + hop is a multiple of 25; hop doubles to
   100), flow with chunk masks and finalize=False, the new mel appended to the utterance's mel, the
-  whole mel re-vocoded with finalize=False (the last 8 frames held back) and only the samples past
-  what was already emitted returned; the final call (flow non-streaming, finalize=True) likewise.
+  samples past what was already emitted vocoded up to the last 8 frames (official: the whole mel
+  re-vocoded with finalize=False, the same samples); the final call (flow non-streaming,
+  finalize=True) up to the end.
 - silent tokens: a run of more than 5 FSQ silence/breath tokens is cut short before the flow
   (official llm_job; the ids are in the llm manifest);
 - noise: the official vocoder uses one fixed uniform table drawn when the model is built; here a
@@ -28,32 +30,99 @@ from .errors import RuntimeRefError
 from .pipeline import ENDOFPROMPT, Pipeline, PipelineError, PieceRequest
 
 
+def causal_chunk_plan(emitted: int, M: int, T: int, context: int, lookahead: int, final: bool) -> list[tuple[int, int, int]]:
+    """Graph calls (start, n, end) that emit frames emitted..target of an M-frame mel: a call reads
+    n <= T frames from `start` (`context` frames before the first one it emits: the left reach of
+    the causal stack, so what it emits is what the whole-utterance pass gives) and emits frames up
+    to `end` (exclusive); `lookahead` frames before a call's last frame need mel it has not read,
+    unless that frame is the utterance's last and `final` (target = M, else M - lookahead: the
+    official finalize=False hold-back)."""
+    target = M if final else M - lookahead
+    calls = []
+    while emitted < target:
+        start = max(0, emitted - context)
+        n = min(T, M - start)
+        end = M if final and start + n == M else min(start + n - lookahead, target)
+        calls.append((start, n, end))
+        emitted = end
+    return calls
+
+
+class UniformNoiseTable:
+    """The causal source's uniform [0, 1) noise per output sample (official: one fixed table from
+    sample 0 of every call), drawn from `rng` as far as it is used: growing it in any steps gives the
+    same values (one Generator.random stream, samples-major)."""
+
+    def __init__(self, rng: np.random.Generator, hop: int, harmonics: int):
+        self.rng, self.hop, self.H = rng, hop, harmonics
+        self.values = np.zeros((0, harmonics), np.float32)
+
+    def frames(self, start: int, n: int) -> np.ndarray:
+        """(hop * n, H) values of frames start..start+n."""
+        need = self.hop * (start + n) - self.values.shape[0]
+        if need > 0:
+            self.values = np.concatenate([self.values, self.rng.random((need, self.H)).astype(np.float32)])
+        return self.values[self.hop * start: self.hop * (start + n)]
+
+
+class CausalVocoderState:
+    """One utterance piece's vocoding so far: frames emitted, the phase at the last one, its noise."""
+
+    def __init__(self, noise: UniformNoiseTable):
+        self.noise, self.emitted, self.phase = noise, 0, None
+
+
 class CausalVocoder:
-    """The bundle's causal `hift` graph (T frames, finalize semantics, zero right padding) on whole mels."""
+    """The bundle's causal `hift` graph (T frames) on a growing mel, in chunks (causal_chunk_plan):
+    each call reads `context` frames before what it emits, its sine phase pinned at the frame before
+    the first one it emits to what the previous call gave there; the last call's n_frames ends the
+    utterance exactly (the official finalize=True pass over the whole mel)."""
 
     def __init__(self, bundle):
         c = bundle.component("hift")
-        if c.get("variant") != "causal":
-            raise RuntimeRefError("cosyvoice3 bundles need the causal hift graph (re-export the hift component)")
+        if c.get("variant") != "causal" or "context_frames" not in c:
+            raise RuntimeRefError("cosyvoice3 bundles need the chunked causal hift graph (variant 'causal' with "
+                                  "context_frames); re-export the hift component with this sentis-tts")
         self.bundle, self.graph = bundle, c["graph"]
         self.T, self.hop, self.H = int(c["frames"]), int(c["hop_samples"]), int(c["harmonics"])
-        self.held_back = int(c["f0_look_right"]) + int(c["conv_pre_look_right"]) + 1  # frames finalize=False withholds
+        self.context, self.lookahead = int(c["context_frames"]), int(c["lookahead_frames"])
         self.n_mels = bundle.graph(self.graph).input("mel")["shape"][1]
+        self.calls = 0
 
-    def noise_table(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.random((1, self.hop * self.T, self.H)).astype(np.float32)
+    def start(self, rng: np.random.Generator) -> CausalVocoderState:
+        return CausalVocoderState(UniformNoiseTable(rng, self.hop, self.H))
 
-    def vocode(self, mel: np.ndarray, table: np.ndarray, *, finalize: bool = True) -> np.ndarray:
-        """mel (1, 80, M) -> (n,) samples: 480M (finalize) or 480(M - 8) (finalize=False)."""
-        M = mel.shape[2]
-        if M > self.T:
-            raise RuntimeRefError(f"hift: {M} mel frames exceed the causal vocoder graph's {self.T}; re-export with a "
-                                  "larger --hift-frames (at least the largest --flow-len)")
+    def run_chunk(self, mel: np.ndarray, noise: np.ndarray, phase_in: np.ndarray, ref_frame: int | None):
+        """mel (1, n_mels, n), noise (480n, H), phase_in (H,), ref_frame: None (the phase before
+        frame 0 is phase_in) or r (phase[r] = phase_in) -> (waveform (480n,), phase (n, H))."""
+        n = mel.shape[2]
         m = np.zeros((1, self.n_mels, self.T), np.float32)
-        m[:, :, :M] = mel
-        wav = self.bundle.run(self.graph, {"mel": m, "noise": table})["waveform"][0]
-        n = self.hop * (M if finalize else max(0, M - self.held_back))
-        return wav[:n].astype(np.float32)
+        m[:, :, :n] = mel
+        z = np.zeros((1, self.hop * self.T, self.H), np.float32)
+        z[0, : self.hop * n] = noise
+        ref = np.zeros((1, self.T, 1), np.float32)
+        if ref_frame is not None:
+            ref[0, ref_frame, 0] = 1.0
+        out = self.bundle.run(self.graph, {"mel": m, "noise": z, "phase_in": phase_in.reshape(1, 1, self.H).astype(np.float32),
+                                           "phase_ref": ref, "n_frames": np.array([n], np.int32)})
+        self.calls += 1
+        return out["waveform"][0, : self.hop * n], out["phase"][0, :n]
+
+    def vocode(self, mel: np.ndarray, state: CausalVocoderState, *, final: bool) -> np.ndarray:
+        """mel (1, n_mels, M): the piece's whole mel so far -> the samples not emitted yet, up to
+        480M (final) or 480(M - lookahead) (more mel will come: the official finalize=False)."""
+        for start, n, end in causal_chunk_plan(state.emitted, mel.shape[2], self.T, self.context, self.lookahead, final):
+            pinned = state.emitted > 0
+            phase_in = state.phase if pinned else np.zeros(self.H, np.float32)
+            wav, phase = self.run_chunk(mel[:, :, start:start + n], state.noise.frames(start, n), phase_in,
+                                        state.emitted - 1 - start if pinned else None)
+            piece = wav[self.hop * (state.emitted - start): self.hop * (end - start)]
+            state.phase, state.emitted = phase[end - 1 - start], end
+            yield piece
+
+    def mel2wav(self, mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        pieces = list(self.vocode(mel, self.start(rng), final=True))
+        return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
 
 
 def drop_long_silences(tokens, silent, max_run: int):
@@ -101,7 +170,7 @@ class CosyVoice3Pipeline(Pipeline):
         return mode, llm_text, llm_speech, f_tok, f_mel
 
     def mel2wav(self, mel, noise_rng):
-        return self.vocoder.vocode(mel, self.vocoder.noise_table(noise_rng), finalize=True)
+        return self.vocoder.mel2wav(mel, noise_rng)
 
     def bistream_prompt(self, req: PieceRequest) -> tuple[np.ndarray, np.ndarray]:
         """Official CosyVoice3LM.inference_bistream: the prompt text up to and including
@@ -114,10 +183,10 @@ class CosyVoice3Pipeline(Pipeline):
 
     def _stream_piece(self, req: PieceRequest, token_source, noise, *, first_hop, max_hop):
         tokens: list[int] = []
-        hop, offset, emitted = first_hop, 0, 0
+        hop, offset = first_hop, 0
         P = int(req.flow_prompt_tokens.size)
         prompt_pad = int(np.ceil(P / self.chunk_size) * self.chunk_size - P)
-        table = self.vocoder.noise_table(noise)
+        voc = self.vocoder.start(noise)
         look, ratio = self.lookahead, self.token_mel_ratio
         mel_all = np.zeros((1, 80, 0), np.float32)
         for tok in token_source:
@@ -126,17 +195,18 @@ class CosyVoice3Pipeline(Pipeline):
             if len(tokens) - offset >= this_hop + look:
                 mel = self.token2mel(req, tokens[: offset + this_hop + look], streaming=True, finalize=False)
                 mel_all = np.concatenate([mel_all, mel[:, :, offset * ratio:]], axis=2)
-                wav = self.vocoder.vocode(mel_all, table, finalize=False)
                 offset += this_hop
                 hop = min(max_hop, hop * 2)
-                if wav.size > emitted:
-                    yield wav[emitted:]
-                    emitted = wav.size
+                wav = list(self.vocoder.vocode(mel_all, voc, final=False))
+                if wav:
+                    yield np.concatenate(wav)
         if not tokens:
             return
         mel = self.token2mel(req, tokens, streaming=False, finalize=True)  # official: the last call is not streaming
         mel_all = np.concatenate([mel_all, mel[:, :, offset * ratio:]], axis=2)
-        yield self.vocoder.vocode(mel_all, table, finalize=True)[emitted:]
+        wav = list(self.vocoder.vocode(mel_all, voc, final=True))
+        if wav:
+            yield np.concatenate(wav)
 
 
 

@@ -39,8 +39,20 @@ def _int(x) -> np.ndarray:
     return np.asarray(x, dtype=np.int64).reshape(-1)
 
 
+def write_rows(cache: dict[str, np.ndarray], rows: dict[str, np.ndarray], position: int) -> None:
+    """llm_cache_append on the host, in place: rows[name] (1, kv, T, hd) -- all T rows, padding
+    included, as the graph writes them -- into cache[name] (1, kv, S, hd) at slots position..;
+    rows that would land at slots >= S are dropped. Bit-identical to the graph's
+    `cache * keep + onehot @ rows` on finite non-zero values (each slot gets exactly one term; the
+    graph's `x + 0` can flip the sign of a zero, and its `0 * inf` would smear a non-finite row)."""
+    for name, r in rows.items():
+        c = cache[name]
+        n = max(0, min(r.shape[2], c.shape[2] - position))
+        c[:, :, position:position + n] = r[:, :, :n]
+
+
 class LLM:
-    def __init__(self, bundle: Bundle):
+    def __init__(self, bundle: Bundle, *, cache_write: str | None = None):
         self.bundle = bundle
         c = bundle.component("llm")
         self.meta = c
@@ -65,6 +77,17 @@ class LLM:
             raise RuntimeRefError(f"llm cache_contract {self.cache_contract!r} is not supported (rows, full): use the matching sentis-tts version")
         self.cache_rows = list(c.get("cache_rows", []))
         self.cache_shape = (1, int(c["num_key_value_heads"]), self.capacity, int(c["head_dim"]))
+        # rows contract: who writes llm_step's new rows into the cache. "host": numpy writes them in
+        # place at `position` (what llm_cache_append computes, without rewriting every full-capacity
+        # cache per token); "graph": run llm_cache_append, as the Unity runtime does on Sentis --
+        # for runners whose cache does not live in host arrays (the golden-trace recorders and
+        # replays, which hold the C# runtime's call sequence). Default: the bundle's
+        # `host_cache_write` (True for runtime_ref's Bundle), else "graph".
+        if cache_write is None:
+            cache_write = "host" if getattr(bundle, "host_cache_write", False) else "graph"
+        if cache_write not in ("host", "graph"):
+            raise RuntimeRefError(f"cache_write {cache_write!r}: use 'host' or 'graph'")
+        self.cache_write = cache_write
 
     @classmethod
     def open(cls, path, *, threads: int = 2) -> "LLM":
@@ -126,7 +149,8 @@ class LLM:
         return {n: np.zeros(self.cache_shape, np.float32) for n in self.cache_inputs}
 
     def step(self, embeds: np.ndarray, cache: dict, position: int, valid_len: int | None = None):
-        """embeds (T, d) at positions position.. -> (logprobs (V,), new cache)."""
+        """embeds (T, d) at positions position.. -> (logprobs (V,), new cache). With cache_write
+        "host" the new cache is `cache` itself, its arrays written in place."""
         T = embeds.shape[0]
         valid_len = T if valid_len is None else valid_len
         feeds = {"inputs_embeds": embeds[None].astype(np.float32, copy=False),
@@ -135,6 +159,9 @@ class LLM:
         out = self.bundle.run(self.g["step"], feeds)
         if self.cache_contract == "full":
             return out["logprobs"][0], {i: out[o] for i, o in zip(self.cache_inputs, self.cache_outputs)}
+        if self.cache_write == "host":
+            write_rows(cache, {i: out[r] for i, r in zip(self.cache_inputs, self.cache_rows)}, position)
+            return out["logprobs"][0], cache
         app = {"position": feeds["position"], **cache, **{r: out[r] for r in self.cache_rows}}
         new = self.bundle.run(self.g["cache_append"], app)
         return out["logprobs"][0], {i: new[o] for i, o in zip(self.cache_inputs, self.cache_outputs)}

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hift.model import HiFT, PHASE_BITS, ResBlock, SourceMerge, fold_weight_norm
+from ..hift.model import HiFT, LengthMasks, PHASE_BITS, ResBlock, SourceMerge, fold_weight_norm
 from ..hift.stft import ConvISTFT, ConvSTFT
 from .config import CausalHiFTConfig
 
@@ -108,21 +108,30 @@ class CausalHiFT(HiFT):
         B, T, C = x.shape
         return x[:, :, None, :].expand(B, T, self.hop, C).reshape(B, T * self.hop, C)
 
-    def source(self, f0, noise):
-        """f0 (1, T) Hz, noise (1, 480T, H) uniform [0, 1) -> s (1, 1, 480T)."""
+    def source(self, f0, noise, phase_in=None, phase_ref=None):
+        """f0 (1, T) Hz, noise (1, 480T, H) uniform [0, 1) -> (s (1, 1, 480T), phase (1, T, H)).
+        phase_in (1, 1, H) / phase_ref (1, T, 1): as HiFT.frame_phase (None: the utterance's start)."""
         cfg = self.cfg
-        zeros = torch.zeros(1, 1, self.n_harm, dtype=f0.dtype)
-        phase, _ = self.frame_phase(f0, zeros, torch.zeros(1, f0.shape[1], 1, dtype=f0.dtype))
+        if phase_in is None:
+            phase_in = torch.zeros(1, 1, self.n_harm, dtype=f0.dtype)
+            phase_ref = torch.zeros(1, f0.shape[1], 1, dtype=f0.dtype)
+        phase, _ = self.frame_phase(f0, phase_in, phase_ref)
         sines = self.frames_to_samples(cfg.nsf_alpha * torch.sin(2 * math.pi * phase))  # held per frame
         uv = self.frames_to_samples((f0 > cfg.nsf_voiced_threshold).to(f0.dtype)[:, :, None])  # (1, 480T, 1)
         noise_amp = uv * cfg.nsf_sigma + (1 - uv) * cfg.nsf_alpha / 3
         s = torch.tanh(self.m_source.l_linear(sines * uv + noise_amp * noise))
-        return s.transpose(1, 2)
+        return s.transpose(1, 2), phase
 
-    def decode(self, mel, s, finalize: bool = True):
+    def decode(self, mel, s, finalize: bool = True, masks: LengthMasks | None = None):
+        """mel (1, 80, T), s (1, 1, 480T) -> waveform. With `masks` (finalize only) the utterance
+        ends at frame n inside the T-frame buffer: mel must be zero from n on (the conv_pre look-right
+        then reads zeros, the finalize padding); the source STFT reflects and the iSTFT normalises at
+        sample 480n, as the official code does at its input's end; the causal layers need no mask
+        (nothing past n reaches an earlier sample), the output is zero from 480n on."""
         cfg = self.cfg
         n_bins = cfg.istft_n_fft // 2 + 1
-        s_stft = self.stft(s)
+        spec_mask = None if masks is None else masks.at(self.stage_rates()[-1], 1)  # 120n + 1 STFT frames
+        s_stft = self.stft(s, masks, self.hop)
         if finalize:
             x = self.conv_pre(F.pad(mel, (0, self.look_right)))
         else:
@@ -148,20 +157,39 @@ class CausalHiFT(HiFT):
             x = xs / n_k
         x = causal_conv(self.conv_post, F.leaky_relu(x))
         mag = torch.clamp(torch.exp(x[:, :n_bins]), max=100.0)
+        if spec_mask is not None:
+            mag = mag * spec_mask  # no STFT frame past 120n enters the overlap-add
         ph = torch.sin(x[:, n_bins:])
-        wav = self.istft(mag * torch.cos(ph), mag * torch.sin(ph))
+        wav = self.istft(mag * torch.cos(ph), mag * torch.sin(ph), masks, self.hop)
         if not finalize:
             wav = wav[:, :wav.shape[1] - self.hop]
-        return torch.clamp(wav, -cfg.audio_limit, cfg.audio_limit)
+        wav = torch.clamp(wav, -cfg.audio_limit, cfg.audio_limit)
+        return wav if masks is None else wav * masks.at(self.hop).reshape(1, -1)
 
     def forward(self, mel, noise, finalize: bool = True):
         """Official CausalHiFTGenerator.inference: mel (1, 80, T), noise (1, 480·T_f0, 9) uniform
         -> waveform (1, 480T) (finalize) or (1, 480(T - 8)) (finalize=False: 3 f0 + 4 conv_pre
         look-ahead frames, and the held-back last frame)."""
         f0 = self.f0_predictor(mel, finalize)
-        s = self.source(f0, noise[:, :f0.shape[1] * self.hop])
+        s, _ = self.source(f0, noise[:, :f0.shape[1] * self.hop])
         x = mel if finalize else mel[:, :, :mel.shape[2] - self.f0_predictor.look]
         return self.decode(x, s, finalize)
+
+    def vocode_chunk(self, mel, noise, phase_in, phase_ref, n_frames):
+        """One call of the exported graph: the finalize pass over the first n of T frames
+        (n_frames (1,) int32 in 1..T; the rest of mel and noise is ignored) whose sine phase is
+        pinned (phase_ref one-hot at frame r: phase[r] = phase_in; all zeros: phase_in is the phase
+        before frame 0) -> (waveform (1, 480T), phase (1, T, H) cycles in [0, 1)), zero from frame n.
+        Chunked vocoding of a long mel (runtime_ref/cosyvoice3.py CausalVocoder): a chunk starts
+        `context` frames before the first frame it emits, its phase pinned at the frame before that
+        one to the previous chunk's phase output; outputs `lookahead` frames before its end
+        depend on mel frames it has not seen (a later chunk emits them)."""
+        masks = LengthMasks(n_frames, mel.shape[-1], mel.dtype)
+        mel = mel * masks.at(1)
+        f0 = self.f0_predictor(mel, True)
+        s, phase = self.source(f0, noise, phase_in, phase_ref)
+        wav = self.decode(mel, s * masks.at(self.hop), True, masks)
+        return wav, phase * masks.at(1).transpose(1, 2)
 
 
 def build_causal_hift(cfg: CausalHiFTConfig, state_dict: Mapping[str, torch.Tensor], *, source: str = "hift.pt",
@@ -177,3 +205,55 @@ def build_causal_hift(cfg: CausalHiFTConfig, state_dict: Mapping[str, torch.Tens
         model = model.to(dtype)
     load_into(model, fold_weight_norm(state_dict), source=source)
     return model.eval()
+
+
+def lookahead_frames(cfg: CausalHiFTConfig) -> int:
+    """Frames before a call's last mel frame whose samples need mel past it: the f0 predictor's and
+    conv_pre's look-right, and the frame the official finalize=False holds back (8)."""
+    return (cfg.f0_first_kernel - 1) + cfg.conv_pre_look_right + 1
+
+
+def measure_context_frames(cfg: CausalHiFTConfig, *, first: int = 64) -> int:
+    """The left-context frames a chunk needs so that what it emits is exactly the whole-utterance
+    pass (runtime_ref/cosyvoice3.py causal_chunk_plan), from the architecture's structural reach:
+    the samples of frame e depend on the source of frames >= e - S (S: the causal stack's reach from
+    the source), whose voicing, f0 and pinned phase depend on the mel of frames >= e - S - F (F: the
+    f0 predictor's left reach), and on the mel of frames >= e - M through conv_pre and the
+    up-samplers (M). Each reach is where a gradient is exactly zero (autograd on a narrow float64
+    copy with random weights: a dependency outside the reach is structurally absent, inside it a
+    random weight leaves none at zero); the look-right of an emitted frame must fit in what
+    `lookahead_frames` holds back."""
+    from dataclasses import replace
+
+    frames = first + lookahead_frames(cfg) + 8
+    narrow = replace(cfg, base_channels=2 ** (len(cfg.upsample_rates) + 1), f0_cond_channels=8)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = CausalHiFT(narrow).double().eval()
+        H, hop = model.n_harm, model.hop
+        mel = (torch.randn(1, cfg.in_channels, frames, dtype=torch.float64) - 5).requires_grad_()
+        noise = torch.rand(1, hop * frames, H, dtype=torch.float64).requires_grad_()
+        probe = torch.randn(hop, dtype=torch.float64)
+    n = torch.tensor([frames], dtype=torch.int32)
+
+    def reach(x: torch.Tensor, out: torch.Tensor) -> tuple[int, int]:
+        """(frames before, frames after `first`) of x that `out` depends on."""
+        (g,) = torch.autograd.grad(out, x)
+        per_frame = g.abs().reshape(frames, -1).sum(1) if x is noise else g[0].abs().sum(0)  # (frames,)
+        used = torch.nonzero(per_frame).flatten()
+        if int(used.min()) == 0:
+            raise ValueError(f"hift: the left reach exceeds {first} frames (an unexpected architecture)")
+        return first - int(used.min()), int(used.max()) - first
+
+    zeros = torch.zeros(1, 1, H, dtype=torch.float64)
+    no_pin = torch.zeros(1, frames, 1, dtype=torch.float64)
+    S, S_right = reach(noise, (model.vocode_chunk(mel, noise, zeros, no_pin, n)[0][0, hop * first: hop * (first + 1)] * probe).sum())
+    F, F_right = reach(mel, model.f0_predictor(mel, True)[0, first])
+    model.f0_predictor.classifier.weight.data.zero_()  # f0 = 0: unvoiced, no sine: the conv path alone
+    model.f0_predictor.classifier.bias.data.zero_()
+    M, M_right = reach(mel, (model.vocode_chunk(mel, noise, zeros, no_pin, n)[0][0, hop * first: hop * (first + 1)] * probe).sum())
+    right = max(M_right, S_right + F_right)
+    if right > lookahead_frames(cfg):
+        raise ValueError(f"hift: a frame's samples depend on {right} frames of look-right, more than the "
+                         f"{lookahead_frames(cfg)} held back (an unexpected architecture)")
+    return max(S + F, M)

@@ -322,7 +322,9 @@ def section_hift():
     sess = ort.InferenceSession(str(bundle / spec.file), providers=["CPUExecutionProvider"])
     T = 64
     mel = example_mel(T, seed=99)
-    (w_onnx,) = sess.run(["waveform"], {"mel": mel, "noise": table[:, :480 * T].numpy()})
+    H = c.nb_harmonics + 1
+    (w_onnx,) = sess.run(["waveform"], {"mel": mel, "noise": table[:, :480 * T].numpy(), "phase_in": np.zeros((1, 1, H), np.float32),
+                                        "phase_ref": np.zeros((1, T, 1), np.float32), "n_frames": np.array([T], np.int32)})
     with torch.inference_mode():
         w_off, _ = off.inference(torch.from_numpy(mel), finalize=True)
         w_off64, _ = off64.inference(torch.from_numpy(mel).double(), finalize=True)
@@ -343,7 +345,7 @@ def section_e2e():
     from cosyvoice.cli.model import CosyVoice3Model
     from exporter.export import export_components
     from exporter.spec import ExportOptions
-    from runtime_ref.cosyvoice3 import CosyVoice3Pipeline, drop_long_silences
+    from runtime_ref.cosyvoice3 import CausalVocoderState, CosyVoice3Pipeline, UniformNoiseTable, drop_long_silences
     from runtime_ref.bundle import Bundle
     from runtime_ref.pipeline import PieceRequest
     from runtime_ref.sampling import PCG64Uniforms
@@ -374,7 +376,12 @@ def section_e2e():
         off_hift.load_state_dict(md.load_checkpoint("hift"), strict=True)
         model = CosyVoice3Model(off_llm.eval(), off_flow.eval(), off_hift.eval())
         table = off_hift.m_source.l_sin_gen.sine_waves
-        p.vocoder.noise_table = lambda _rng, T=p.vocoder.T: table[:, :480 * T].numpy()
+        def official_noise(_rng, _table=table[0, :480 * 2048].numpy()):  # the official fixed table as our noise
+            nt = UniformNoiseTable(None, 480, p.vocoder.H)
+            nt.values = _table
+            return CausalVocoderState(nt)
+
+        p.vocoder.start = official_noise
         src = PCG64Uniforms(300 + int(stream))
         cap = 60  # P + cap tokens fit the 160-frame flow bucket
         lm_tokens = list(p.llm.iter_tokens(req.text_ids, req.llm_prompt_text_ids, req.llm_prompt_speech, rng=src,

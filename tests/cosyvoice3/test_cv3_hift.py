@@ -1,6 +1,6 @@
 """CausalHiFT (CosyVoice3 vocoder) on the shared HiFT blocks: causality (a frame's samples do not
-depend on later mel frames beyond the look-right), finalize=False lengths, exported graph checked
-and in parity."""
+depend on later mel frames beyond the look-right), finalize=False lengths, chunked vocoding exact
+(the measured context), the exported graph checked and in parity, runtime_ref's chunked vocoder on it."""
 from __future__ import annotations
 
 import json
@@ -42,8 +42,86 @@ def test_exported_graph_checked_and_in_parity(cv3_md, tmp_path):
     from exporter.export import export_components
     from exporter.spec import ExportOptions
 
-    m = export_components(cv3_md, tmp_path / "b", ["hift"], ExportOptions(hift_frames=48))
+    m = export_components(cv3_md, tmp_path / "b", ["hift"], ExportOptions(hift_frames=64))
     g = m["graphs"]["hift"]
     assert g["checker"]["ok"] and m["components"]["hift"]["variant"] == "causal"
     assert all(v <= g["parity"]["atol"][k] for k, v in g["parity"]["max_abs"].items()), g["parity"]
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["family"] == "cosyvoice3"
+
+
+def chunked_torch(model, mel, noise, *, T, context, look, steps):
+    """runtime_ref's chunk plan (causal_chunk_plan) driven with the torch module: the mel arrives
+    in `steps` (frame counts; the last one final), as a stream does."""
+    from runtime_ref.cosyvoice3 import causal_chunk_plan
+
+    hop, H = model.hop, model.n_harm
+    out, phase, emitted, M = [], None, 0, 0
+    for i, M in enumerate(steps):
+        for start, n, end in causal_chunk_plan(emitted, M, T, context, look, i == len(steps) - 1):
+            m = torch.zeros(1, mel.shape[1], T, dtype=mel.dtype)
+            m[:, :, :n] = mel[:, :, start:start + n]
+            z = torch.zeros(1, hop * T, H, dtype=mel.dtype)
+            z[:, :hop * n] = noise[:, hop * start:hop * (start + n)]
+            ref = torch.zeros(1, T, 1, dtype=mel.dtype)
+            if emitted:
+                ref[0, emitted - 1 - start] = 1.0
+            w, ph = model.vocode_chunk(m, z, phase if emitted else torch.zeros(1, 1, H, dtype=mel.dtype), ref,
+                                       torch.tensor([n], dtype=torch.int32))
+            out.append(w[0, hop * (emitted - start):hop * (end - start)])
+            phase, emitted = ph[:, end - 1 - start:end - start], end
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("steps", [(333,), (50, 120, 121, 200, 333), (9, 333)], ids=["whole", "stream", "short-first"])
+def test_chunked_vocoding_is_the_whole_pass(cv3_md, steps):
+    """float64, f0 ~300-400 Hz: chunks of T=96 frames with the measured context emit exactly what the
+    whole-utterance finalize pass gives (to float64 rounding), streamed or not, at the utterance's
+    end too; with 2 frames less context they do not."""
+    from exporter.cosyvoice3.hift import build_causal_hift, lookahead_frames, measure_context_frames
+    from exporter.hift.export import example_mel
+
+    cfg = cv3_md.config.hift
+    sd = {k: v.double() for k, v in cv3_md.load_checkpoint("hift").items()}
+    model = build_causal_hift(cfg, sd, dtype=torch.float64)
+    model.phase_bits = None
+    model.f0_predictor.classifier.bias.data.fill_(300.0)
+    context, look = measure_context_frames(cfg), lookahead_frames(cfg)
+    assert (context, look) == (37, 8)  # the official architecture: source reach 29 + f0 reach 8; 3 + 4 + 1
+    M = steps[-1]
+    mel = torch.from_numpy(example_mel(M, seed=1)).double()
+    noise = torch.rand(1, 480 * M, cfg.nb_harmonics + 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole = model(mel, noise, True)[0]
+        got = chunked_torch(model, mel, noise, T=96, context=context, look=look, steps=steps)
+        short = chunked_torch(model, mel, noise, T=96, context=context - 6, look=look, steps=steps)
+    assert got.shape == whole.shape
+    assert float((got - whole).abs().max()) < 1e-10 * float(whole.abs().max())
+    assert float((short - whole).abs().max()) > 1e-8 * float(whole.abs().max())
+
+
+def test_runtime_vocoder_on_the_graph(cv3_md, tmp_path):
+    """runtime_ref's CausalVocoder (onnxruntime, float32) on a 2.5-call mel against the float32
+    torch module's whole pass, non-streaming and streaming; calls per the plan."""
+    from exporter.export import export_components
+    from exporter.hift.export import example_mel
+    from exporter.spec import ExportOptions
+    from runtime_ref.bundle import Bundle
+    from runtime_ref.cosyvoice3 import CausalVocoder
+
+    export_components(cv3_md, tmp_path / "b", ["hift"], ExportOptions(hift_frames=64, parity=False))
+    voc = CausalVocoder(Bundle.open(tmp_path / "b"))
+    from exporter.cosyvoice3.hift import build_causal_hift
+
+    model = build_causal_hift(cv3_md.config.hift, cv3_md.load_checkpoint("hift"))
+    M = 70
+    mel = example_mel(M, seed=3)
+    state = voc.start(np.random.default_rng(5))
+    wav = voc.mel2wav(mel, np.random.default_rng(5))
+    assert voc.calls == 2  # frames 0..64 emit 0..56 (8 held back); 19..70 (37 of context) emit 56..70
+    table = np.random.default_rng(5).random((480 * M, 9)).astype(np.float32)
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(mel), torch.from_numpy(table)[None], True)[0].numpy()
+    assert wav.shape == ref.shape
+    assert np.abs(wav - ref).max() / np.sqrt(np.mean(ref ** 2)) < 1e-2
+    streamed = np.concatenate([*voc.vocode(mel[:, :, :30], state, final=False), *voc.vocode(mel, state, final=True)])
+    assert np.abs(streamed - wav).max() / np.sqrt(np.mean(ref ** 2)) < 1e-3

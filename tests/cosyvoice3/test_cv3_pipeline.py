@@ -38,7 +38,7 @@ def test_family_pipeline_and_prompt_format(cv3_bundle, voice):
     from runtime_ref.families import open_pipeline
 
     p = open_pipeline(cv3_bundle)
-    assert type(p).__name__ == "CosyVoice3Pipeline" and p.vocoder.T == 128
+    assert type(p).__name__ == "CosyVoice3Pipeline" and (p.vocoder.T, p.vocoder.context, p.vocoder.lookahead) == (256, 37, 8)
     eop = p.text.encode("<|endofprompt|>")
     assert len(eop) == 1
     for mode, kw in (("zero_shot", {}), ("cross_lingual", {}), ("instruct2", {"instruct": "Speak slowly."})):

@@ -104,6 +104,53 @@ def test_step_logits_vs_torch_empty_chunks_and_near_full(llm_rt, llm_model):
         assert np.abs(cache[name] - t.numpy()).max() <= TOL
 
 
+def test_host_cache_write_is_bit_identical_to_llm_cache_append(llm_rt):
+    """runtime_ref writes llm_step's new rows into its numpy cache in place (write_rows); the
+    bundle keeps llm_cache_append for runners that need a graph. Same bytes as the graph on random
+    caches: a full chunk at 0, one row mid-cache, a padded chunk (valid_len < chunk) overhanging
+    the capacity (its last rows dropped), one row into the last slot."""
+    from runtime_ref.llm import write_rows
+
+    assert llm_rt.cache_write == "host"
+    rng = np.random.default_rng(3)
+    _, kv, _, hd = llm_rt.cache_shape
+    for position, T in ((0, CHUNK), (37, 1), (CAPACITY - CHUNK + 5, CHUNK), (CAPACITY - 1, 1)):
+        cache = {n: rng.standard_normal(llm_rt.cache_shape).astype(np.float32) for n in llm_rt.cache_inputs}
+        rows = {n: rng.standard_normal((1, kv, T, hd)).astype(np.float32) for n in llm_rt.cache_rows}
+        want = llm_rt.bundle.run(llm_rt.g["cache_append"], {"position": np.array([position], np.int32), **cache, **rows})
+        before = {n: c.copy() for n, c in cache.items()}
+        write_rows(cache, {i: rows[r] for i, r in zip(llm_rt.cache_inputs, llm_rt.cache_rows)}, position)
+        for i, o in zip(llm_rt.cache_inputs, llm_rt.cache_outputs):
+            assert cache[i].tobytes() == np.ascontiguousarray(want[o]).tobytes(), (position, T, i)
+        n = min(T, CAPACITY - position)
+        assert not np.array_equal(cache[i][:, :, position:position + n], before[i][:, :, position:position + n])
+
+
+def test_host_and_graph_cache_write_decode_identically(llm_bundle_path):
+    """The whole step loop both ways (cache_write "host" vs "graph" on the same bundle): prefill
+    across chunk boundaries with a padded last chunk, decode steps, a padded chunk overhanging the
+    capacity, decode into the last slot -- bit-identical logprobs at every call and caches after."""
+    from runtime_ref.bundle import Bundle
+
+    b = Bundle.open(llm_bundle_path)
+    host, graph = LLM(b), LLM(b, cache_write="graph")
+    assert (host.cache_write, graph.cache_write) == ("host", "graph")
+    rng = np.random.default_rng(5)
+    seq = rng.standard_normal((CAPACITY, host.hidden)).astype(np.float32)
+    L1, L2 = 2 * CHUNK + 3, CAPACITY - 3
+    plan = [(s, min(CHUNK, L1 - s), CHUNK) for s in range(0, L1, CHUNK)] + [(p, 1, 1) for p in range(L1, L1 + 3)]
+    plan += [(s, min(CHUNK, L2 - s), CHUNK) for s in range(L1 + 3, L2, CHUNK)] + [(p, 1, 1) for p in range(L2, CAPACITY)]
+    assert any(n < T for _, n, T in plan) and plan[-1][0] == CAPACITY - 1
+    ch, cg = host.new_cache(), graph.new_cache()
+    for s, n, T in plan:
+        rows = np.zeros((T, host.hidden), np.float32)
+        rows[:n] = seq[s:s + n]
+        lh, ch = host.step(rows, ch, s, n)
+        lg, cg = graph.step(rows, cg, s, n)
+        assert lh.tobytes() == lg.tobytes(), s
+    assert all(ch[k].tobytes() == np.ascontiguousarray(cg[k]).tobytes() for k in host.cache_inputs)
+
+
 def test_greedy_64_steps_identical(llm_rt, llm_model):
     text, prompt_text, prompt_speech = [5, 17, 40, 3, 9, 77, 12, 8], [21, 22], [1, 2, 3, 400, 5000]
     gen = llm_rt.generate(text, prompt_text, prompt_speech, sampler="greedy", record_logprobs=True, max_new_tokens=70)

@@ -7,10 +7,11 @@ against runtime_ref by tests/unity/test_cv3_golden_traces.py.
 Same trace format and recorder as the CosyVoice2 `pipeline` traces (tests/unity/golden_writer.py
 PipelineRecorder: real onnxruntime calls of the tiny bundle, synthetic step logprobs, synthetic
 vocoder outputs, provenance-tagged vocoder noise), kind `cv3_pipeline`, on the tiny CosyVoice3
-fixture (seed 0) with flow buckets 64/128/160 and the causal vocoder graph of 160 frames. What the
+fixture (seed 0) with flow buckets 64/128/160 and the causal vocoder graph of 64 frames (mels of
+several chunks). What the
 CosyVoice3 traces add: the LM boosts are on the id masked before min_len (speech_token_size), a
 scenario boosts a silent token for a run of steps (the long-silence cut), the vocoder noise is one
-uniform table per piece, and streaming re-vocodes the whole mel.
+uniform table per piece drawn as far as it is used, and the vocoder re-reads context frames per chunk.
 Support files in tests/golden/cv3/: the bundle's tokenizer (text/), its flow noise table.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from . import golden_writer as gw
 
 SUPPORT = "cv3"
 FLOW_LENS = (64, 128, 160)
+HIFT_FRAMES = 64  # the smallest causal vocoder graph (37 context + 8 lookahead + 16 frames + 3): several chunks per mel
 TOP_LOWERED = 64  # stop ids lowered per step: those among the 64 largest synthetic scores
 SILENT_BOOST = 16.0
 CV3_SCENARIOS = [
@@ -45,7 +47,7 @@ def build_bundle(work: Path) -> Path:
     md = build_model_dir(work / "cv3_model", size="tiny", seed=0)
     out = work / "cv3_bundle"
     export_components(open_model_dir(md), out, ["llm", "flow", "hift", "text"],
-                      ExportOptions(parity=False, flow_lens=FLOW_LENS, max_cache_len=256))
+                      ExportOptions(parity=False, flow_lens=FLOW_LENS, max_cache_len=256, hift_frames=HIFT_FRAMES))
     return out
 
 
@@ -100,38 +102,12 @@ def cv3_golden(bundle, out: Path) -> None:
     np.save(support / "flow_noise.npy", bundle.load_array(bundle.component("flow")["noise_file"]).astype(np.float32))
     v = np.load(out / "voice_tiny.npz")
     voice = pl.Voice.from_arrays("tiny", {k: v[k] for k in v.files})
-    real_streams = pl.rng_streams
     for name, mode, text, instruct, seed, max_new, streaming, eos_boost, silent_steps in CV3_SCENARIOS:
-        proxies = {}
         rec = CV3Recorder(bundle, _RecordedUniformNoise(None), eos_boost=eos_boost, silent_steps=silent_steps)
-
-        def streams(s, _p=proxies, _rec=rec):
-            a, b = real_streams(s)
-            _p["u"], _p["n"] = gw._RecordedUniforms(a), _RecordedUniformNoise(b)
-            _rec.noise = _p["n"]
-            return _p["u"], _p["n"]
-
-        pl.rng_streams = streams
-        try:
+        with gw.recorded_streams(rec, _RecordedUniformNoise) as proxies:
             pipe = CosyVoice3Pipeline(rec)
-            lm_tokens: list[int] = []
-            flow_tokens: list[int] = []
-            lm_iter = pipe.llm.iter_tokens
-
-            def recording_lm(*a, _it=lm_iter, _t=lm_tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.llm.iter_tokens = recording_lm
-            flow_iter = pipe.iter_tokens_for
-
-            def recording_flow(*a, _it=flow_iter, _t=flow_tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.iter_tokens_for = recording_flow
+            lm_tokens = gw.record_tokens(pipe.llm, "iter_tokens")
+            flow_tokens = gw.record_tokens(pipe, "iter_tokens_for")
             reqs = pipe.requests(text, voice, mode, instruct=instruct)
             assert len(reqs) == 1 and reqs[0].text == text, f"{name}: text must be one already-normalised piece"
             req = reqs[0]
@@ -141,8 +117,6 @@ def cv3_golden(bundle, out: Path) -> None:
                 chunks = list(pipe.stream(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new))
             else:
                 chunks = [pipe.synthesize(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new).audio]
-        finally:
-            pl.rng_streams = real_streams
         u, nz = proxies["u"], proxies["n"]
         cap = pipe.token_cap(req, max_new)
         max_len = min(int(req.text_ids.size * pipe.llm.max_ratio), cap)

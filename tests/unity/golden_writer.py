@@ -23,7 +23,7 @@ runner in any language computes the same outputs without storing megabytes of au
 
 `pipeline` traces (runtime_ref.pipeline.Pipeline, see PipelineRecorder) mix both: an output entry
 may carry `"synth": seed` (+ `"set": [[index, value], ...]`) instead of data, and the HiFT `noise`
-input entry carries `"noise_slice": {"draw", "start", "count"}` (which elements of which recorded
+input entry carries `"noise_slice": {"draw", "start", "count"}` or `{"segments": [[draw, start, count], ...]}` (which elements of which recorded
 noise draw it holds, zeros after) next to its real sha256.
 
     python -m tests.unity.golden_writer --only-pipeline BUNDLE    # only pipeline_*, from an exported bundle
@@ -40,6 +40,7 @@ import base64
 import hashlib
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -118,8 +119,14 @@ def build_tiny_bundle(work: Path) -> Path:
     return out
 
 
+# The traces hold the graph calls of the Unity runtime, which writes the LLM's KV rows with the
+# llm_cache_append graph (Sentis keeps the cache on the device); runtime_ref's own Bundle writes
+# them in place on the host instead (bit-identical, tests/llm/test_llm_export.py). The recorders
+# (and the replays in test_golden_traces.py) therefore say host_cache_write = False.
 class RecordingBundle:
     """Proxy of runtime_ref.bundle.Bundle whose `run` records every call (names, shapes, hashes)."""
+
+    host_cache_write = False
 
     def __init__(self, bundle, host_read: set[str]):
         self._b = bundle
@@ -536,6 +543,43 @@ class _RecordedNoise:
         return x
 
 
+@contextmanager
+def recorded_streams(rec, noise_proxy=None):
+    """While active, runtime_ref.pipeline.rng_streams hands out recording proxies of the seed's two
+    child streams (sampling uniforms, vocoder noise: `noise_proxy`, default _RecordedNoise) and the
+    recorder `rec` sees the noise proxy. Yields a dict that gets them as "u" and "n" once drawn."""
+    import runtime_ref.pipeline as pl
+
+    real, proxies = pl.rng_streams, {}
+
+    def streams(s):
+        a, b = real(s)
+        proxies["u"], proxies["n"] = _RecordedUniforms(a), (noise_proxy or _RecordedNoise)(b)
+        rec.noise = proxies["n"]
+        return proxies["u"], proxies["n"]
+
+    pl.rng_streams = streams
+    try:
+        yield proxies
+    finally:
+        pl.rng_streams = real
+
+
+def record_tokens(obj, attr: str) -> list[int]:
+    """Wrap the token iterator method obj.attr so that every token it yields is also appended to the
+    returned list."""
+    tokens: list[int] = []
+    inner = getattr(obj, attr)
+
+    def recording(*a, **k):
+        for t in inner(*a, **k):
+            tokens.append(int(t))
+            yield t
+
+    setattr(obj, attr, recording)
+    return tokens
+
+
 def synth_spec(n: int, spec: dict) -> np.ndarray:
     v = synth(n, spec["synth"])
     for i, val in spec.get("set", []):
@@ -553,6 +597,8 @@ class PipelineRecorder:
     standard normal drawn by runtime_ref; the trace records where each noise input comes from
     (draw k, element offset, count, rest zero) so a replay can check it without the values."""
 
+    host_cache_write = False  # the Unity runtime's calls: llm_cache_append per step (see RecordingBundle)
+
     def __init__(self, bundle, noise: _RecordedNoise, *, eos_boost: bool = True):
         self._b, self.noise, self.eos_boost = bundle, noise, eos_boost
         self.calls: list[dict] = []
@@ -568,6 +614,9 @@ class PipelineRecorder:
         return getattr(self._b, name)
 
     def _noise_slice(self, x: np.ndarray) -> dict:
+        """Where the noise input comes from: {draw, start, count} of the last draw, or (a table that
+        grew over several draws: CosyVoice3's) {segments: [[draw, start, count], ...]} of the draws
+        in order; zeros after."""
         k = len(self.noise.draws) - 1
         d = self.noise.draws[k].reshape(-1)
         flat = x.reshape(-1)
@@ -575,7 +624,19 @@ class PipelineRecorder:
             c = min(flat.size, d.size - int(s))
             if np.array_equal(d[s:s + c], flat[:c]) and not flat[c:].any():
                 return {"draw": k, "start": int(s), "count": int(c)}
-        raise AssertionError("hift noise input is not a slice of the last noise draw")
+        draws = [dr.reshape(-1) for dr in self.noise.draws]
+        table, c = np.concatenate(draws), int(np.flatnonzero(flat)[-1]) + 1
+        firsts = np.cumsum([0] + [dr.size for dr in draws])
+        for s in np.flatnonzero(table == flat[0]):
+            if np.array_equal(table[s:s + c], flat[:c]):
+                segs, at = [], int(s)
+                while at < s + c:
+                    j = int(np.searchsorted(firsts, at, side="right")) - 1
+                    n = min(int(s) + c, int(firsts[j + 1])) - at
+                    segs.append([j, at - int(firsts[j]), n])
+                    at += n
+                return {"segments": segs}
+        raise AssertionError("hift noise input is not a slice of the noise draws")
 
     def run(self, name, feeds, outputs=None):
         g = self._b.graph(name)
@@ -616,29 +677,11 @@ def pipeline_golden(bundle, out: Path) -> None:
     np.save(out / "flow_noise_tiny.npy", noise_table)
     with open(out / "tokenizer_tiny" / "vocab.json", "rb") as f:
         assert f.read() == (Path(bundle.root) / "text" / "vocab.json").read_bytes(), "pipeline bundle tokenizer != tokenizer_tiny"
-    real_streams = pl.rng_streams
     for name, mode, text, instruct, seed, max_new, streaming, eos_boost in PIPELINE_SCENARIOS:
-        proxies = {}
         rec = PipelineRecorder(bundle, _RecordedNoise(None), eos_boost=eos_boost)
-
-        def streams(s, _p=proxies, _rec=rec):
-            a, b = real_streams(s)
-            _p["u"], _p["n"] = _RecordedUniforms(a), _RecordedNoise(b)
-            _rec.noise = _p["n"]
-            return _p["u"], _p["n"]
-
-        pl.rng_streams = streams
-        try:
+        with recorded_streams(rec) as proxies:
             pipe = pl.Pipeline(rec)
-            tokens: list[int] = []
-            iter_tokens = pipe.iter_tokens_for
-
-            def recording_iter(*a, _it=iter_tokens, _t=tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.iter_tokens_for = recording_iter
+            tokens = record_tokens(pipe, "iter_tokens_for")
             reqs = pipe.requests(text, voice, mode, instruct=instruct)
             assert len(reqs) == 1 and reqs[0].text == text, f"{name}: text must be one already-normalised piece"
             req = reqs[0]
@@ -650,8 +693,6 @@ def pipeline_golden(bundle, out: Path) -> None:
             else:
                 syn = pipe.synthesize(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new)
                 chunks = [syn.audio]
-        finally:
-            pl.rng_streams = real_streams
         u, nz = proxies["u"], proxies["n"]
         max_len = min(int(req.text_ids.size * pipe.llm.max_ratio), pipe.token_cap(req, max_new))
         write_json(out / f"{name}.json", {
@@ -700,36 +741,16 @@ def bistream_golden(bundle, out: Path) -> None:
 
     voice_npz = np.load(out / "voice_tiny.npz")
     voice = pl.Voice.from_arrays("tiny", {k: voice_npz[k] for k in voice_npz.files})
-    real_streams = pl.rng_streams
     for name, mode, chunks, seed, max_new, eos_boost in BISTREAM_SCENARIOS:
-        proxies = {}
         rec = PipelineRecorder(bundle, _RecordedNoise(None), eos_boost=eos_boost)
-
-        def streams(s, _p=proxies, _rec=rec):
-            a, b = real_streams(s)
-            _p["u"], _p["n"] = _RecordedUniforms(a), _RecordedNoise(b)
-            _rec.noise = _p["n"]
-            return _p["u"], _p["n"]
-
-        pl.rng_streams = streams
-        try:
+        with recorded_streams(rec) as proxies:
             pipe = pl.Pipeline(rec)
-            tokens: list[int] = []
-            inner = pipe.bistream_tokens_for
-
-            def recording(*a, _it=inner, _t=tokens, **k):
-                for t in _it(*a, **k):
-                    _t.append(int(t))
-                    yield t
-
-            pipe.bistream_tokens_for = recording
+            tokens = record_tokens(pipe, "bistream_tokens_for")
             _, llm_text, llm_speech, f_tok, _ = pipe.prompts(voice, mode)
             req = pl.PieceRequest("<stream>", np.zeros(0, np.int32), llm_text, llm_speech, f_tok, None, voice.embedding)
             cap = pipe.token_cap(req, max_new)
             rec.calls.clear()
             pcm = list(pipe.stream_bistream(iter(chunks), voice, mode=mode, seed=seed, max_new_tokens=max_new))
-        finally:
-            pl.rng_streams = real_streams
         u, nz = proxies["u"], proxies["n"]
         write_json(out / f"{name}.json", {
             "format": FORMAT, "kind": "pipeline_bistream",

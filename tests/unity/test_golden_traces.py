@@ -40,6 +40,8 @@ class _Handle:
 class ReplayBundle:
     """Bundle stand-in: checks each run() against the trace and returns the recorded outputs."""
 
+    host_cache_write = False  # the KV cache is hashes only: the traces' llm_cache_append calls replay
+
     def __init__(self, trace: dict, root: Path):
         self._b = Bundle(root, trace["manifest"])
         self.calls = trace["calls"]

@@ -1,7 +1,7 @@
 // A CosyVoice3 pipeline golden trace (kind `cv3_pipeline`, tests/unity/golden_cv3.py) replayed by
 // Core's CosyVoice3Pipeline: the trace's manifest, tokenizer, voice and flow noise are loaded by
 // PipelineCase; this file builds the CosyVoice3 request (replayed uniforms, provenance-tagged
-// uniform noise tables of the causal vocoder's T frames) and checks what the C# pipeline did: the
+// uniform noise draws of the causal vocoder's growing table) and checks what the C# pipeline did: the
 // same graph calls with the same input bytes, the C# front-end's ids (system prompt +
 // <|endofprompt|>), the tokens the flow saw (long silences cut), stop reason, uniforms and noise
 // tables consumed, PCM chunks (sha256).
@@ -48,9 +48,9 @@ namespace SentisTts.Tests
             {
                 Check(nDraws < draws.Count, "more noise tables than the trace's " + draws.Count);
                 var shape = Json.IntArray(((JsonObject)draws[nDraws]).Get("shape"));
-                Check(frames == pipe.Hift.T && shape[1] == pipe.Hift.Hop * frames && shape[2] == pipe.Hift.H,
-                      "noise table " + nDraws + " for " + frames + " frames, trace shape " + GraphValue.ShapeText(shape));
-                var t = new float[shape[1] * shape[2]];
+                Check(shape.Length == 2 && shape[0] == pipe.Hift.Hop * frames && shape[1] == pipe.Hift.H,
+                      "noise draw " + nDraws + " for " + frames + " frames, trace shape " + GraphValue.ShapeText(shape));
+                var t = new float[shape[0] * shape[1]];
                 for (int i = 0; i < t.Length; i++) t[i] = (float)(1 + nDraws * stride + i);
                 nDraws++;
                 return t;

@@ -2,9 +2,10 @@
 // Core makes is compared with the recorded one (graph name, input names, dtypes, shapes, sha256 of
 // the bytes), and the recorded outputs are handed back (data where the trace stores it, hashes
 // otherwise, or the synthetic outputs of `synthetic` traces / of output entries with a "synth"
-// seed). An input entry with "noise_slice" {draw, start, count} is checked by provenance instead of
-// by hash: the test's noise source tags element i of draw k as the float 1 + k * stride + i, so
-// the input must hold draw k's elements start..start+count-1 followed by zeros.
+// seed). An input entry with "noise_slice" {draw, start, count} (or {segments: [[draw, start,
+// count], ...]}, a table grown over several draws) is checked by provenance instead of by hash: the
+// test's noise source tags element i of draw k as the float 1 + k * stride + i, so the input must
+// hold those elements in order followed by zeros.
 using System;
 using System.Collections.Generic;
 using SentisTts.Core;
@@ -129,20 +130,32 @@ namespace SentisTts.Tests
         {
             if (h == null || h.Floats == null) return "noise is not a host float tensor";
             if (noiseStride <= 0) return "the trace has no noise_tag_stride";
-            long k = ns.Long("draw"), start = ns.Long("start"), count = ns.Long("count");
+            var segs = new List<long[]>();  // (draw, start, count): one slice, or a table grown over several draws
+            if (ns.Get("segments") != null)
+                foreach (List<object> sg in ns.Arr("segments"))
+                    segs.Add(new[] { ((JsonNumber)sg[0]).AsLong(), ((JsonNumber)sg[1]).AsLong(), ((JsonNumber)sg[2]).AsLong() });
+            else segs.Add(new[] { ns.Long("draw"), ns.Long("start"), ns.Long("count") });
             var x = h.Floats;
-            if (count > x.Length) return "noise slice longer than the input";
-            for (long j = 0; j < x.Length; j++)
+            long j = 0;
+            foreach (var sg in segs)
             {
-                float want = j < count ? (float)(1 + k * noiseStride + start + j) : 0f;
-                if (x[j] != want)
+                long k = sg[0], start = sg[1], count = sg[2];
+                if (j + count > x.Length) return "noise slice longer than the input";
+                for (long i = 0; i < count; i++, j++)
                 {
-                    if (x[j] == 0f) return "noise element " + j + " is zero, trace wants draw " + k + " element " + (start + j);
+                    float want = (float)(1 + k * noiseStride + start + i);
+                    if (x[j] == want) continue;
+                    if (x[j] == 0f) return "noise element " + j + " is zero, trace wants draw " + k + " element " + (start + i);
                     long got = (long)x[j] - 1;
-                    return "noise element " + j + " is draw " + (got / noiseStride) + " element " + (got % noiseStride) +
-                           (j < count ? ", trace wants draw " + k + " element " + (start + j) : ", trace wants zero padding");
+                    return "noise element " + j + " is draw " + (got / noiseStride) + " element " + (got % noiseStride) + ", trace wants draw " + k + " element " + (start + i);
                 }
             }
+            for (; j < x.Length; j++)
+                if (x[j] != 0f)
+                {
+                    long got = (long)x[j] - 1;
+                    return "noise element " + j + " is draw " + (got / noiseStride) + " element " + (got % noiseStride) + ", trace wants zero padding";
+                }
             return null;
         }
 

@@ -8,14 +8,15 @@
 //   cross-lingual / sft: alone); an instruction gets <|endofprompt|> appended;
 // - silent tokens: a run of more than llm.max_silent_tokens of llm.silent_tokens is cut short
 //   before the flow (official llm_job; the LM itself still sees them);
-// - vocoder: CausalHiftVocoder re-vocodes the whole mel so far in one call; streaming
-//   (official tts(stream=True)): a chunk is due when hop + pre_lookahead tokens exist (first hop
-//   padded so prompt + hop is a multiple of chunk_size; hop doubles up to 100), the flow runs with
-//   chunk masks and finalize=false, its new frames are appended to the piece's mel, the mel is
-//   vocoded with finalize=false and only samples past those already emitted go out; the final
-//   call runs the flow non-streaming with finalize=true;
-// - noise: one uniform [0, 1) table per piece (the official fixed table's role), from r.Noise
-//   (called with the vocoder's T frames) or a seeded System.Random.
+// - vocoder: CausalHiftVocoder vocodes the piece's mel in exact chunks of the graph's T frames;
+//   streaming (official tts(stream=True)): a chunk is due when hop + pre_lookahead tokens exist
+//   (first hop padded so prompt + hop is a multiple of chunk_size; hop doubles up to 100), the flow
+//   runs with chunk masks and finalize=false, its new frames are appended to the piece's mel, and
+//   the samples not emitted yet are vocoded up to lookahead_frames before its end (official: the
+//   whole mel re-vocoded with finalize=false, the same samples); the final call runs the flow
+//   non-streaming with finalize=true and the vocoder to the end;
+// - noise: the piece's uniform [0, 1) table (the official fixed table's role), drawn as far as it
+//   is used from r.Noise (called with a frame count) or a seeded System.Random.
 // Pinned by golden traces of runtime_ref (tests/golden/cv3_pipeline_*.json).
 using System;
 using System.Collections.Generic;
@@ -166,9 +167,9 @@ namespace SentisTts.Core.Pipeline
             /// <summary>The tokens the flow sees (the LM's minus long silences).</summary>
             readonly List<int> tokens = new List<int>();
             readonly Generation result = new Generation();
-            float[] table;
+            readonly CausalHiftVocoder.State voc;
             Mel melAll;
-            int offset, hop, promptPad, emitted, silentRun, seen;
+            int offset, hop, promptPad, silentRun, seen;
             bool chunkDue, finishDue;
             public bool Done { get; private set; }
             /// <summary>Tokens passed to the flow, stop reason and prompt length of the LM.</summary>
@@ -186,15 +187,9 @@ namespace SentisTts.Core.Pipeline
                 hop = p.TokenHop;
                 int P = flowPrompt.Tokens.Length;
                 promptPad = (P + p.TokenHop - 1) / p.TokenHop * p.TokenHop - P;
-                if (r.Streaming) { table = Table(); melAll = new Mel(p.Hift.NMels, 0, new float[0]); }
+                voc = p.Hift.Start(noise);
+                if (r.Streaming) melAll = new Mel(p.Hift.NMels, 0, new float[0]);
                 if (llm.Done) Finish();
-            }
-
-            float[] Table()
-            {
-                var t = noise(p.Hift.T);
-                if (t.Length != p.Hift.NoiseLength) throw new SentisTtsException("hift noise source gave " + t.Length + " values, the table has " + p.Hift.NoiseLength);
-                return t;
             }
 
             /// <summary>The LM's newest tokens through the silent-run filter; true when one reached the flow.</summary>
@@ -261,20 +256,12 @@ namespace SentisTts.Core.Pipeline
                 int thisHop = ThisHop;
                 var mel = p.Flow.TokensToMel(tokens.GetRange(0, offset + thisHop + p.PreLookahead), flowPrompt, true, false);
                 melAll = Mel.Concat(melAll, mel.Slice(offset * p.TokenMelRatio, mel.Frames));
-                var wav = p.Hift.Vocode(melAll, table, false);
                 offset += thisHop;
                 hop = Math.Min(p.MaxHop, hop * 2);
-                Emit(wav);
+                Emit(p.Hift.Vocode(melAll, voc, false));
             }
 
-            void Emit(float[] wav)
-            {
-                if (wav.Length <= emitted) return;
-                var a = new float[wav.Length - emitted];
-                Array.Copy(wav, emitted, a, 0, a.Length);
-                emitted = wav.Length;
-                onAudio(a);
-            }
+            void Emit(float[] wav) { if (wav.Length > 0) onAudio(wav); }
 
             void Finish()
             {
@@ -287,14 +274,11 @@ namespace SentisTts.Core.Pipeline
                 var mel = p.Flow.TokensToMel(tokens, flowPrompt, false, true);  // official: the last call is not streaming
                 if (!r.Streaming)
                 {
-                    onAudio(p.Hift.Vocode(mel, Table(), true));
+                    Emit(p.Hift.Vocode(mel, voc, true));
                     return;
                 }
                 melAll = Mel.Concat(melAll, mel.Slice(Math.Min(mel.Frames, offset * p.TokenMelRatio), mel.Frames));
-                var wav = p.Hift.Vocode(melAll, table, true);
-                var rest = new float[Math.Max(0, wav.Length - emitted)];
-                Array.Copy(wav, Math.Min(emitted, wav.Length), rest, 0, rest.Length);
-                onAudio(rest);
+                Emit(p.Hift.Vocode(melAll, voc, true));
             }
 
             public void Cancel()
