@@ -55,6 +55,36 @@ def model_bytes(model: ModelProto) -> int:
     return rest.ByteSize() + 1 + _varint_len(graph) + graph
 
 
+WEIGHT_BYTES = 1 << 20
+
+
+def _payload_bytes(init: onnx.TensorProto) -> int:
+    """An initializer's serialized size, from its raw bytes when it has them (ByteSize would
+    serialise a 544 MB embedding table to measure it)."""
+    return len(init.raw_data) if init.HasField("raw_data") else init.ByteSize()
+
+
+def without_weights(model: ModelProto, min_bytes: int = WEIGHT_BYTES) -> ModelProto:
+    """A copy for shape inference and the ONNX checker in which initializers of >= min_bytes
+    (weights) are graph inputs of the same type and shape: inference reads only their shapes
+    (data propagation reads small integer tensors), and copying/serialising the weights made
+    checking the full-size LLM step cost gigabytes above the working set (the checker's shape
+    inference: 5.6 GB; `sentis-tts check`'s validation: 10 GB)."""
+    g = model.graph
+    big = [i for i in g.initializer if _payload_bytes(i) >= min_bytes]
+    if not big:
+        return copy_model(model)
+    big_names = {i.name for i in big}
+    out = ModelProto()
+    copy_fields(model, out, {"graph"})
+    copy_fields(g, out.graph, {"initializer"})
+    out.graph.initializer.extend(i for i in g.initializer if i.name not in big_names)
+    declared = {i.name for i in g.input}
+    out.graph.input.extend(onnx.helper.make_tensor_value_info(i.name, i.data_type, list(i.dims))
+                           for i in big if i.name not in declared)
+    return out
+
+
 def load_model(model_or_path, *, load_external_data: bool = True) -> ModelProto:
     """Accept a ModelProto, a path or bytes; raise ModelLoadError with one line on failure."""
     if isinstance(model_or_path, ModelProto):

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import GraphProto, ModelProto, TensorProto
 
-from ._graph import DEFAULT_DOMAINS, PROTOBUF_LIMIT, subgraphs
+from ._graph import DEFAULT_DOMAINS, PROTOBUF_LIMIT, model_bytes, subgraphs, without_weights
 from .errors import GraphPassError
 
 DEFAULT_MAX_TENSOR_MB = 4096  # one tensor (weights, activations, folded constants)
@@ -306,7 +306,7 @@ def _shape_fields_filled(model: ModelProto, inferred: ModelProto | None) -> Mode
 
 def checker_problem(model: ModelProto, path: str | None = None, inferred: ModelProto | None = None) -> str | None:
     try:
-        if model.ByteSize() < PROTOBUF_LIMIT:
+        if model_bytes(model) < PROTOBUF_LIMIT:
             onnx.checker.check_model(_shape_fields_filled(model, inferred), full_check=True)
         elif path is not None:
             onnx.checker.check_model(path, full_check=True)
@@ -318,16 +318,20 @@ def checker_problem(model: ModelProto, path: str | None = None, inferred: ModelP
 
 
 def ort_problem(model: ModelProto, path: str | None = None) -> str | None:
+    """onnxruntime's load of `model`, from `path` when given (the file `model` was read from:
+    no serialised copy of it in memory)."""
     from .ort_eval import session
 
     try:
-        if path is not None and (model.ByteSize() >= PROTOBUF_LIMIT):
+        if path is not None:
             import onnxruntime as ort
 
             from .ort_eval import ORT_LOG_ERROR
 
             opts = ort.SessionOptions()
             opts.log_severity_level = ORT_LOG_ERROR
+            opts.intra_op_num_threads = 1
+            opts.inter_op_num_threads = 1
             ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         else:
             session(model, optimize=True)
@@ -337,7 +341,14 @@ def ort_problem(model: ModelProto, path: str | None = None) -> str | None:
 
 
 def find_problem(model: ModelProto, *, limits: Limits = Limits(), path: str | None = None, ort: bool = True) -> str | None:
-    """The first problem of `model`, or None (see the module docstring for the order)."""
+    """The first problem of `model`, or None (see the module docstring for the order). `path`:
+    the file `model` was loaded from (onnxruntime then loads the file itself).
+
+    Memory: shape inference, the shape-arithmetic folding and onnx.checker run on a copy whose
+    weights (initializers >= 1 MB) are shape-only graph inputs (`without_weights`); their
+    payloads are checked against their dims in step 2. On the full-size LLM step (1.45 GB) this
+    took `sentis-tts check` from 10 GB to ~3 GB: each of those steps serialised and re-parsed
+    the whole model (bench/results.md)."""
     custom = {imp.domain for imp in model.opset_import if imp.domain not in DEFAULT_DOMAINS}
     p = structure_problem(model) or tensors_problem(model, limits)
     if p:
@@ -345,13 +356,15 @@ def find_problem(model: ModelProto, *, limits: Limits = Limits(), path: str | No
     p = resource_problem(model, limits)  # constant-sized allocations, before inference would materialize them
     if p:
         return p
+    small = model_bytes(model) < PROTOBUF_LIMIT
+    light = without_weights(model) if small else None
     inferred = None
-    if model.ByteSize() < PROTOBUF_LIMIT:
+    if light is not None:
         from .shapes import data_prop_safe
 
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-                                                         data_prop=data_prop_safe(model))
+            inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False,
+                                                         data_prop=data_prop_safe(light))
         except Exception:  # noqa: BLE001 - the checker below reports inference errors
             inferred = None
     p = resource_problem(model, limits, inferred=inferred)
@@ -370,7 +383,7 @@ def find_problem(model: ModelProto, *, limits: Limits = Limits(), path: str | No
             p = resource_problem(pre, limits, inferred=pre)
             if p:
                 return p
-    p = checker_problem(model, path, inferred)
+    p = checker_problem(light if light is not None else model, path, inferred)
     if p:
         return p
     if ort and not (custom - {"com.microsoft", "ai.onnx.ml"}):

@@ -24,7 +24,8 @@ import numpy as np
 import onnx
 from onnx import ModelProto, TensorProto
 
-from .._graph import DEFAULT_DOMAINS, PROTOBUF_LIMIT, copy_fields, copy_model, has_subgraph, load_model, model_bytes, subgraphs
+from .._graph import (DEFAULT_DOMAINS, PROTOBUF_LIMIT, copy_model, has_subgraph, load_model, model_bytes, subgraphs,
+                      without_weights)
 from ..dtypes import cast_to_bool_nodes, elem_types, find_int64_issues
 from . import rules as R
 from .importer import ImportAnalysis, analyze_import, pin_dims
@@ -282,29 +283,6 @@ def _dtype_name(t: int) -> str:
         return str(t)
 
 
-WEIGHT_BYTES = 1 << 20
-
-
-def _without_weights(model: ModelProto) -> ModelProto:
-    """A copy for shape inference in which initializers of >= 1 MB (weights) are graph inputs of
-    the same type and shape: inference reads only their shapes (data propagation reads small
-    integer tensors), and copying/serialising the weights made checking the full-size LLM step
-    cost 5.6 GB above the export's working set."""
-    g = model.graph
-    big = [i for i in g.initializer if i.ByteSize() >= WEIGHT_BYTES]
-    if not big:
-        return copy_model(model)
-    big_names = {i.name for i in big}
-    out = ModelProto()
-    copy_fields(model, out, {"graph"})
-    copy_fields(g, out.graph, {"initializer"})
-    out.graph.initializer.extend(i for i in g.initializer if i.name not in big_names)
-    declared = {i.name for i in g.input}
-    out.graph.input.extend(onnx.helper.make_tensor_value_info(i.name, i.data_type, list(i.dims))
-                           for i in big if i.name not in declared)
-    return out
-
-
 _REDUCE_OPS = frozenset({"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
                          "ReduceMin", "ReduceProd", "ReduceSumSquare"})
 _UNLOADABLE = frozenset({TensorProto.INT16, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64, TensorProto.BFLOAT16,
@@ -338,7 +316,7 @@ class _Checker:
         if model_bytes(self.m) >= PROTOBUF_LIMIT:
             return self.m
         try:
-            light = _without_weights(self.m)
+            light = without_weights(self.m)
             inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
         except Exception:  # noqa: BLE001 - checking continues with the declared shapes
             return self.m

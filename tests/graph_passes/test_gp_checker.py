@@ -173,14 +173,14 @@ def test_unknown_version():
 def test_shapes_through_big_weights_without_copying_them():
     """Shape inference runs on a copy whose >= 1 MB initializers are shape-only inputs: a rank
     violation downstream of a big weight is still found, and the copy carries no weight bytes."""
-    from graph_passes.sentis.check import _without_weights
+    from graph_passes._graph import without_weights
 
     w = np.zeros((600, 600), np.float32)  # 1.44 MB
     shape = np.array([1, 1, 1, 1, 1, 1, 1, 2, 600], np.int64)
     m = model([h.make_node("MatMul", ["x", "w"], ["y"]), h.make_node("Reshape", ["y", "shape"], ["z"])],
               [vi("x", T.FLOAT, [2, 600])], [vi("z", T.FLOAT, None)],
               [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(shape, "shape")])
-    light = _without_weights(m)
+    light = without_weights(m)
     assert [i.name for i in light.graph.initializer] == ["shape"] and "w" in {i.name for i in light.graph.input}
     assert light.ByteSize() < 10_000
     assert "rank" in rules(check_model(m))

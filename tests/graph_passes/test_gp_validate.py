@@ -119,6 +119,27 @@ def test_onnxruntime_refusal_is_reported(tmp_path):
     assert p is not None and ("onnxruntime" in p or "onnx.checker" in p)
 
 
+def test_problems_behind_big_weights_are_found_without_copying_them(tmp_path):
+    """Shape inference and onnx.checker run on a copy whose >= 1 MB weights are shape-only inputs
+    (no serialised copy of the weights; the full-size LLM step's check went 10 -> 3 GB): a shape
+    mismatch at a 1.3 MB weight is still rejected; onnxruntime loads the file itself when the
+    path is given (and a valid model with that weight passes both ways)."""
+    big = np.ones((4, 80000), np.float32)  # 1.28 MB
+    bad = model([h.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", T.FLOAT, [1, 3])],
+                [vi("y", T.FLOAT, [1, 80000])], [init("w", big)])
+    p = find_problem(bad)
+    assert p is not None and "onnx.checker" in p, p
+    good = model([h.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", T.FLOAT, [1, 4])],
+                 [vi("y", T.FLOAT, [1, 80000])], [init("w", big)])
+    path = tmp_path / "good.onnx"
+    onnx.save(good, path)
+    assert find_problem(good) is None and find_problem(onnx.load(path), path=str(path)) is None
+    broken = tmp_path / "broken.onnx"  # the file onnxruntime reads is what it judges
+    broken.write_bytes(b"not onnx")
+    p = find_problem(good, path=str(broken))
+    assert p is not None and "onnxruntime cannot load it" in p, p
+
+
 def _huge_computed_range():
     """The limit is computed (2^31 * 2^31): only visible once the integer arithmetic is folded."""
     nodes = [h.make_node("Mul", ["a", "a"], ["lim"]), h.make_node("Range", ["zero", "lim", "one"], ["r"], name="range"),
