@@ -31,9 +31,10 @@ SOURCE_REL_TOL = 1e-2  # source: max-abs / RMS(source) vs PyTorch (measured ~1e-
 # agreed to ~2e-6 cycles per frame, on a Zen 5 EPYC to ~2e-5 (and each was as far from the float64
 # math as from the other). So waveform, source and phase are compared with the float64 math:
 # onnxruntime must stay within the fixed bound or FLOAT32_FLOOR_FACTOR x PyTorch float32's own
-# distance from float64, whichever is larger (the two are draws of the same rounding process; their
-# ratio was up to 3.6 in the measurements; a broken graph is off by orders of magnitude).
-FLOAT32_FLOOR_FACTOR = 4.0
+# distance from float64, whichever is larger. The two are draws of the same rounding process: their
+# ratio was 0.3..3.6 over 14 measured outputs (tiny and full size, CosyVoice2 and 3); 8 leaves room
+# for the spread of that ratio, and a broken graph is off by orders of magnitude more.
+FLOAT32_FLOOR_FACTOR = 8.0
 
 
 def example_mel(T: int, seed: int, n_mels: int = 80) -> np.ndarray:
