@@ -231,7 +231,12 @@ def _export_options(fp16, opset, sentis_version, no_parity, seed, threads, flow_
 
     return ExportOptions(fp16=fp16, opset=opset, sentis_version=sentis_version, parity=not no_parity, seed=seed,
                          threads=threads, flow_lens=tuple(flow_len), max_cache_len=max_cache_len,
-                         prefill_chunk=prefill_chunk, hift_frames=hift_frames)
+                         prefill_chunk=prefill_chunk, hift_frames=_one_or_tuple(hift_frames))
+
+
+def _one_or_tuple(values):
+    values = tuple(values or ())
+    return None if not values else values[0] if len(values) == 1 else values
 
 
 class ConsoleProgress:
@@ -313,7 +318,8 @@ _COMPONENT_HELP = ("Component(s) to export: all, or the family's: cosyvoice2: ll
 @click.option("--flow-len", type=POSITIVE, multiple=True, help="Fixed mel length(s) of the flow graphs; repeat for buckets (e.g. --flow-len 256 --flow-len 512).")
 @click.option("--max-cache-len", type=POSITIVE, default=None, help="LLM KV-cache capacity in positions (default from the component).")
 @click.option("--prefill-chunk", type=POSITIVE, default=None, help="LLM prefill chunk length (default from the component).")
-@click.option("--hift-frames", type=POSITIVE, default=None, help="Mel frames per HiFT chunk graph (default from the component).")
+@click.option("--hift-frames", type=POSITIVE, multiple=True,
+              help="Mel frames per HiFT chunk graph (default from the component); CosyVoice3: repeat for several graph sizes.")
 @click.option("--no-parity", is_flag=True, help="Skip the PyTorch-vs-ONNX parity measurement (not recommended).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the parity inputs.")
 @click.option("--threads", type=THREADS, default=max(1, min(4, os.cpu_count() or 1)), show_default=True, help="CPU threads for parity runs.")

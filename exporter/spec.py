@@ -64,7 +64,7 @@ class ExportOptions:
     flow_lens: tuple[int, ...] = ()  # empty = component default
     max_cache_len: int | None = None
     prefill_chunk: int | None = None
-    hift_frames: int | None = None
+    hift_frames: int | tuple[int, ...] | None = None  # CosyVoice3: one graph per size (buckets)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

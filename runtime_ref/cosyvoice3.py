@@ -73,21 +73,27 @@ class CausalVocoderState:
 
 
 class CausalVocoder:
-    """The bundle's causal `hift` graph (T frames) on a growing mel, in chunks (causal_chunk_plan):
+    """The bundle's causal `hift_{T}` graphs on a growing mel, in chunks of the largest T
+    (causal_chunk_plan), each call on the smallest graph that holds it:
     each call reads `context` frames before what it emits, its sine phase pinned at the frame before
     the first one it emits to what the previous call gave there; the last call's n_frames ends the
     utterance exactly (the official finalize=True pass over the whole mel)."""
 
     def __init__(self, bundle):
         c = bundle.component("hift")
-        if c.get("variant") != "causal" or "context_frames" not in c:
-            raise RuntimeRefError("cosyvoice3 bundles need the chunked causal hift graph (variant 'causal' with "
-                                  "context_frames); re-export the hift component with this sentis-tts")
-        self.bundle, self.graph = bundle, c["graph"]
-        self.T, self.hop, self.H = int(c["frames"]), int(c["hop_samples"]), int(c["harmonics"])
+        if c.get("variant") != "causal" or "context_frames" not in c or "graphs" not in c:
+            raise RuntimeRefError("cosyvoice3 bundles need the chunked causal hift graphs (variant 'causal' with "
+                                  "context_frames and graphs); re-export the hift component with this sentis-tts")
+        self.bundle = bundle
+        self.graphs = sorted((int(t), g) for t, g in c["graphs"].items())  # (frames, graph name), smallest first
+        self.T, self.hop, self.H = self.graphs[-1][0], int(c["hop_samples"]), int(c["harmonics"])
         self.context, self.lookahead = int(c["context_frames"]), int(c["lookahead_frames"])
-        self.n_mels = bundle.graph(self.graph).input("mel")["shape"][1]
-        self.calls = 0
+        self.n_mels = bundle.graph(self.graphs[-1][1]).input("mel")["shape"][1]
+        self.calls: list[str] = []  # the graph of every call so far
+
+    def graph_for(self, n: int) -> tuple[int, str]:
+        """The smallest graph (frames, name) that holds an n-frame call."""
+        return next((t, g) for t, g in self.graphs if t >= n)
 
     def start(self, rng: np.random.Generator) -> CausalVocoderState:
         return CausalVocoderState(UniformNoiseTable(rng, self.hop, self.H))
@@ -96,16 +102,17 @@ class CausalVocoder:
         """mel (1, n_mels, n), noise (480n, H), phase_in (H,), ref_frame: None (the phase before
         frame 0 is phase_in) or r (phase[r] = phase_in) -> (waveform (480n,), phase (n, H))."""
         n = mel.shape[2]
-        m = np.zeros((1, self.n_mels, self.T), np.float32)
+        T, graph = self.graph_for(n)
+        m = np.zeros((1, self.n_mels, T), np.float32)
         m[:, :, :n] = mel
-        z = np.zeros((1, self.hop * self.T, self.H), np.float32)
+        z = np.zeros((1, self.hop * T, self.H), np.float32)
         z[0, : self.hop * n] = noise
-        ref = np.zeros((1, self.T, 1), np.float32)
+        ref = np.zeros((1, T, 1), np.float32)
         if ref_frame is not None:
             ref[0, ref_frame, 0] = 1.0
-        out = self.bundle.run(self.graph, {"mel": m, "noise": z, "phase_in": phase_in.reshape(1, 1, self.H).astype(np.float32),
-                                           "phase_ref": ref, "n_frames": np.array([n], np.int32)})
-        self.calls += 1
+        out = self.bundle.run(graph, {"mel": m, "noise": z, "phase_in": phase_in.reshape(1, 1, self.H).astype(np.float32),
+                                      "phase_ref": ref, "n_frames": np.array([n], np.int32)})
+        self.calls.append(graph)
         return out["waveform"][0, : self.hop * n], out["phase"][0, :n]
 
     def vocode(self, mel: np.ndarray, state: CausalVocoderState, *, final: bool) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""CosyVoice3 vocoder export: one static graph `hift` of T mel frames, the finalize pass over the
-first n of them (in-graph causal sine source, STFT and iSTFT), its sine phase pinnable, so that a
-mel of any length is vocoded exactly in chunks (runtime_ref/cosyvoice3.py CausalVocoder):
+"""CosyVoice3 vocoder export: static graphs `hift_{T}` of T mel frames (default 64 and 256), the
+finalize pass over the first n of them (in-graph causal sine source, STFT and iSTFT), the sine
+phase pinnable, so that a mel of any length is vocoded exactly in chunks (runtime_ref/cosyvoice3.py
+CausalVocoder: chunks of the largest T, each call on the smallest graph that holds it):
 
   inputs  mel (1, 80, T) f32, noise (1, 480T, 9) f32 uniform [0, 1) (the official fixed table's
           values for these samples), phase_in (1, 1, 9) f32 cycles, phase_ref (1, T, 1) f32 zeros or
@@ -22,7 +23,11 @@ from ..hift.export import FLOAT32_FLOOR_FACTOR, PHASE_TOL_PER_FRAME, example_mel
 from ..spec import COMPARE_CIRCULAR, COMPARE_RELATIVE_RMS, ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .hift import PHASE_BITS, build_causal_hift, lookahead_frames, measure_context_frames
 
-DEFAULT_FRAMES = 256  # mel frames per graph call (5.12 s of audio; ~83 % of them emitted per call)
+# graph sizes (mel frames): chunks of the largest (5.12 s; ~83 % of a middle call's frames are
+# emitted), the smallest for calls of fewer frames — a stream's first call, a short utterance, the
+# tail of a long one — so they do not pay for 256 frames (full size: 0.77 s vs ~0.2 s for the first
+# streaming call)
+DEFAULT_FRAMES = (64, 256)
 MIN_CORE_FRAMES = 16
 # the waveform integrates the f0's float32 rounding in its sine phase frame after frame, so it is
 # compared relative to its RMS (max |diff| / RMS) per call of T frames, with the float64 math
@@ -47,13 +52,19 @@ def emitted_region(n: int, ref: int | None, hop: int) -> dict[str, tuple]:
     return {"waveform": (slice(None), slice(hop * first, hop * n)), "phase": (slice(None), slice(max(first - 1, 0), n))}
 
 
+def graph_name(T: int) -> str:
+    return f"hift_{T}"
+
+
 def build(model_dir, options: ExportOptions) -> ComponentExport:
     cfg = model_dir.config.hift
     context, look = measure_context_frames(cfg), lookahead_frames(cfg)
-    T = int(options.hift_frames or DEFAULT_FRAMES)
-    if T < context + look + MIN_CORE_FRAMES or T > 2048:
-        raise ExportError(f"--hift-frames {T} is out of range for this vocoder: use {context + look + MIN_CORE_FRAMES}..2048 "
-                          f"mel frames (a chunk re-reads {context} context frames and holds back {look})")
+    hf = options.hift_frames
+    sizes = sorted(set(int(t) for t in (hf if isinstance(hf, tuple) else (hf,) if hf else DEFAULT_FRAMES)))
+    for T in sizes:
+        if T < context + look + MIN_CORE_FRAMES or T > 2048:
+            raise ExportError(f"--hift-frames {T} is out of range for this vocoder: use {context + look + MIN_CORE_FRAMES}..2048 "
+                              f"mel frames (a chunk re-reads {context} context frames and holds back {look})")
     sd, where = model_dir.load_checkpoint("hift"), str(model_dir.checkpoint_path("hift"))
     model = build_causal_hift(cfg, sd, source=where)
 
@@ -61,7 +72,28 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
         return VocoderGraph(build_causal_hift(cfg, {k: v.double() for k, v in sd.items()}, source=where, dtype=torch.float64))
 
     hop, H = cfg.hop_samples, cfg.nb_harmonics + 1
+    specs = [graph_spec(cfg, VocoderGraph(model), float64_module, T, context, options) for T in sizes]
+    manifest = {"variant": "causal", "frames": sizes[-1], "graphs": {str(T): graph_name(T) for T in sizes},
+                "hop_samples": hop, "sample_rate": cfg.sampling_rate,
+                "harmonics": H, "phase_bits": PHASE_BITS, "conv_pre_look_right": cfg.conv_pre_look_right,
+                "f0_look_right": cfg.f0_first_kernel - 1, "length_input": "n_frames",
+                "context_frames": context, "lookahead_frames": look,
+                "chunking": {"plan": "a call reads frames start = max(0, emitted - context_frames) .. start + n (n <= frames, "
+                                     "the largest graph) and emits emitted .. end: end = the mel's last frame + 1 if this call "
+                                     "reaches it and the utterance is final, else start + n - lookahead_frames (at most the "
+                                     "mel's frames - lookahead_frames when more mel will come); it runs on the smallest graph "
+                                     "of `graphs` with at least n frames",
+                             "phase_carry": "emitted > 0: phase_ref one-hot at emitted - 1 - start, phase_in = the previous "
+                                            "call's phase output at that frame; else zeros"},
+                "noise": {"input": "noise", "distribution": "uniform [0, 1)", "shape": [1, "480*frames", H],
+                          "note": "official: one fixed torch.rand table from sample 0 of the utterance; the host draws the "
+                                  "piece's table from its RNG as far as it is used and passes the call's samples"},
+                "precision": {"fp16_weights": bool(options.fp16)}}
+    return ComponentExport("hift", specs, manifest)
 
+
+def graph_spec(cfg, module, float64_module, T: int, context: int, options: ExportOptions) -> GraphSpec:
+    hop, H = cfg.hop_samples, cfg.nb_harmonics + 1
     # parity cases: an utterance's first chunk; a middle chunk (phase pinned at the frame before what
     # it emits); the last chunk, ending inside the buffer (random past n: the graph must ignore it);
     # a one-frame utterance
@@ -78,8 +110,8 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
                 "phase_ref": np.eye(1, T, T if ref is None else ref, dtype=np.float32).reshape(1, T, 1),
                 "n_frames": np.array([n], np.int32)}
 
-    spec = GraphSpec(
-        name="hift", component="hift", module=VocoderGraph(model),
+    return GraphSpec(
+        name=graph_name(T), component="hift", module=module,
         inputs=[TensorSpec("mel", (1, cfg.in_channels, T), description="log-mel frames (natural log)"),
                 TensorSpec("noise", (1, hop * T, H), description="uniform [0, 1) noise of the causal SineGen2 for these samples (host RNG)"),
                 TensorSpec("phase_in", (1, 1, H), description="sine phase per harmonic in cycles [0, 1)"),
@@ -95,25 +127,10 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
         atol=5e-2 if options.fp16 else WAVE_REL_TOL,
         atol_per_output={"phase": 0.5 if options.fp16 else PHASE_TOL_PER_FRAME * T},
         parity_cases=len(cases),
-        fp16_keep_prefixes=("model.f0_predictor.",),
+        fp16_keep_prefixes=("model.f0_predictor.",),  # (the sine phase integrates the f0's error: CosyVoice2's HiFT)
         float64_reference=None if options.fp16 else float64_module,
-        float32_limited={"waveform": FLOAT32_FLOOR_FACTOR, "phase": FLOAT32_FLOOR_FACTOR},  # (the sine phase integrates the f0's error: CosyVoice2's HiFT)
+        float32_limited={"waveform": FLOAT32_FLOOR_FACTOR, "phase": FLOAT32_FLOOR_FACTOR},
         fixed_dims={"frames": T, "samples": hop * T},
         description=f"CausalHiFT vocoder: {T} mel frames -> {hop * T} samples, causal sine source, STFT/iSTFT in graph",
         metadata={"frames": T, "hop_samples": hop},
     )
-    manifest = {"graph": "hift", "variant": "causal", "frames": T, "hop_samples": hop, "sample_rate": cfg.sampling_rate,
-                "harmonics": H, "phase_bits": PHASE_BITS, "conv_pre_look_right": cfg.conv_pre_look_right,
-                "f0_look_right": cfg.f0_first_kernel - 1, "length_input": "n_frames",
-                "context_frames": context, "lookahead_frames": look,
-                "chunking": {"plan": "a call reads frames start = max(0, emitted - context_frames) .. start + n (n <= frames) and "
-                                     "emits emitted .. end: end = the mel's last frame + 1 if this call reaches it and the "
-                                     "utterance is final, else start + n - lookahead_frames (at most the mel's frames - "
-                                     "lookahead_frames when more mel will come)",
-                             "phase_carry": "emitted > 0: phase_ref one-hot at emitted - 1 - start, phase_in = the previous "
-                                            "call's phase output at that frame; else zeros"},
-                "noise": {"input": "noise", "distribution": "uniform [0, 1)", "shape": [1, "480*frames", H],
-                          "note": "official: one fixed torch.rand table from sample 0 of the utterance; the host draws the "
-                                  "piece's table from its RNG as far as it is used and passes the call's samples"},
-                "precision": {"fp16_weights": bool(options.fp16)}}
-    return ComponentExport("hift", [spec], manifest)

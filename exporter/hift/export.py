@@ -48,6 +48,11 @@ def example_mel(T: int, seed: int, n_mels: int = 80) -> np.ndarray:
 
 def build(model_dir: ModelDir, options: ExportOptions) -> ComponentExport:
     cfg = model_dir.config.hift
+    if isinstance(options.hift_frames, tuple):
+        from ..errors import ExportError
+
+        raise ExportError("--hift-frames: the CosyVoice2 vocoder takes one graph size (a mel of any length is vocoded "
+                          "exactly in chunks of it); give it once")
     T = int(options.hift_frames or DEFAULT_FRAMES)
     if T < 2 * CONTEXT_FRAMES + 8 or T > 2048:  # (any call length 1..T works; chunks need 2 contexts + a core)
         from ..errors import ExportError

@@ -27,6 +27,7 @@ def test_default_export_all_passes_check_and_parity(tmp_path):
     assert m["components"]["flow"]["mel_lens"] == list(DEFAULT_FLOW_LENS)
     hift = m["components"]["hift"]
     assert (hift["frames"], hift["context_frames"], hift["lookahead_frames"]) == (256, 37, 8)
+    assert hift["graphs"] == {"64": "hift_64", "256": "hift_256"}
     for name, g in m["graphs"].items():
         assert g["checker"]["ok"], name
         p = g["parity"]
@@ -34,6 +35,7 @@ def test_default_export_all_passes_check_and_parity(tmp_path):
         for k, v in {**p.get("max_abs", {}), **p.get("error", {})}.items():
             assert v <= p["atol"][k], (name, k, v)
         assert all(p.get("exact", {}).values()), name
-    assert m["graphs"]["hift"]["parity"]["error"]["waveform"] < 1e-2
+    for g in hift["graphs"].values():  # vs the float64 math: within 8 x PyTorch float32's own distance, or 0.01
+        assert m["graphs"][g]["parity"]["float64_reference"]["waveform"]["onnx"] <= m["graphs"][g]["parity"]["atol"]["waveform"]
     r = runner.invoke(cli, ["verify", "--bundle", str(out)])
     assert r.exit_code == 0, r.output

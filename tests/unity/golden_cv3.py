@@ -7,8 +7,8 @@ against runtime_ref by tests/unity/test_cv3_golden_traces.py.
 Same trace format and recorder as the CosyVoice2 `pipeline` traces (tests/unity/golden_writer.py
 PipelineRecorder: real onnxruntime calls of the tiny bundle, synthetic step logprobs, synthetic
 vocoder outputs, provenance-tagged vocoder noise), kind `cv3_pipeline`, on the tiny CosyVoice3
-fixture (seed 0) with flow buckets 64/128/160 and the causal vocoder graph of 64 frames (mels of
-several chunks). What the
+fixture (seed 0) with flow buckets 64/128/160 and the causal vocoder graphs of 64 and 96 frames
+(mels of several chunks, calls on either graph). What the
 CosyVoice3 traces add: the LM boosts are on the id masked before min_len (speech_token_size), a
 scenario boosts a silent token for a run of steps (the long-silence cut), the vocoder noise is one
 uniform table per piece drawn as far as it is used, and the vocoder re-reads context frames per chunk.
@@ -26,7 +26,7 @@ from . import golden_writer as gw
 
 SUPPORT = "cv3"
 FLOW_LENS = (64, 128, 160)
-HIFT_FRAMES = 64  # the smallest causal vocoder graph (37 context + 8 lookahead + 16 frames + 3): several chunks per mel
+HIFT_FRAMES = (64, 96)  # causal vocoder graphs: 64 is about the smallest (37 context + 8 lookahead + 16); several chunks per mel
 TOP_LOWERED = 64  # stop ids lowered per step: those among the 64 largest synthetic scores
 SILENT_BOOST = 16.0
 CV3_SCENARIOS = [

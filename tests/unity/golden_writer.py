@@ -605,7 +605,8 @@ class PipelineRecorder:
         c = bundle.component("llm")
         self.step_graph = c["graphs"]["step"]
         self.eos, self.stops, self.vocab = int(c["eos_token"]), [int(x) for x in c["stop_token_ids"]], int(c["speech_vocab"])
-        self.hift_graph = bundle.component("hift").get("graph", "hift")
+        h = bundle.component("hift")  # CosyVoice3: one causal graph per size
+        self.hift_graphs = set(h["graphs"].values()) if "graphs" in h else {h.get("graph", "hift")}
         self.host_read = {o["name"] for g in ("text_embedding", "speech_embedding", "special_embedding")
                           for o in bundle.graph(c["graphs"][g]).outputs} | {"mel"}
         self.n_hift = 0
@@ -643,7 +644,7 @@ class PipelineRecorder:
         cast = {s["name"]: np.ascontiguousarray(np.asarray(feeds[s["name"]]).astype(_NP[s["dtype"]], copy=False)) for s in g.inputs}
         ins = [tensor_entry(s["name"], cast[s["name"]]) for s in g.inputs]
         entries, res = [], {}
-        if name == self.hift_graph:
+        if name in self.hift_graphs:
             ins[[s["name"] for s in g.inputs].index("noise")]["noise_slice"] = self._noise_slice(cast["noise"])
             for j, o in enumerate(g.outputs):
                 shape = tuple(int(d) for d in o["shape"])

@@ -1,10 +1,11 @@
-// CosyVoice3's causal HiFT over an IGraphRunner: one static graph `hift` of T mel frames (inputs
+// CosyVoice3's causal HiFT over an IGraphRunner: static graphs `hift_{T}` of T mel frames (inputs
 // mel (1, n_mels, T), noise (1, hop*T, H) uniform [0, 1), phase_in (1, 1, H), phase_ref (1, T, 1),
 // n_frames (1,); outputs waveform (1, hop*T), phase (1, T, H)) that computes the official
 // finalize=True pass over its first n frames. A growing mel is vocoded in chunks, exactly: a call
 // reads `context_frames` before the first frame it emits (the causal stack's left reach), its sine
 // phase pinned at the frame before that one to what the previous call gave there, and emits up to
-// `lookahead_frames` before its last frame unless that frame ends the utterance (final). Mirrors
+// `lookahead_frames` before its last frame unless that frame ends the utterance (final); chunks are
+// of the largest T, and each call runs on the smallest graph that holds it. Mirrors
 // runtime_ref/cosyvoice3.py CausalVocoder / causal_chunk_plan call for call. VocodeJob reads each
 // call's outputs back asynchronously (the frame never waits); Vocode waits.
 using System;
@@ -43,9 +44,14 @@ namespace SentisTts.Core.Audio
     public sealed class CausalHiftVocoder
     {
         readonly IGraphRunner runner;
-        public readonly string Graph;
+        /// <summary>Graph sizes (mel frames), smallest first, and their graph names: a call runs on the
+        /// smallest graph that holds it; chunks are of the largest, T.</summary>
+        public readonly int[] Sizes;
+        public readonly string[] Graphs;
         public readonly int T, Hop, H, NMels, Context, Lookahead;
         public int Calls { get; private set; }
+        /// <summary>The graph of the last call (tests).</summary>
+        public string LastGraph { get; private set; }
 
         /// <summary>One piece's vocoding so far: frames emitted, the phase at the last one, its noise.</summary>
         public sealed class State
@@ -61,12 +67,25 @@ namespace SentisTts.Core.Audio
         {
             this.runner = runner;
             var c = manifest.Component("hift");
-            if (c.Str("variant") != "causal" || !c.ContainsKey("context_frames"))
-                throw new SentisTtsException("hift: CosyVoice3 bundles need the chunked causal hift graph (variant 'causal' with context_frames); re-export the hift component with this sentis-tts");
-            Graph = c.Str("graph") ?? "hift";
-            T = c.Int("frames"); Hop = c.Int("hop_samples"); H = c.Int("harmonics");
+            var graphs = c.Obj("graphs");
+            if (c.Str("variant") != "causal" || !c.ContainsKey("context_frames") || graphs == null || graphs.Count == 0)
+                throw new SentisTtsException("hift: CosyVoice3 bundles need the chunked causal hift graphs (variant 'causal' with context_frames and graphs); re-export the hift component with this sentis-tts");
+            var sizes = new List<int>();
+            foreach (var k in graphs.Order) sizes.Add(int.Parse(k, System.Globalization.CultureInfo.InvariantCulture));
+            sizes.Sort();
+            Sizes = sizes.ToArray();
+            Graphs = new string[Sizes.Length];
+            for (int i = 0; i < Sizes.Length; i++) Graphs[i] = graphs.Str(Sizes[i].ToString(System.Globalization.CultureInfo.InvariantCulture));
+            T = Sizes[Sizes.Length - 1]; Hop = c.Int("hop_samples"); H = c.Int("harmonics");
             Context = c.Int("context_frames"); Lookahead = c.Int("lookahead_frames");
-            NMels = manifest.Graph(Graph).Input("mel").Shape[1];
+            NMels = manifest.Graph(Graphs[Graphs.Length - 1]).Input("mel").Shape[1];
+        }
+
+        /// <summary>The index into Sizes/Graphs of the smallest graph with at least n frames.</summary>
+        public int GraphFor(int n)
+        {
+            for (int i = 0; i < Sizes.Length; i++) if (Sizes[i] >= n) return i;
+            throw new SentisTtsException("hift: a call of " + n + " frames is longer than the largest graph (" + T + ")");
         }
 
         public State Start(NoiseSource noise) { return new State(new CausalNoiseTable(noise, Hop, H)); }
@@ -113,26 +132,28 @@ namespace SentisTts.Core.Audio
             foreach (var c in plan)
             {
                 int start = c[0], n = c[1], end = c[2];
-                var m = new float[NMels * T];
-                for (int ch = 0; ch < NMels; ch++) Array.Copy(mel.Data, ch * mel.Frames + start, m, ch * T, n);
-                var noise = new float[Hop * T * H];
+                int g = GraphFor(n), Tg = Sizes[g];
+                var m = new float[NMels * Tg];
+                for (int ch = 0; ch < NMels; ch++) Array.Copy(mel.Data, ch * mel.Frames + start, m, ch * Tg, n);
+                var noise = new float[Hop * Tg * H];
                 s.Noise.Copy(start, n, noise);
-                var refOneHot = new float[T];
+                var refOneHot = new float[Tg];
                 bool pinned = s.Emitted > 0;
                 if (pinned) refOneHot[s.Emitted - 1 - start] = 1f;
                 var feeds = new Dictionary<string, GraphValue>
                 {
-                    { "mel", new HostTensor(new[] { 1, NMels, T }, m) },
-                    { "noise", new HostTensor(new[] { 1, Hop * T, H }, noise) },
+                    { "mel", new HostTensor(new[] { 1, NMels, Tg }, m) },
+                    { "noise", new HostTensor(new[] { 1, Hop * Tg, H }, noise) },
                     { "phase_in", new HostTensor(new[] { 1, 1, H }, pinned ? s.Phase : new float[H]) },
-                    { "phase_ref", new HostTensor(new[] { 1, T, 1 }, refOneHot) },
+                    { "phase_ref", new HostTensor(new[] { 1, Tg, 1 }, refOneHot) },
                     { "n_frames", new HostTensor(new[] { 1 }, new[] { n }) },
                 };
                 Calls++;
+                LastGraph = Graphs[g];
                 GraphOutputs o = null;
                 try
                 {
-                    o = runner.Run(Graph, feeds);
+                    o = runner.Run(Graphs[g], feeds);
                     var wav = HostTensor.Zeros(o["waveform"].Shape, DType.Float32);
                     var phase = HostTensor.Zeros(o["phase"].Shape, DType.Float32);
                     runner.RequestRead(o["waveform"]);
