@@ -256,6 +256,9 @@ def main() -> None:
         pad = -(-PROMPT_TOKENS // 25) * 25 - PROMPT_TOKENS
         first_hop = 25 + pad + 3
         first_bucket = rflow.pick_bucket([int(n) for n in fb.component("flow")["mel_lens"]], 2 * (PROMPT_TOKENS + first_hop))
+        # sessions open at load time in an app: open the first bucket's graphs before timing (the
+        # first run of a session includes its creation, ~5 s for flow_solve at full size)
+        rflow.token2mel(fb, pt, new[None, :first_hop].astype(np.int32), pm, xv, streaming=True, finalize=False)
         parts = []
         for r in range(a.rounds):
             t0 = time.perf_counter()
@@ -311,11 +314,13 @@ def main() -> None:
         if "official" in engines_seen:
             line += f" **{best(stage, 'ort') / best(stage, 'official'):.2f}** |"
         lines.append(line)
-    cells = " | ".join(f"**{totals[e]:.2f}**" for e in engines_seen)
-    line = f"| **total** | {cells} | {totals['ort'] / totals['torch']:.2f} |"
-    if "official" in engines_seen:
-        line += f" **{totals['ort'] / totals['official']:.2f}** |"
-    lines += [line, ""]
+    if {"ort", "torch"} <= set(totals):  # (a --stages ttfa run times no stage)
+        cells = " | ".join(f"**{totals[e]:.2f}**" for e in engines_seen)
+        line = f"| **total** | {cells} | {totals['ort'] / totals['torch']:.2f} |"
+        if "official" in engines_seen:
+            line += f" **{totals['ort'] / totals['official']:.2f}** |"
+        lines += [line]
+    lines += [""]
     if absent:
         lines.append(f"- official code: skipped — {absent}")
     lines.append("- all rounds (s): " + "; ".join(
