@@ -150,8 +150,9 @@ def main() -> None:
                 return hift(torch.from_numpy(mel), torch.from_numpy(table), True)[0].numpy()
 
         engines = {"ort": ort_hift, "torch": torch_hift}
-        calls = len(causal_chunk_plan(0, M, voc.T, voc.context, voc.lookahead, True))
-        stage = f"causal hift ({M} frames, {calls} calls of the T {voc.T} graph)"
+        graphs = [voc.graph_for(n)[1] for _, n, _ in causal_chunk_plan(0, M, voc.T, voc.context, voc.lookahead, True)]
+        calls = len(graphs)
+        stage = f"causal hift ({M} frames, {calls} calls: {' + '.join(graphs)})"
         outs = {}
         for r in range(a.rounds):
             for eng, fn in engines.items():

@@ -91,6 +91,23 @@ class CV3Recorder(gw.PipelineRecorder):
         return res
 
 
+def write_trace(path: Path, kind: str, description: str, bundle, rec, proxies, request: dict, text_ids, llm_text,
+                llm_speech, extra_params: dict, result: dict, pcm) -> None:
+    """One CosyVoice3 trace file: the request (`request` first, then the shared support files, ids,
+    `extra_params`, the recorded streams), the recorded calls, `result` + the PCM chunks."""
+    u, nz = proxies["u"], proxies["n"]
+    gw.write_json(path, {
+        "format": gw.FORMAT, "kind": kind, "description": description,
+        "manifest": dict(gw.manifest_subset(bundle.manifest, ["llm", "flow", "hift", "text"]), family=bundle.manifest["family"]),
+        "params": {**request, "voice_file": "voice_tiny.npz", "flow_noise_file": f"{SUPPORT}/flow_noise.npy",
+                   "tokenizer_dir": f"{SUPPORT}/text", "text_ids": np.asarray(text_ids).tolist(),
+                   "llm_prompt_text_ids": np.asarray(llm_text).tolist(), "llm_prompt_speech_tokens": np.asarray(llm_speech).tolist(),
+                   **extra_params, "uniforms_2p53": u.drawn, "noise_tag_stride": gw.NOISE_TAG_STRIDE,
+                   "noise_draws": [gw.tensor_entry(f"noise{i}", d) for i, d in enumerate(nz.draws)]},
+        "outputs": "recorded+synthetic", "calls": rec.calls,
+        "result": {**result, "pcm": [gw.tensor_entry(f"pcm{i}", np.ascontiguousarray(c, np.float32)) for i, c in enumerate(pcm)]}})
+
+
 def cv3_golden(bundle, out: Path) -> None:
     import runtime_ref.pipeline as pl
     from runtime_ref.cosyvoice3 import CosyVoice3Pipeline
@@ -117,28 +134,20 @@ def cv3_golden(bundle, out: Path) -> None:
                 chunks = list(pipe.stream(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new))
             else:
                 chunks = [pipe.synthesize(text, voice, mode=mode, instruct=instruct, seed=seed, max_new_tokens=max_new).audio]
-        u, nz = proxies["u"], proxies["n"]
         cap = pipe.token_cap(req, max_new)
         max_len = min(int(req.text_ids.size * pipe.llm.max_ratio), cap)
-        gw.write_json(out / f"{name}.json", {
-            "format": gw.FORMAT, "kind": "cv3_pipeline",
-            "description": f"runtime_ref.cosyvoice3.CosyVoice3Pipeline.{'stream' if streaming else 'synthesize'} on the tiny "
-                           f"CosyVoice3 bundle (llm, flow buckets {'/'.join(map(str, FLOW_LENS))}, causal hift, text; onnxruntime), "
-                           "voice voice_tiny.npz; step logprobs and vocoder outputs synthetic (tests/unity/golden_cv3.py "
-                           "CV3Recorder); sampling uniforms and the uniform noise tables are the real PCG64 child streams of the seed",
-            "manifest": dict(gw.manifest_subset(bundle.manifest, ["llm", "flow", "hift", "text"]), family=bundle.manifest["family"]),
-            "params": {"mode": mode, "text": text, "instruct": instruct, "seed": seed, "max_new_tokens": max_new,
-                       "token_cap": cap, "streaming": streaming, "voice_file": "voice_tiny.npz",
-                       "flow_noise_file": f"{SUPPORT}/flow_noise.npy", "tokenizer_dir": f"{SUPPORT}/text",
-                       "text_ids": req.text_ids.tolist(), "llm_prompt_text_ids": req.llm_prompt_text_ids.tolist(),
-                       "llm_prompt_speech_tokens": req.llm_prompt_speech.tolist(), "silent_boost_steps": list(silent_steps),
-                       "uniforms_2p53": u.drawn, "noise_tag_stride": gw.NOISE_TAG_STRIDE,
-                       "noise_draws": [gw.tensor_entry(f"noise{i}", d) for i, d in enumerate(nz.draws)]},
-            "outputs": "recorded+synthetic", "calls": rec.calls,
-            "result": {"lm_tokens": lm_tokens, "tokens": flow_tokens,
-                       "stop_reason": "max_len" if len(lm_tokens) >= max_len else "stop_token",
-                       "min_len": int(req.text_ids.size * pipe.llm.min_ratio),
-                       "pcm": [gw.tensor_entry(f"pcm{i}", np.ascontiguousarray(c, np.float32)) for i, c in enumerate(chunks)]}})
+        write_trace(out / f"{name}.json", "cv3_pipeline",
+                    f"runtime_ref.cosyvoice3.CosyVoice3Pipeline.{'stream' if streaming else 'synthesize'} on the tiny "
+                    f"CosyVoice3 bundle (llm, flow buckets {'/'.join(map(str, FLOW_LENS))}, causal hift, text; onnxruntime), "
+                    "voice voice_tiny.npz; step logprobs and vocoder outputs synthetic (tests/unity/golden_cv3.py "
+                    "CV3Recorder); sampling uniforms and the uniform noise tables are the real PCG64 child streams of the seed",
+                    bundle, rec, proxies,
+                    {"mode": mode, "text": text, "instruct": instruct, "seed": seed, "max_new_tokens": max_new,
+                     "token_cap": cap, "streaming": streaming},
+                    req.text_ids, req.llm_prompt_text_ids, req.llm_prompt_speech, {"silent_boost_steps": list(silent_steps)},
+                    {"lm_tokens": lm_tokens, "tokens": flow_tokens,
+                     "stop_reason": "max_len" if len(lm_tokens) >= max_len else "stop_token",
+                     "min_len": int(req.text_ids.size * pipe.llm.min_ratio)}, chunks)
 
 
 # bistream (runtime_ref CosyVoice3Pipeline.stream_bistream): the shared schedule with the CosyVoice3
@@ -182,23 +191,15 @@ def cv3_bistream_golden(bundle, out: Path) -> None:
         for t in tokens:
             run = run + 1 if t in silent else 0
             assert run <= int(bundle.component("llm")["max_silent_tokens"]), f"{name}: a long silent run; pick another seed"
-        u, nz = proxies["u"], proxies["n"]
-        gw.write_json(out / f"{name}.json", {
-            "format": gw.FORMAT, "kind": "cv3_pipeline_bistream",
-            "description": "runtime_ref.cosyvoice3.CosyVoice3Pipeline.stream_bistream on the tiny CosyVoice3 bundle (as the "
-                           "cv3_pipeline traces: step logprobs and vocoder outputs synthetic, no EOS boost; real PCG64 streams); "
-                           "text_chunks arrive as a stream",
-            "manifest": dict(gw.manifest_subset(bundle.manifest, ["llm", "flow", "hift", "text"]), family=bundle.manifest["family"]),
-            "params": {"mode": mode, "text_chunks": chunks, "instruct": instruct, "seed": seed, "max_new_tokens": max_new,
-                       "token_cap": cap, "streaming": True, "voice_file": "voice_tiny.npz",
-                       "flow_noise_file": f"{SUPPORT}/flow_noise.npy", "tokenizer_dir": f"{SUPPORT}/text",
-                       "text_ids": [i for c in chunks for i in pipe.text.encode(c)],
-                       "llm_prompt_text_ids": np.asarray(llm_text).tolist(), "llm_prompt_speech_tokens": np.asarray(llm_speech).tolist(),
-                       "uniforms_2p53": u.drawn, "noise_tag_stride": gw.NOISE_TAG_STRIDE,
-                       "noise_draws": [gw.tensor_entry(f"noise{i}", d) for i, d in enumerate(nz.draws)]},
-            "outputs": "recorded+synthetic", "calls": rec.calls,
-            "result": {"tokens": tokens, "stop_reason": "max_len" if len(tokens) >= cap else "stop_token",
-                       "pcm": [gw.tensor_entry(f"pcm{i}", np.ascontiguousarray(c, np.float32)) for i, c in enumerate(pcm)]}})
+        write_trace(out / f"{name}.json", "cv3_pipeline_bistream",
+                    "runtime_ref.cosyvoice3.CosyVoice3Pipeline.stream_bistream on the tiny CosyVoice3 bundle (as the "
+                    "cv3_pipeline traces: step logprobs and vocoder outputs synthetic, no EOS boost; real PCG64 streams); "
+                    "text_chunks arrive as a stream",
+                    bundle, rec, proxies,
+                    {"mode": mode, "text_chunks": chunks, "instruct": instruct, "seed": seed, "max_new_tokens": max_new,
+                     "token_cap": cap, "streaming": True},
+                    [i for c in chunks for i in pipe.text.encode(c)], llm_text, llm_speech, {},
+                    {"tokens": tokens, "stop_reason": "max_len" if len(tokens) >= cap else "stop_token"}, pcm)
 
 
 if __name__ == "__main__":
