@@ -20,7 +20,7 @@ def test_demo_smoke_profile(tmp_path):
     assert len(logs) == 4 and logs[-1].startswith("[4/4]")
     assert res["n_tokens"] and all(0 < n <= 12 for n in res["n_tokens"]) and res["stream_chunks"] >= len(res["n_tokens"])
     report = (tmp_path / "demo" / "report.md").read_text(encoding="utf-8")
-    for graph in ("llm_step", "flow_encoder_224", "flow_solve_224", "hift", "campplus", "speech_tokenizer"):
+    for graph in ("llm_step", "flow_encoder_224", "flow_solve_224", "hift_64", "hift_256", "campplus", "speech_tokenizer"):
         assert f"| {graph} | ok |" in report, graph
     wav, sr = read_wav(tmp_path / "demo" / "demo.wav")
     stream, _ = read_wav(tmp_path / "demo" / "demo_stream.wav")
