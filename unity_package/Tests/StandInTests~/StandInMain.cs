@@ -481,6 +481,29 @@ namespace SentisTts.Tests
             SpeakStreamsOn(new PipelineCase(Load(Path.Combine(golden, "cv3_pipeline_stream_zero_shot.json")), golden), "cosyvoice3 ");
         }
 
+        /// <summary>Finished/cancelled utterances and the live-tensor baseline after each: the baseline
+        /// may move only when new workers appear (a graph seen for the first time), at most 3 times.</summary>
+        sealed class UtteranceTally
+        {
+            public int Finished, Cancelled, Moves;
+            public long Baseline = -1;
+            long workers = -1;
+
+            public void Record(Task<bool> task, string what)
+            {
+                Check(task.Status == TaskStatus.RanToCompletion, what + ": " + task.Status + " " + (task.Exception == null ? "" : task.Exception.InnerException.ToString()));
+                if (task.Result) Finished++; else Cancelled++;
+                if (Device.C.LiveWorkers != workers) { workers = Device.C.LiveWorkers; Baseline = Device.C.LiveTensors; Moves++; }
+                Check(Device.C.LiveTensors == Baseline, "after " + what + ": " + Device.C.LiveTensors + " live tensors, baseline " + Baseline);
+            }
+
+            public void CheckCounts(int finished, int cancelled, int samples)
+            {
+                Check(Finished == finished && Cancelled == cancelled && samples > 0, Finished + " finished, " + Cancelled + " cancelled, " + samples + " samples");
+                Check(Moves <= 3, "baseline moved " + Moves + " times");
+            }
+        }
+
         static void SpeakStreamsOn(PipelineCase c, string label)
         {
             var m = c.Manifest;
@@ -488,8 +511,8 @@ namespace SentisTts.Tests
             var logic = NewSpeaker(m, c, out runnerOf);
             logic.MaxNewTokens = 60;
             var frames = new Frames();
-            long baseline = -1, workers = -1;
-            int moves = 0, finished = 0, cancelled = 0, audio = 0;
+            var tally = new UtteranceTally();
+            int audio = 0;
             logic.OnAudio = x => audio += x.Length;
             var words = "Once upon a time, in a village by the sea, there was a boat.".Split(' ');
             for (int u = 0; u < 9; u++)
@@ -507,14 +530,10 @@ namespace SentisTts.Tests
                     frames.Advance();
                     Check(++f < 20000, "stream " + u + " does not finish");
                 }
-                Check(task.Status == TaskStatus.RanToCompletion, "stream " + u + ": " + task.Status + " " + (task.Exception == null ? "" : task.Exception.InnerException.ToString()));
-                if (task.Result) finished++; else cancelled++;
-                if (Device.C.LiveWorkers != workers) { workers = Device.C.LiveWorkers; baseline = Device.C.LiveTensors; moves++; }
-                Check(Device.C.LiveTensors == baseline, "after stream " + u + ": " + Device.C.LiveTensors + " live tensors, baseline " + baseline);
+                tally.Record(task, "stream " + u);
             }
-            Check(finished == 6 && cancelled == 3 && audio > 0, finished + " finished, " + cancelled + " cancelled, " + audio + " samples");
-            Check(moves <= 3, "baseline moved " + moves + " times");
-            Console.WriteLine("COUNTS " + label + "bistream speaker: " + finished + " finished, " + cancelled + " cancelled, live tensors after each = " + baseline +
+            tally.CheckCounts(6, 3, audio);
+            Console.WriteLine("COUNTS " + label + "bistream speaker: " + tally.Finished + " finished, " + tally.Cancelled + " cancelled, live tensors after each = " + tally.Baseline +
                               "; blocking readbacks in a frame-driven bistream golden = " + BistreamBlocking);
             var feed2 = new TextFeed();
             var t2 = logic.SpeakStream(feed2, "tiny", CancellationToken.None, frames.Next);
@@ -600,8 +619,8 @@ namespace SentisTts.Tests
             logic.SplitText = false;
             Check(logic.Pipeline is CosyVoice3Pipeline && logic.Pipeline.SampleRate == 24000, "the speaker built " + logic.Pipeline.GetType().Name);
             var frames = new Frames();
-            long baseline = -1, workers = -1;
-            int moves = 0, finished = 0, cancelled = 0, samples = 0, maxFrames = 0;
+            var tally = new UtteranceTally();
+            int samples = 0, maxFrames = 0;
             logic.OnAudio = x => samples += x.Length;
             for (int u = 0; u < 12; u++)
             {
@@ -618,16 +637,12 @@ namespace SentisTts.Tests
                     Check(++f < 10000, "utterance " + u + " does not finish");
                 }
                 maxFrames = Math.Max(maxFrames, f);
-                Check(task.Status == TaskStatus.RanToCompletion, "utterance " + u + ": " + task.Status + " " + (task.Exception == null ? "" : task.Exception.InnerException.ToString()));
-                if (task.Result) finished++; else cancelled++;
-                if (Device.C.LiveWorkers != workers) { workers = Device.C.LiveWorkers; baseline = Device.C.LiveTensors; moves++; }
-                Check(Device.C.LiveTensors == baseline, "after utterance " + u + ": " + Device.C.LiveTensors + " live tensors, baseline " + baseline);
+                tally.Record(task, "utterance " + u);
             }
-            Check(finished == 9 && cancelled == 3 && samples > 0, finished + " finished, " + cancelled + " cancelled, " + samples + " samples");
-            Check(moves <= 3, "baseline moved " + moves + " times");
+            tally.CheckCounts(9, 3, samples);
             Check(Device.C.BlockingReadbacks == 0, Device.C.BlockingReadbacks + " blocking readbacks in frame-driven cosyvoice3 utterances");
-            Console.WriteLine("COUNTS cosyvoice3 speaker: " + finished + " finished, " + cancelled + " cancelled, " + samples + " samples, at most " + maxFrames +
-                              " frames per utterance, live tensors after each = " + baseline + ", blocking readbacks = " + Device.C.BlockingReadbacks);
+            Console.WriteLine("COUNTS cosyvoice3 speaker: " + tally.Finished + " finished, " + tally.Cancelled + " cancelled, " + samples + " samples, at most " + maxFrames +
+                              " frames per utterance, live tensors after each = " + tally.Baseline + ", blocking readbacks = " + Device.C.BlockingReadbacks);
             DestroyMidSpeak(logic, frames);
         }
 
