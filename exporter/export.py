@@ -28,18 +28,13 @@ class GraphResult:
     seconds: float
 
 
-def _run_torch(spec: GraphSpec, case: int) -> list[np.ndarray]:
+def _run_torch(spec: GraphSpec, case: int, module: torch.nn.Module | None = None) -> list[np.ndarray]:
+    """The case's outputs of spec.module, or of `module` (a float64 copy: float inputs widened)."""
+    args = spec.torch_inputs(case)
+    if module is not None:
+        args = tuple(t.double() if t.is_floating_point() else t for t in args)
     with torch.inference_mode():
-        out = spec.module(*spec.torch_inputs(case))
-    if isinstance(out, torch.Tensor):
-        out = (out,)
-    return [o.detach().cpu().numpy() for o in out]
-
-
-def _run_float64(module: torch.nn.Module, spec: GraphSpec, case: int) -> list[np.ndarray]:
-    args = [t.double() if t.is_floating_point() else t for t in spec.torch_inputs(case)]
-    with torch.inference_mode():
-        out = module(*args)
+        out = (module or spec.module)(*args)
     if isinstance(out, torch.Tensor):
         out = (out,)
     return [o.detach().cpu().numpy() for o in out]
@@ -70,7 +65,7 @@ def measure_parity(spec: GraphSpec, onnx_path: Path, *, threads: int = 2) -> dic
     for case in range(spec.parity_cases):
         feeds = {k: np.ascontiguousarray(v) for k, v in spec.make_inputs(case).items() if k in {i.name for i in spec.inputs}}
         ref = _run_torch(spec, case)
-        ref64 = _run_float64(module64, spec, case) if module64 is not None else [None] * len(ref)
+        ref64 = _run_torch(spec, case, module64) if module64 is not None else [None] * len(ref)
         got = sess.run([o.name for o in spec.outputs], feeds)
         region = spec.compare_region(case) if spec.compare_region else {}
         for o, r, g, r64 in zip(spec.outputs, ref, got, ref64):

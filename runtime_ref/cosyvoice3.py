@@ -24,6 +24,8 @@ pieces, LLM loop on the shared llm_step graph, bucketed flow) with what CosyVoic
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from .errors import RuntimeRefError
@@ -53,14 +55,19 @@ class UniformNoiseTable:
     sample 0 of every call), drawn from `rng` as far as it is used: growing it in any steps gives the
     same values (one Generator.random stream, samples-major)."""
 
-    def __init__(self, rng: np.random.Generator, hop: int, harmonics: int):
+    def __init__(self, rng: np.random.Generator | None, hop: int, harmonics: int, values: np.ndarray | None = None):
+        """values: a fixed table (samples, H) to start from (e.g. the official module's); rng None:
+        nothing is drawn past it."""
         self.rng, self.hop, self.H = rng, hop, harmonics
-        self.values = np.zeros((0, harmonics), np.float32)
+        self.values = np.zeros((0, harmonics), np.float32) if values is None else np.asarray(values, np.float32)
 
     def frames(self, start: int, n: int) -> np.ndarray:
         """(hop * n, H) values of frames start..start+n."""
         need = self.hop * (start + n) - self.values.shape[0]
         if need > 0:
+            if self.rng is None:
+                raise RuntimeRefError(f"hift noise: the fixed table holds {self.values.shape[0]} samples, "
+                                      f"{self.hop * (start + n)} are needed")
             self.values = np.concatenate([self.values, self.rng.random((need, self.H)).astype(np.float32)])
         return self.values[self.hop * start: self.hop * (start + n)]
 
@@ -89,14 +96,16 @@ class CausalVocoder:
         self.T, self.hop, self.H = self.graphs[-1][0], int(c["hop_samples"]), int(c["harmonics"])
         self.context, self.lookahead = int(c["context_frames"]), int(c["lookahead_frames"])
         self.n_mels = bundle.graph(self.graphs[-1][1]).input("mel")["shape"][1]
-        self.calls: list[str] = []  # the graph of every call so far
+        self.calls: Counter[str] = Counter()  # graph calls so far, by graph
 
     def graph_for(self, n: int) -> tuple[int, str]:
         """The smallest graph (frames, name) that holds an n-frame call."""
         return next((t, g) for t, g in self.graphs if t >= n)
 
-    def start(self, rng: np.random.Generator) -> CausalVocoderState:
-        return CausalVocoderState(UniformNoiseTable(rng, self.hop, self.H))
+    def start(self, rng: np.random.Generator | None, table: np.ndarray | None = None) -> CausalVocoderState:
+        """A piece's vocoding state; its noise drawn from `rng` as far as it is used, after the fixed
+        (samples, H) `table` if one is given (the official fixed table; benchmarks)."""
+        return CausalVocoderState(UniformNoiseTable(rng, self.hop, self.H, table))
 
     def run_chunk(self, mel: np.ndarray, noise: np.ndarray, phase_in: np.ndarray, ref_frame: int | None):
         """mel (1, n_mels, n), noise (480n, H), phase_in (H,), ref_frame: None (the phase before
@@ -112,12 +121,13 @@ class CausalVocoder:
             ref[0, ref_frame, 0] = 1.0
         out = self.bundle.run(graph, {"mel": m, "noise": z, "phase_in": phase_in.reshape(1, 1, self.H).astype(np.float32),
                                       "phase_ref": ref, "n_frames": np.array([n], np.int32)})
-        self.calls.append(graph)
+        self.calls[graph] += 1
         return out["waveform"][0, : self.hop * n], out["phase"][0, :n]
 
     def vocode(self, mel: np.ndarray, state: CausalVocoderState, *, final: bool) -> np.ndarray:
         """mel (1, n_mels, M): the piece's whole mel so far -> the samples not emitted yet, up to
         480M (final) or 480(M - lookahead) (more mel will come: the official finalize=False)."""
+        pieces = []
         for start, n, end in causal_chunk_plan(state.emitted, mel.shape[2], self.T, self.context, self.lookahead, final):
             pinned = state.emitted > 0
             phase_in = state.phase if pinned else np.zeros(self.H, np.float32)
@@ -125,11 +135,11 @@ class CausalVocoder:
                                         state.emitted - 1 - start if pinned else None)
             piece = wav[self.hop * (state.emitted - start): self.hop * (end - start)]
             state.phase, state.emitted = phase[end - 1 - start], end
-            yield piece
+            pieces.append(piece)
+        return np.concatenate(pieces).astype(np.float32, copy=False) if pieces else np.zeros(0, np.float32)
 
     def mel2wav(self, mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        pieces = list(self.vocode(mel, self.start(rng), final=True))
-        return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+        return self.vocode(mel, self.start(rng), final=True)
 
 
 def drop_long_silences(tokens, silent, max_run: int):
@@ -211,16 +221,16 @@ class CosyVoice3Pipeline(Pipeline):
                 mel_all = np.concatenate([mel_all, mel[:, :, offset * ratio:]], axis=2)
                 offset += this_hop
                 hop = min(max_hop, hop * 2)
-                wav = list(self.vocoder.vocode(mel_all, voc, final=False))
-                if wav:
-                    yield np.concatenate(wav)
+                wav = self.vocoder.vocode(mel_all, voc, final=False)
+                if wav.size:
+                    yield wav
         if not tokens:
             return
         mel = self.token2mel(req, tokens, streaming=False, finalize=True)  # official: the last call is not streaming
         mel_all = np.concatenate([mel_all, mel[:, :, offset * ratio:]], axis=2)
-        wav = list(self.vocoder.vocode(mel_all, voc, final=True))
-        if wav:
-            yield np.concatenate(wav)
+        wav = self.vocoder.vocode(mel_all, voc, final=True)
+        if wav.size:
+            yield wav
 
 
 

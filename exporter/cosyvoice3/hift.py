@@ -197,8 +197,9 @@ class CausalHiFT(HiFT):
 
 def build_causal_hift(cfg: CausalHiFTConfig, state_dict: Mapping[str, torch.Tensor], *, source: str = "hift.pt",
                       dtype: torch.dtype = torch.float32) -> CausalHiFT:
-    """Strictly check the official keys, fold weight norm (in the state dict's precision), load into
-    a `dtype` module (float64: the folded weights are not rounded to float32 on the way)."""
+    """Strictly check the official keys, fold weight norm, load into a `dtype` module (float64: the
+    weights are widened before the fold, so the folded weights are not rounded to float32), as
+    exporter/hift/model.py build_hift."""
     from ..checkpoint import check_state_dict, load_into
     from .keys import hift_keys
 
@@ -206,6 +207,7 @@ def build_causal_hift(cfg: CausalHiFTConfig, state_dict: Mapping[str, torch.Tens
     model = CausalHiFT(cfg)
     if dtype != torch.float32:  # (float32: leave the float64 constant buffers as they are)
         model = model.to(dtype)
+        state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
     load_into(model, fold_weight_norm(state_dict), source=source)
     return model.eval()
 

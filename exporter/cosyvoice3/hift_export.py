@@ -14,6 +14,8 @@ the architecture: exporter/cosyvoice3/hift.py measure_context_frames) and holds 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -68,8 +70,9 @@ def build(model_dir, options: ExportOptions) -> ComponentExport:
     sd, where = model_dir.load_checkpoint("hift"), str(model_dir.checkpoint_path("hift"))
     model = build_causal_hift(cfg, sd, source=where)
 
+    @functools.cache  # one float64 copy for every graph size's parity
     def float64_module():
-        return VocoderGraph(build_causal_hift(cfg, {k: v.double() for k, v in sd.items()}, source=where, dtype=torch.float64))
+        return VocoderGraph(build_causal_hift(cfg, sd, source=where, dtype=torch.float64))
 
     hop, H = cfg.hop_samples, cfg.nb_harmonics + 1
     specs = [graph_spec(cfg, VocoderGraph(model), float64_module, T, context, options) for T in sizes]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import ExportError
 from ..modeldir import ModelDir
 from ..spec import COMPARE_CIRCULAR, COMPARE_RELATIVE_RMS, ComponentExport, ExportOptions, GraphSpec, TensorSpec
 from .model import PHASE_BITS, build_hift
@@ -49,14 +50,10 @@ def example_mel(T: int, seed: int, n_mels: int = 80) -> np.ndarray:
 def build(model_dir: ModelDir, options: ExportOptions) -> ComponentExport:
     cfg = model_dir.config.hift
     if isinstance(options.hift_frames, tuple):
-        from ..errors import ExportError
-
         raise ExportError("--hift-frames: the CosyVoice2 vocoder takes one graph size (a mel of any length is vocoded "
                           "exactly in chunks of it); give it once")
     T = int(options.hift_frames or DEFAULT_FRAMES)
     if T < 2 * CONTEXT_FRAMES + 8 or T > 2048:  # (any call length 1..T works; chunks need 2 contexts + a core)
-        from ..errors import ExportError
-
         raise ExportError(f"--hift-frames {T} is out of range: use {2 * CONTEXT_FRAMES + 8}..2048 mel frames")
     sd, where = model_dir.load_checkpoint("hift"), str(model_dir.checkpoint_path("hift"))
     model = build_hift(cfg, sd, source=where)

@@ -345,7 +345,7 @@ def section_e2e():
     from cosyvoice.cli.model import CosyVoice3Model
     from exporter.export import export_components
     from exporter.spec import ExportOptions
-    from runtime_ref.cosyvoice3 import CausalVocoderState, CosyVoice3Pipeline, UniformNoiseTable, drop_long_silences
+    from runtime_ref.cosyvoice3 import CosyVoice3Pipeline, drop_long_silences
     from runtime_ref.bundle import Bundle
     from runtime_ref.pipeline import PieceRequest
     from runtime_ref.sampling import PCG64Uniforms
@@ -376,12 +376,8 @@ def section_e2e():
         off_hift.load_state_dict(md.load_checkpoint("hift"), strict=True)
         model = CosyVoice3Model(off_llm.eval(), off_flow.eval(), off_hift.eval())
         table = off_hift.m_source.l_sin_gen.sine_waves
-        def official_noise(_rng, _table=table[0, :480 * 2048].numpy()):  # the official fixed table as our noise
-            nt = UniformNoiseTable(None, 480, p.vocoder.H)
-            nt.values = _table
-            return CausalVocoderState(nt)
-
-        p.vocoder.start = official_noise
+        # the official fixed table as our noise (the class's start: the instance's is replaced)
+        p.vocoder.start = lambda _rng, _v=p.vocoder, _t=table[0, :480 * 2048].numpy(): type(_v).start(_v, None, _t)
         src = PCG64Uniforms(300 + int(stream))
         cap = 60  # P + cap tokens fit the 160-frame flow bucket
         lm_tokens = list(p.llm.iter_tokens(req.text_ids, req.llm_prompt_text_ids, req.llm_prompt_speech, rng=src,
